@@ -1,0 +1,49 @@
+# Kappa — two commands: `make up` and `make test`. Run as root on Debian 12.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+export GOFLAGS := -buildvcs=false
+
+KAPPA      ?= bin/kappa
+LISTEN     ?= 127.0.0.1:9070
+DATA_DIR   ?= /var/lib/kappa
+LOG        ?= /var/log/kappa.log
+ENDPOINT   := http://$(LISTEN)
+
+.PHONY: up deps build example test test-unit test-e2e fuzz bench down clean
+
+## up: install what is missing, build, start the server, deploy and invoke the example
+up: deps build
+	@scripts/up.sh "$(KAPPA)" "$(LISTEN)" "$(DATA_DIR)" "$(LOG)"
+
+deps:
+	@scripts/deps.sh
+
+build:
+	go build -o $(KAPPA) ./cmd/kappa
+
+## test: install what the tests need and run every test
+test: deps
+	go vet ./...
+	go test -race -count=1 ./internal/... ./cmd/...
+	go test -count=1 -timeout 30m -v ./test/e2e/... 2>&1 | scripts/e2e-summary.sh
+
+test-unit:
+	go test -race ./internal/...
+
+test-e2e:
+	go test -count=1 -timeout 30m -v ./test/e2e/...
+
+## fuzz: run every fuzz target for FUZZTIME each
+FUZZTIME ?= 30s
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+## bench: cold start and warm invoke next to crun run and a bare HTTP echo
+bench: deps
+	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
+
+down:
+	-@pkill -TERM -f "$(KAPPA) server" && sleep 2; true
+
+clean: down
+	rm -rf bin build

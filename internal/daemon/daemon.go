@@ -1,0 +1,200 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kappa-run/kappa/internal/config"
+	"github.com/kappa-run/kappa/internal/function"
+	"github.com/kappa-run/kappa/internal/image"
+	"github.com/kappa-run/kappa/internal/invoker"
+	"github.com/kappa-run/kappa/internal/lambdaapi"
+	"github.com/kappa-run/kappa/internal/logs"
+	"github.com/kappa-run/kappa/internal/registry"
+	"github.com/kappa-run/kappa/internal/sandbox/oci"
+	"github.com/kappa-run/kappa/internal/store/jetstream"
+)
+
+// Daemon is one running `kappa server`: every service, in start order.
+type Daemon struct {
+	cfg      config.Server
+	log      *slog.Logger
+	listener net.Listener
+
+	store     *jetstream.Store
+	registry  *registry.Registry
+	images    *image.Store
+	runtime   *oci.Runtime
+	logs      *logs.Store
+	invoker   *invoker.Invoker
+	functions *function.Service
+	api       *lambdaapi.API
+	http      *http.Server
+}
+
+// New starts every service but the HTTP server, in dependency order. On
+// error, whatever was started is stopped again.
+func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, err error) {
+	d := &Daemon{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			d.stop(context.Background())
+		}
+	}()
+	for _, dir := range []string{cfg.DataDir, cfg.RunDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	// Listen first: the port decides the registry's own host names.
+	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	addr := d.listener.Addr().(*net.TCPAddr)
+
+	if d.store, err = jetstream.Open(ctx, jetstream.Options{
+		Dir: filepath.Join(cfg.DataDir, "nats"), Logger: log, SyncAlways: cfg.SyncWrites,
+	}); err != nil {
+		return nil, err
+	}
+	if d.registry, err = registry.New(filepath.Join(cfg.DataDir, "registry"), log.With("svc", "registry")); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	port := fmt.Sprint(addr.Port)
+	if d.images, err = image.NewStore(image.Options{
+		Dir:                filepath.Join(cfg.DataDir, "images"),
+		Logger:             log.With("svc", "image"),
+		InsecureRegistries: []string{cfg.Listen, addr.String(), "localhost:" + port, "127.0.0.1:" + port},
+	}); err != nil {
+		return nil, fmt.Errorf("image store: %w", err)
+	}
+	if d.runtime, err = oci.New(ctx, oci.Options{
+		Runtime:      cfg.Runtime,
+		StateDir:     filepath.Join(cfg.RunDir, "sb"),
+		RunDir:       cfg.RunDir,
+		CgroupParent: "kappa",
+		Logger:       log.With("svc", "sandbox"),
+	}); err != nil {
+		return nil, fmt.Errorf("sandbox runtime: %w", err)
+	}
+	if err := d.runtime.Cleanup(ctx); err != nil {
+		log.Warn("cleaning up leftovers of a previous run", "err", err)
+	}
+	if d.logs, err = logs.NewStore(filepath.Join(cfg.DataDir, "logs"), log); err != nil {
+		return nil, err
+	}
+	d.invoker = invoker.New(invoker.Options{
+		Runtime:         d.runtime,
+		Images:          d.images,
+		Logs:            d.logs,
+		Region:          cfg.Region,
+		Account:         cfg.Account,
+		MaxEnvironments: cfg.MaxEnvironments,
+		IdleTimeout:     cfg.IdleTimeout,
+		Logger:          log.With("svc", "invoker"),
+	})
+	bucket, err := d.store.Bucket(ctx, "functions")
+	if err != nil {
+		return nil, err
+	}
+	d.functions = function.NewService(function.Options{
+		Bucket:  bucket,
+		Images:  d.images,
+		Region:  cfg.Region,
+		Account: cfg.Account,
+		Logger:  log.With("svc", "function"),
+		Changed: d.invoker.Retire,
+	})
+	if err := d.functions.Start(ctx); err != nil {
+		return nil, err
+	}
+	d.api = lambdaapi.New(lambdaapi.Options{
+		Functions:      d.functions,
+		Invoker:        d.invoker,
+		Region:         cfg.Region,
+		Account:        cfg.Account,
+		MaxConcurrency: cfg.MaxEnvironments,
+		Logger:         log.With("svc", "api"),
+	})
+	d.http = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 30 * time.Second}
+	log.Info("kappa server ready", "listen", addr.String(), "data", cfg.DataDir, "runtime", d.runtime.Name())
+	return d, nil
+}
+
+// Addr is the address the server listens on.
+func (d *Daemon) Addr() string { return d.listener.Addr().String() }
+
+func (d *Daemon) routes() http.Handler {
+	reg := d.registry.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
+			reg.ServeHTTP(w, r)
+		case p == "/healthz":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte("ok\n"))
+		default:
+			d.api.ServeHTTP(w, r)
+		}
+	})
+}
+
+// Run serves until ctx ends, then stops every service and returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- d.http.Serve(d.listener) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	d.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d.stop(sctx)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// stop stops services in reverse start order; nil services are skipped.
+func (d *Daemon) stop(ctx context.Context) {
+	if d.http != nil {
+		d.http.Shutdown(ctx)
+	} else if d.listener != nil {
+		d.listener.Close()
+	}
+	if d.functions != nil {
+		d.functions.Close()
+	}
+	if d.invoker != nil {
+		d.invoker.Close(ctx)
+	}
+	if d.runtime != nil {
+		if err := d.runtime.Cleanup(ctx); err != nil {
+			d.log.Warn("sandbox cleanup", "err", err)
+		}
+	}
+	if d.images != nil {
+		if err := d.images.Close(); err != nil {
+			d.log.Warn("image store close", "err", err)
+		}
+	}
+	if d.registry != nil {
+		d.registry.Close()
+	}
+	if d.store != nil {
+		d.store.Close()
+	}
+	d.log.Info("stopped")
+}

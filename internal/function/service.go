@@ -1,0 +1,424 @@
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/image"
+	"github.com/kappa-run/kappa/internal/store"
+)
+
+// Images pulls and unpacks images; *image.Store implements it.
+type Images interface {
+	Pull(ctx context.Context, imageURI, arch string) (*image.Image, error)
+}
+
+// Options configure a Service.
+type Options struct {
+	Bucket  store.Bucket
+	Images  Images
+	Region  string
+	Account string
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// Changed, when set, is called after a function's serving configuration
+	// changed or the function was deleted, so the invoker can retire its
+	// environments.
+	Changed func(name string)
+}
+
+// Service creates, reads, updates and deletes functions and deploys their
+// images in the background. Safe for concurrent use.
+type Service struct {
+	opts   Options
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewService returns a Service. Call Start to resume interrupted deploys.
+func NewService(opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel}
+}
+
+// Start resumes the deploys a previous process left Pending or InProgress.
+func (s *Service) Start(ctx context.Context) error {
+	fns, err := s.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, fn := range fns {
+		switch {
+		case fn.Latest.State == StatePending:
+			s.deploy(fn.Latest.Name, fn.Latest.Code.ImageURI, fn.Generation, false)
+		case fn.Pending != nil:
+			s.deploy(fn.Latest.Name, fn.Pending.ImageURI, fn.Generation, true)
+		case fn.Latest.LastUpdateStatus == UpdateInProgress:
+			s.finishConfigUpdate(fn.Latest.Name)
+		}
+	}
+	return nil
+}
+
+// Close stops background deploys and waits for them.
+func (s *Service) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// ARN returns the function's ARN, qualified when qualifier is not empty.
+func (s *Service) ARN(name, qualifier string) string {
+	return ARN(s.opts.Region, s.opts.Account, name, qualifier)
+}
+
+func key(name string) string { return "fn." + name }
+
+func (s *Service) notFound(name string) error {
+	return apierr.New(apierr.NotFound, "Function not found: %s", s.ARN(name, ""))
+}
+
+// Get returns the stored function.
+func (s *Service) Get(ctx context.Context, name string) (*Function, error) {
+	fn, _, err := s.load(ctx, name)
+	return fn, err
+}
+
+func (s *Service) load(ctx context.Context, name string) (*Function, uint64, error) {
+	e, err := s.opts.Bucket.Get(ctx, key(name))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, s.notFound(name)
+	}
+	if err != nil {
+		return nil, 0, apierr.Wrap(apierr.Internal, err, "read function")
+	}
+	var fn Function
+	if err := json.Unmarshal(e.Value, &fn); err != nil {
+		return nil, 0, apierr.Wrap(apierr.Internal, err, "decode function")
+	}
+	return &fn, e.Revision, nil
+}
+
+// List returns every function, sorted by name.
+func (s *Service) List(ctx context.Context) ([]*Function, error) {
+	keys, err := s.opts.Bucket.Keys(ctx, "fn")
+	if err != nil {
+		return nil, apierr.Wrap(apierr.Internal, err, "list functions")
+	}
+	sort.Strings(keys)
+	var out []*Function
+	for _, k := range keys {
+		fn, _, err := s.load(ctx, k[len("fn."):])
+		if apierr.As(err) != nil && errors.Is(err, apierr.NotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fn)
+	}
+	return out, nil
+}
+
+// mutate applies f to the stored function under optimistic concurrency,
+// retrying on a concurrent write. f returns an error to abort.
+func (s *Service) mutate(ctx context.Context, name string, f func(fn *Function) error) (*Function, error) {
+	for range 100 {
+		fn, rev, err := s.load(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := f(fn); err != nil {
+			return nil, err
+		}
+		fn.Generation++
+		b, _ := json.Marshal(fn)
+		_, err = s.opts.Bucket.Update(ctx, key(name), b, rev)
+		if errors.Is(err, store.ErrRevision) {
+			continue
+		}
+		if err != nil {
+			return nil, apierr.Wrap(apierr.Internal, err, "write function")
+		}
+		return fn, nil
+	}
+	return nil, apierr.New(apierr.Internal, "too much contention on function %s", name)
+}
+
+func (s *Service) stamp(c *Config) {
+	c.RevisionID = uuid.NewString()
+	c.LastModified = s.opts.Now().UTC()
+}
+
+func (s *Service) inProgress(name string) error {
+	return apierr.New(apierr.Conflict,
+		"The operation cannot be performed at this time. An update is in progress for resource: %s", s.ARN(name, ""))
+}
+
+func (s *Service) checkRevision(c *Config, want string) error {
+	if want != "" && want != c.RevisionID {
+		return apierr.New(apierr.PreconditionFailed,
+			"The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+	}
+	return nil
+}
+
+// Create validates in, stores the function as Pending and starts deploying
+// its image.
+func (s *Service) Create(ctx context.Context, in CreateInput) (*Function, error) {
+	cfg, err := in.config()
+	if err != nil {
+		return nil, err
+	}
+	cfg.LoggingConfig.LogGroup = defaultLogGroup(cfg.LoggingConfig.LogGroup, cfg.Name)
+	cfg.State, cfg.StateReason, cfg.StateReasonCode = StatePending, "The function is being created.", ReasonCreating
+	s.stamp(&cfg)
+	fn := &Function{Latest: cfg, Tags: in.Tags, Generation: 1}
+	b, _ := json.Marshal(fn)
+	if _, err := s.opts.Bucket.Create(ctx, key(cfg.Name), b); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return nil, apierr.New(apierr.Conflict, "Function already exist: %s", cfg.Name)
+		}
+		return nil, apierr.Wrap(apierr.Internal, err, "store function")
+	}
+	s.log.Info("function created", "function", cfg.Name, "image", cfg.Code.ImageURI)
+	s.deploy(cfg.Name, cfg.Code.ImageURI, fn.Generation, false)
+	return fn, nil
+}
+
+// UpdateCode starts deploying a new image; the current image keeps serving
+// until the new one is ready (LastUpdateStatus InProgress → Successful).
+func (s *Service) UpdateCode(ctx context.Context, name string, in UpdateCodeInput) (*Function, error) {
+	if in.ImageURI == "" {
+		return nil, apierr.New(apierr.InvalidParameter, "Please provide ImageUri when updating a function with package type Image.")
+	}
+	if err := validateArchitectures(in.Architectures); err != nil {
+		return nil, err
+	}
+	fn, err := s.mutate(ctx, name, func(fn *Function) error {
+		c := &fn.Latest
+		if c.State == StatePending || fn.Pending != nil || c.LastUpdateStatus == UpdateInProgress {
+			return s.inProgress(name)
+		}
+		if err := s.checkRevision(c, in.RevisionID); err != nil {
+			return err
+		}
+		if in.DryRun {
+			return errDryRun
+		}
+		if in.Architectures != nil {
+			c.Architectures = in.Architectures
+		}
+		fn.Pending = &Code{ImageURI: in.ImageURI}
+		c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateInProgress, "The function is being updated.", ""
+		s.stamp(c)
+		return nil
+	})
+	if errors.Is(err, errDryRun) {
+		return s.Get(ctx, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.deploy(name, in.ImageURI, fn.Generation, true)
+	return fn, nil
+}
+
+var errDryRun = errors.New("dry run")
+
+// UpdateConfig applies a configuration change. Like Lambda it answers with
+// LastUpdateStatus InProgress; the change becomes Successful right after,
+// and new invocations use fresh environments with the new configuration.
+func (s *Service) UpdateConfig(ctx context.Context, name string, in UpdateConfigInput) (*Function, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	fn, err := s.mutate(ctx, name, func(fn *Function) error {
+		c := &fn.Latest
+		if c.State == StatePending || fn.Pending != nil || c.LastUpdateStatus == UpdateInProgress {
+			return s.inProgress(name)
+		}
+		if err := s.checkRevision(c, in.RevisionID); err != nil {
+			return err
+		}
+		in.apply(c)
+		c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateInProgress, "The function is being updated.", ""
+		s.stamp(c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.finishConfigUpdate(name)
+	return fn, nil
+}
+
+func (s *Service) finishConfigUpdate(name string) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_, err := s.mutate(s.ctx, name, func(fn *Function) error {
+			if fn.Latest.LastUpdateStatus != UpdateInProgress || fn.Pending != nil {
+				return errSkip
+			}
+			fn.Latest.LastUpdateStatus, fn.Latest.LastUpdateStatusReason = UpdateSuccessful, ""
+			return nil
+		})
+		if err == nil {
+			s.changed(name)
+		}
+	}()
+}
+
+var errSkip = errors.New("skip")
+
+// Delete removes the function.
+func (s *Service) Delete(ctx context.Context, name string) error {
+	if _, _, err := s.load(ctx, name); err != nil {
+		return err
+	}
+	if err := s.opts.Bucket.Delete(ctx, key(name)); err != nil {
+		return apierr.Wrap(apierr.Internal, err, "delete function")
+	}
+	s.log.Info("function deleted", "function", name)
+	s.changed(name)
+	return nil
+}
+
+func (s *Service) changed(name string) {
+	if s.opts.Changed != nil {
+		s.opts.Changed(name)
+	}
+}
+
+// Resolve returns the configuration an invocation of ref runs with.
+func (s *Service) Resolve(ctx context.Context, ref Ref) (Config, uint64, error) {
+	fn, _, err := s.load(ctx, ref.Name)
+	if err != nil {
+		return Config{}, 0, err
+	}
+	if ref.Qualifier != "" && ref.Qualifier != LatestVersion {
+		return Config{}, 0, apierr.New(apierr.NotFound, "Function not found: %s", s.ARN(ref.Name, ref.Qualifier))
+	}
+	c := fn.Latest
+	switch c.State {
+	case StateActive:
+	case StatePending:
+		return Config{}, 0, apierr.New(apierr.Conflict,
+			"The operation cannot be performed at this time. The function is currently in the following state: Pending")
+	default:
+		return Config{}, 0, apierr.New(apierr.Conflict,
+			"The operation cannot be performed at this time. The function is currently in the following state: %s", c.State)
+	}
+	return c, fn.Generation, nil
+}
+
+// deploy pulls imageURI in the background and moves the function to Active
+// or Failed (create), or swaps in the new code (update).
+func (s *Service) deploy(name, imageURI string, gen uint64, update bool) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn, err := s.Get(s.ctx, name)
+		if err != nil {
+			return
+		}
+		arch := "x86_64"
+		if len(fn.Latest.Architectures) == 1 {
+			arch = fn.Latest.Architectures[0]
+		}
+		start := s.opts.Now()
+		img, pullErr := s.opts.Images.Pull(s.ctx, imageURI, Arch(arch))
+		if s.ctx.Err() != nil {
+			return // shutting down; Start resumes it
+		}
+		reasonCode, reason := "", ""
+		if pullErr != nil {
+			reasonCode, reason = failureReason(imageURI, pullErr)
+			s.log.Warn("deploy failed", "function", name, "image", imageURI, "err", pullErr)
+		} else {
+			s.log.Info("deployed", "function", name, "image", imageURI, "digest", img.Digest,
+				"took", s.opts.Now().Sub(start).Round(time.Millisecond))
+		}
+		_, err = s.mutate(s.ctx, name, func(fn *Function) error {
+			c := &fn.Latest
+			if update {
+				if fn.Pending == nil || fn.Pending.ImageURI != imageURI {
+					return errSkip
+				}
+				fn.Pending = nil
+				if pullErr != nil {
+					c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateFailed, reason, reasonCode
+					return nil
+				}
+				c.Code = codeOf(imageURI, img)
+				c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateSuccessful, "", ""
+				s.stamp(c)
+				return nil
+			}
+			if c.State != StatePending || c.Code.ImageURI != imageURI {
+				return errSkip
+			}
+			if pullErr != nil {
+				c.State, c.StateReason, c.StateReasonCode = StateFailed, reason, reasonCode
+				c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateFailed, reason, reasonCode
+				return nil
+			}
+			c.Code = codeOf(imageURI, img)
+			c.State, c.StateReason, c.StateReasonCode = StateActive, "", ""
+			c.LastUpdateStatus = UpdateSuccessful
+			return nil
+		})
+		if err == nil {
+			s.changed(name)
+		}
+	}()
+}
+
+func codeOf(uri string, img *image.Image) Code {
+	return Code{
+		ImageURI:         uri,
+		ResolvedImageURI: img.ResolvedURI,
+		Digest:           img.Digest,
+		Entrypoint:       img.Config.Entrypoint,
+		Cmd:              img.Config.Cmd,
+		Env:              img.Config.Env,
+		WorkingDir:       img.Config.WorkingDir,
+	}
+}
+
+func failureReason(uri string, err error) (code, reason string) {
+	switch {
+	case errors.Is(err, image.ErrNotFound):
+		return ReasonImageDeleted, fmt.Sprintf("Source image %s does not exist. Provide a valid source image.", uri)
+	case errors.Is(err, image.ErrAccessDenied):
+		return ReasonImageAccessDenied, fmt.Sprintf("Lambda does not have permission to access the image %s: %v", uri, err)
+	case errors.Is(err, image.ErrInvalid):
+		return ReasonInvalidImage, fmt.Sprintf("The image %s is not valid: %v", uri, err)
+	default:
+		return ReasonInternalError, fmt.Sprintf("Kappa could not pull %s: %v", uri, err)
+	}
+}
+
+func defaultLogGroup(group, name string) string {
+	if group != "" {
+		return group
+	}
+	return "/aws/lambda/" + name
+}

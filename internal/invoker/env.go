@@ -1,0 +1,135 @@
+package invoker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kappa-run/kappa/internal/function"
+	"github.com/kappa-run/kappa/internal/logs"
+	"github.com/kappa-run/kappa/internal/runtimeapi"
+	"github.com/kappa-run/kappa/internal/sandbox"
+)
+
+// env is one execution environment and the Runtime API serving it.
+type env struct {
+	id      string
+	key     string
+	fn      string
+	sb      sandbox.Sandbox
+	api     *runtimeapi.Server
+	srv     *http.Server
+	capture *logs.Capture
+	stream  *logs.Stream
+
+	// initDuration is set on a cold start and reported once.
+	initDuration time.Duration
+	invocations  int
+	lastUsed     time.Time
+}
+
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// streamName is Lambda's log stream name: YYYY/MM/DD/[$LATEST]<32 hex>.
+func streamName(now time.Time, version, id string) string {
+	return fmt.Sprintf("%s/[%s]%s", now.UTC().Format("2006/01/02"), version, id)
+}
+
+// command combines the image's ENTRYPOINT and CMD with the function's
+// ImageConfig overrides, as Lambda does.
+func command(c function.Config) []string {
+	ep := c.Code.Entrypoint
+	if len(c.ImageConfig.EntryPoint) > 0 {
+		ep = c.ImageConfig.EntryPoint
+	}
+	cmd := c.Code.Cmd
+	if len(c.ImageConfig.Command) > 0 {
+		cmd = c.ImageConfig.Command
+	}
+	return append(append([]string(nil), ep...), cmd...)
+}
+
+func workingDir(c function.Config) string {
+	if c.ImageConfig.WorkingDirectory != "" {
+		return c.ImageConfig.WorkingDirectory
+	}
+	if c.Code.WorkingDir != "" {
+		return c.Code.WorkingDir
+	}
+	return "/"
+}
+
+// environment builds the process environment: the image's ENV, then the
+// function's variables, then Lambda's reserved variables, later entries
+// overriding earlier ones.
+func environment(c function.Config, region, stream string) []string {
+	vars := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := vars[k]; !ok {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	set("PATH", "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin")
+	set("LANG", "en_US.UTF-8")
+	set("LD_LIBRARY_PATH", "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib")
+	for _, kv := range c.Code.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
+	for k, v := range c.Environment {
+		set(k, v)
+	}
+	cmd := c.ImageConfig.Command
+	if len(cmd) == 0 {
+		cmd = c.Code.Cmd
+	}
+	if len(cmd) > 0 {
+		set("_HANDLER", cmd[0])
+	}
+	set("AWS_REGION", region)
+	set("AWS_DEFAULT_REGION", region)
+	set("AWS_LAMBDA_FUNCTION_NAME", c.Name)
+	set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", strconv.Itoa(c.MemorySize))
+	set("AWS_LAMBDA_FUNCTION_VERSION", c.Version)
+	set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+	set("AWS_LAMBDA_LOG_GROUP_NAME", c.LoggingConfig.LogGroup)
+	set("AWS_LAMBDA_LOG_STREAM_NAME", stream)
+	set("LAMBDA_TASK_ROOT", "/var/task")
+	set("LAMBDA_RUNTIME_DIR", "/var/runtime")
+	set("TZ", ":UTC")
+	if c.LoggingConfig.LogFormat == "JSON" {
+		set("AWS_LAMBDA_LOG_FORMAT", "JSON")
+		if c.LoggingConfig.ApplicationLogLevel != "" {
+			set("AWS_LAMBDA_LOG_LEVEL", c.LoggingConfig.ApplicationLogLevel)
+		}
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+vars[k])
+	}
+	return out
+}
+
+// destroy tears the environment down; safe to call more than once.
+func (e *env) destroy(ctx context.Context) {
+	e.api.Close()
+	e.srv.Close()
+	if err := e.sb.Destroy(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		_ = err // logged by the caller's sandbox implementation
+	}
+	if e.stream != nil {
+		e.stream.Close()
+	}
+}

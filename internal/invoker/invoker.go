@@ -1,0 +1,587 @@
+package invoker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/function"
+	"github.com/kappa-run/kappa/internal/logs"
+	"github.com/kappa-run/kappa/internal/runtimeapi"
+	"github.com/kappa-run/kappa/internal/sandbox"
+)
+
+// RootFSProvider returns the read-only root filesystem of an image digest;
+// *image.Store implements it.
+type RootFSProvider interface {
+	RootFS(ctx context.Context, digest string) (string, error)
+}
+
+// Options configure an Invoker.
+type Options struct {
+	Runtime sandbox.Runtime
+	Images  RootFSProvider
+	Logs    *logs.Store // nil: lines are not stored
+	Region  string
+	Account string
+	// MaxEnvironments caps live environments across all functions.
+	MaxEnvironments int
+	// IdleTimeout is how long an idle environment is kept warm.
+	IdleTimeout time.Duration
+	// InitTimeout caps the init phase (Lambda: 10 s).
+	InitTimeout time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Request is one synchronous invocation.
+type Request struct {
+	Config     function.Config
+	RequestID  string
+	Payload    []byte
+	InvokedARN string
+	// TraceID is the X-Amzn-Trace-Id; generated when empty.
+	TraceID       string
+	ClientContext string
+	TenantID      string
+	// Tail asks for the last 4 KB of the invocation's log.
+	Tail bool
+}
+
+// Response is the outcome of an invocation that ran (successfully or with a
+// function error). Platform refusals are returned as errors instead.
+type Response struct {
+	Payload     []byte
+	ContentType string
+	// FunctionError is "Unhandled" when the invocation failed, else "".
+	FunctionError   string
+	ExecutedVersion string
+	LogTail         []byte
+	// ColdStart is true when a new environment was started for it.
+	ColdStart bool
+	Duration  time.Duration
+}
+
+// Invoker owns every execution environment of the server. Safe for
+// concurrent use.
+type Invoker struct {
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	idle   map[string][]*env // by config key, most recently used last
+	live   int               // environments existing or being created
+	all    map[*env]struct{}
+	closed bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns an Invoker and starts its idle reaper.
+func New(opts Options) *Invoker {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxEnvironments <= 0 {
+		opts.MaxEnvironments = 64
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 10 * time.Minute
+	}
+	if opts.InitTimeout <= 0 {
+		opts.InitTimeout = 10 * time.Second
+	}
+	inv := &Invoker{
+		opts: opts, log: opts.Logger,
+		idle: map[string][]*env{}, all: map[*env]struct{}{},
+		stop: make(chan struct{}),
+	}
+	inv.wg.Add(1)
+	go inv.reaper()
+	return inv
+}
+
+// configKey identifies the configuration an environment was built for; an
+// environment only ever serves invocations of the same key.
+func configKey(c function.Config) string {
+	return c.Name + "/" + c.Version + "/" + c.Code.Digest + "/" + c.RevisionID
+}
+
+// Invoke runs req in a warm environment, or a new one.
+func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
+	if req.TraceID == "" {
+		req.TraceID = NewTraceID(inv.opts.Now())
+	}
+	e, err := inv.acquire(req.Config)
+	if err != nil {
+		return nil, err
+	}
+	start := inv.opts.Now()
+	cold := e == nil
+	if cold {
+		e, err = inv.coldStart(ctx, req)
+		if err != nil {
+			inv.release(nil, false)
+			var fe *functionError
+			if errors.As(err, &fe) {
+				return inv.platformError(req, fe, start), nil
+			}
+			return nil, err
+		}
+	}
+	resp, healthy := inv.run(ctx, e, req, cold)
+	resp.Duration = inv.opts.Now().Sub(start)
+	resp.ColdStart = cold
+	inv.release(e, healthy)
+	return resp, nil
+}
+
+// acquire takes an idle environment for c, or reserves room for a new one
+// (returning nil).
+func (inv *Invoker) acquire(c function.Config) (*env, error) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.closed {
+		return nil, apierr.New(apierr.Internal, "the server is shutting down")
+	}
+	key := configKey(c)
+	if list := inv.idle[key]; len(list) > 0 {
+		e := list[len(list)-1]
+		inv.idle[key] = list[:len(list)-1]
+		if len(inv.idle[key]) == 0 {
+			delete(inv.idle, key)
+		}
+		return e, nil
+	}
+	if inv.live >= inv.opts.MaxEnvironments {
+		// Make room by evicting the least recently used idle environment.
+		if victim := inv.oldestIdleLocked(); victim != nil {
+			inv.removeIdleLocked(victim)
+			inv.live--
+			delete(inv.all, victim)
+			go victim.destroy(context.Background())
+		} else {
+			return nil, &apierr.Error{
+				Kind:              apierr.TooManyRequests,
+				Message:           "Rate Exceeded.",
+				Reason:            "ConcurrentInvocationLimitExceeded",
+				RetryAfterSeconds: 1,
+			}
+		}
+	}
+	inv.live++
+	return nil, nil
+}
+
+func (inv *Invoker) oldestIdleLocked() *env {
+	var oldest *env
+	for _, list := range inv.idle {
+		if len(list) > 0 && (oldest == nil || list[0].lastUsed.Before(oldest.lastUsed)) {
+			oldest = list[0]
+		}
+	}
+	return oldest
+}
+
+func (inv *Invoker) removeIdleLocked(e *env) {
+	list := inv.idle[e.key]
+	for i, x := range list {
+		if x == e {
+			inv.idle[e.key] = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(inv.idle[e.key]) == 0 {
+		delete(inv.idle, e.key)
+	}
+}
+
+// release returns e to the idle pool when healthy, or destroys it. A nil e
+// gives back a reservation made by acquire.
+func (inv *Invoker) release(e *env, healthy bool) {
+	inv.mu.Lock()
+	if e == nil {
+		inv.live--
+		inv.mu.Unlock()
+		return
+	}
+	if healthy && !inv.closed {
+		e.lastUsed = inv.opts.Now()
+		inv.idle[e.key] = append(inv.idle[e.key], e)
+		inv.mu.Unlock()
+		return
+	}
+	inv.live--
+	delete(inv.all, e)
+	inv.mu.Unlock()
+	e.destroy(context.Background())
+}
+
+// functionError is a platform-detected failure reported to the caller as a
+// function error (HTTP 200 + X-Amz-Function-Error: Unhandled).
+type functionError struct {
+	Type    string
+	Message string
+	// Payload, when set, is sent verbatim (a runtime's /init/error body).
+	Payload []byte
+	tail    []byte
+}
+
+func (e *functionError) Error() string { return e.Type + ": " + e.Message }
+
+func (inv *Invoker) platformError(req Request, fe *functionError, start time.Time) *Response {
+	payload := fe.Payload
+	if payload == nil {
+		payload, _ = json.Marshal(map[string]string{
+			"errorType":    fe.Type,
+			"errorMessage": fmt.Sprintf("RequestId: %s Error: %s", req.RequestID, fe.Message),
+		})
+	}
+	resp := &Response{
+		Payload: payload, ContentType: "application/json", FunctionError: "Unhandled",
+		ExecutedVersion: req.Config.Version, ColdStart: true, Duration: inv.opts.Now().Sub(start),
+	}
+	if req.Tail {
+		resp.LogTail = fe.tail
+	}
+	return resp
+}
+
+// coldStart creates, starts and initialises a new environment for req.
+func (inv *Invoker) coldStart(ctx context.Context, req Request) (*env, error) {
+	c := req.Config
+	start := inv.opts.Now()
+	rootfs, err := inv.opts.Images.RootFS(ctx, c.Code.Digest)
+	if err != nil {
+		return nil, apierr.Wrap(apierr.Internal, err, "prepare root filesystem")
+	}
+	id := newID()
+	stream := streamName(start, c.Version, id)
+	e := &env{id: id, key: configKey(c), fn: c.Name}
+	if inv.opts.Logs != nil {
+		if s, err := inv.opts.Logs.Stream(c.Name, stream); err == nil {
+			e.stream = s
+		} else {
+			inv.log.Warn("open log stream", "function", c.Name, "err", err)
+		}
+	}
+	e.capture = logs.NewCapture(e.stream, inv.opts.Now)
+	e.capture.Begin()
+	spec := sandbox.Spec{
+		ID:       "k" + id[:20],
+		RootFS:   rootfs,
+		Args:     command(c),
+		Env:      environment(c, inv.opts.Region, stream),
+		Cwd:      workingDir(c),
+		MemoryMB: c.MemorySize,
+		TmpMB:    c.EphemeralStorage,
+		Hostname: "localhost",
+		Stdout:   e.capture.Writer(),
+		Stderr:   e.capture.Writer(),
+	}
+	if len(spec.Args) == 0 {
+		return nil, &functionError{Type: "Runtime.InvalidEntrypoint",
+			Message: "the image has no ENTRYPOINT or CMD and ImageConfig sets neither", tail: e.capture.End()}
+	}
+	sb, err := inv.opts.Runtime.Create(ctx, spec)
+	if err != nil {
+		if e.stream != nil {
+			e.stream.Close()
+		}
+		return nil, apierr.Wrap(apierr.Internal, err, "create execution environment")
+	}
+	e.sb = sb
+	e.api = runtimeapi.New(runtimeapi.Options{Logger: inv.log, Now: inv.opts.Now})
+	e.srv = &http.Server{Handler: e.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go e.srv.Serve(sb.RuntimeAPIListener())
+
+	inv.mu.Lock()
+	inv.all[e] = struct{}{}
+	inv.mu.Unlock()
+	fail := func(fe *functionError) (*env, error) {
+		inv.mu.Lock()
+		delete(inv.all, e)
+		inv.mu.Unlock()
+		e.destroy(context.Background())
+		fe.tail = e.capture.End()
+		return nil, fe
+	}
+
+	if err := sb.Start(ctx); err != nil {
+		switch {
+		case errors.Is(err, sandbox.ErrInvalidEntrypoint):
+			return fail(&functionError{Type: "Runtime.InvalidEntrypoint", Message: err.Error()})
+		case errors.Is(err, sandbox.ErrInvalidWorkingDir):
+			return fail(&functionError{Type: "Runtime.InvalidWorkingDir", Message: err.Error()})
+		default:
+			inv.mu.Lock()
+			delete(inv.all, e)
+			inv.mu.Unlock()
+			e.destroy(context.Background())
+			return nil, apierr.Wrap(apierr.Internal, err, "start execution environment")
+		}
+	}
+	initCtx, cancel := context.WithTimeout(ctx, inv.opts.InitTimeout)
+	defer cancel()
+	initDone := make(chan error, 1)
+	go func() { initDone <- e.api.WaitInit(initCtx) }()
+	select {
+	case err := <-initDone:
+		var ie *runtimeapi.InitError
+		switch {
+		case errors.As(err, &ie):
+			return fail(&functionError{Type: ie.Type, Payload: ie.Payload, Message: "init error"})
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			return fail(&functionError{Type: "Sandbox.Timedout",
+				Message: fmt.Sprintf("Init phase timed out after %.2f seconds", inv.opts.InitTimeout.Seconds())})
+		case err != nil:
+			return fail(&functionError{Type: "Sandbox.Failure", Message: err.Error()})
+		}
+	case <-sb.Done():
+		return fail(exitError(sb.Exit()))
+	}
+	e.initDuration = inv.opts.Now().Sub(start)
+	return e, nil
+}
+
+func exitError(st sandbox.ExitStatus) *functionError {
+	if st.OOMKilled {
+		return &functionError{Type: "Runtime.OutOfMemory", Message: "Runtime exited with error: " + st.String()}
+	}
+	return &functionError{Type: "Runtime.ExitError", Message: "Runtime exited with error: " + st.String()}
+}
+
+// run sends one invocation to e and reports whether e may be reused.
+func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (*Response, bool) {
+	c := req.Config
+	if !cold {
+		e.capture.Begin()
+	}
+	e.capture.Line(fmt.Appendf(nil, "START RequestId: %s Version: %s", req.RequestID, c.Version))
+	timeout := time.Duration(c.Timeout) * time.Second
+	start := inv.opts.Now()
+	deadline := start.Add(timeout)
+	runCtx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+
+	type outcome struct {
+		res runtimeapi.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := e.api.Invoke(runCtx, runtimeapi.Invocation{
+			RequestID:          req.RequestID,
+			Payload:            req.Payload,
+			Deadline:           deadline,
+			InvokedFunctionARN: req.InvokedARN,
+			TraceID:            req.TraceID,
+			ClientContext:      req.ClientContext,
+			TenantID:           req.TenantID,
+		})
+		done <- outcome{res, err}
+	}()
+
+	resp := &Response{ExecutedVersion: c.Version, ContentType: "application/json"}
+	healthy := true
+	var fe *functionError
+	status := "success"
+	select {
+	case o := <-done:
+		switch {
+		case o.err == nil:
+			resp.Payload, resp.ContentType = o.res.Payload, o.res.ContentType
+			if resp.ContentType == "" {
+				resp.ContentType = "application/json"
+			}
+			if o.res.ErrorType != "" {
+				resp.FunctionError = "Unhandled"
+				status = "error"
+			}
+		case runCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
+			fe = &functionError{Type: "Sandbox.Timedout", Message: fmt.Sprintf("Task timed out after %.2f seconds", timeout.Seconds())}
+			status = "timeout"
+		default:
+			fe = &functionError{Type: "Sandbox.Failure", Message: o.err.Error()}
+			status = "failure"
+		}
+	case <-e.sb.Done():
+		fe = exitError(e.sb.Exit())
+		status = "failure"
+	}
+	if fe != nil {
+		healthy = false
+		payload, _ := json.Marshal(map[string]string{
+			"errorType":    fe.Type,
+			"errorMessage": fmt.Sprintf("RequestId: %s Error: %s", req.RequestID, fe.Message),
+		})
+		resp.Payload, resp.ContentType, resp.FunctionError = payload, "application/json", "Unhandled"
+		if fe.Type == "Sandbox.Timedout" {
+			e.capture.Line(fmt.Appendf(nil, "%s %s Task timed out after %.2f seconds",
+				inv.opts.Now().UTC().Format("2006-01-02T15:04:05.000Z"), req.RequestID, timeout.Seconds()))
+		}
+	}
+	dur := inv.opts.Now().Sub(start)
+	if req.Tail {
+		inv.settleLogs(e)
+	}
+	stats := e.sb.Stats()
+	e.capture.Line(fmt.Appendf(nil, "END RequestId: %s", req.RequestID))
+	e.capture.Line([]byte(reportLine(req.RequestID, dur, c.MemorySize, stats.MaxMemoryBytes, e.initDuration, cold)))
+	e.initDuration = 0
+	e.invocations++
+	tail := e.capture.End()
+	if req.Tail {
+		resp.LogTail = tail
+	}
+	inv.log.Debug("invoked", "function", c.Name, "request", req.RequestID, "status", status,
+		"cold", cold, "duration", dur)
+	return resp, healthy
+}
+
+// settleLogs waits briefly for output the runtime wrote just before
+// answering to arrive through the pipe, so the tail includes it.
+func (inv *Invoker) settleLogs(e *env) {
+	deadline := time.Now().Add(20 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if time.Since(e.capture.LastWrite()) > 2*time.Millisecond {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// reportLine formats Lambda's REPORT line (tab separated, trailing tab).
+func reportLine(reqID string, d time.Duration, memMB int, maxMem uint64, initDur time.Duration, cold bool) string {
+	ms := float64(d) / float64(time.Millisecond)
+	billed := int64(math.Ceil(ms))
+	if billed < 1 {
+		billed = 1
+	}
+	used := int64(math.Ceil(float64(maxMem) / (1 << 20)))
+	line := fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB\t",
+		reqID, ms, billed, memMB, used)
+	if cold && initDur > 0 {
+		line += fmt.Sprintf("Init Duration: %.2f ms\t", float64(initDur)/float64(time.Millisecond))
+	}
+	return line
+}
+
+// Retire destroys the idle environments of a function; busy ones are
+// destroyed when they finish if their configuration is no longer current
+// (their key is never acquired again).
+func (inv *Invoker) Retire(name string) {
+	inv.mu.Lock()
+	var victims []*env
+	for key, list := range inv.idle {
+		for _, e := range list {
+			if e.fn == name {
+				victims = append(victims, e)
+			}
+		}
+		if len(list) > 0 && list[0].fn == name {
+			delete(inv.idle, key)
+		}
+	}
+	for _, e := range victims {
+		inv.live--
+		delete(inv.all, e)
+	}
+	inv.mu.Unlock()
+	for _, e := range victims {
+		e.destroy(context.Background())
+	}
+}
+
+func (inv *Invoker) reaper() {
+	defer inv.wg.Done()
+	t := time.NewTicker(max(inv.opts.IdleTimeout/10, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-inv.stop:
+			return
+		case <-t.C:
+			inv.reapIdle()
+		}
+	}
+}
+
+func (inv *Invoker) reapIdle() {
+	now := inv.opts.Now()
+	inv.mu.Lock()
+	var victims []*env
+	for key, list := range inv.idle {
+		keep := list[:0]
+		for _, e := range list {
+			if now.Sub(e.lastUsed) >= inv.opts.IdleTimeout {
+				victims = append(victims, e)
+				inv.live--
+				delete(inv.all, e)
+			} else {
+				keep = append(keep, e)
+			}
+		}
+		if len(keep) == 0 {
+			delete(inv.idle, key)
+		} else {
+			inv.idle[key] = keep
+		}
+	}
+	inv.mu.Unlock()
+	for _, e := range victims {
+		inv.log.Debug("reaping idle environment", "function", e.fn, "env", e.id)
+		e.sb.Shutdown(context.Background(), 0)
+		e.destroy(context.Background())
+	}
+}
+
+// Stats reports environment counts.
+func (inv *Invoker) Stats() (live, idle int) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	for _, l := range inv.idle {
+		idle += len(l)
+	}
+	return inv.live, idle
+}
+
+// Close destroys every environment, waiting for none of the running
+// invocations (their environments are killed and they fail).
+func (inv *Invoker) Close(ctx context.Context) {
+	inv.mu.Lock()
+	if inv.closed {
+		inv.mu.Unlock()
+		return
+	}
+	inv.closed = true
+	var all []*env
+	for e := range inv.all {
+		all = append(all, e)
+	}
+	inv.idle = map[string][]*env{}
+	inv.mu.Unlock()
+	close(inv.stop)
+	inv.wg.Wait()
+	var wg sync.WaitGroup
+	for _, e := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.sb.Shutdown(ctx, 0)
+			e.destroy(ctx)
+		}()
+	}
+	wg.Wait()
+}

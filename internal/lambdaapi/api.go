@@ -1,0 +1,456 @@
+package lambdaapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/function"
+	"github.com/kappa-run/kappa/internal/invoker"
+)
+
+// Functions is the function service the API drives; *function.Service
+// implements it.
+type Functions interface {
+	ARN(name, qualifier string) string
+	Create(ctx context.Context, in function.CreateInput) (*function.Function, error)
+	Get(ctx context.Context, name string) (*function.Function, error)
+	List(ctx context.Context) ([]*function.Function, error)
+	UpdateCode(ctx context.Context, name string, in function.UpdateCodeInput) (*function.Function, error)
+	UpdateConfig(ctx context.Context, name string, in function.UpdateConfigInput) (*function.Function, error)
+	Delete(ctx context.Context, name string) error
+	Resolve(ctx context.Context, ref function.Ref) (function.Config, uint64, error)
+}
+
+// Invoker runs invocations; *invoker.Invoker implements it.
+type Invoker interface {
+	Invoke(ctx context.Context, req invoker.Request) (*invoker.Response, error)
+}
+
+// Options configure the API.
+type Options struct {
+	Functions Functions
+	Invoker   Invoker
+	Region    string
+	Account   string
+	// MaxConcurrency is reported by GetAccountSettings.
+	MaxConcurrency int
+	Logger         *slog.Logger
+}
+
+// API is the HTTP front of the control plane and Invoke API.
+type API struct {
+	fns  Functions
+	inv  Invoker
+	opts Options
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// maxControlBody caps control-plane request bodies.
+const maxControlBody = 1 << 20
+
+// New returns the API.
+func New(opts Options) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{fns: opts.Functions, inv: opts.Invoker, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	m := a.mux
+	m.HandleFunc("POST /2015-03-31/functions", a.createFunction)
+	m.HandleFunc("POST /2015-03-31/functions/{$}", a.createFunction)
+	m.HandleFunc("GET /2015-03-31/functions", a.listFunctions)
+	m.HandleFunc("GET /2015-03-31/functions/{$}", a.listFunctions)
+	m.HandleFunc("GET /2015-03-31/functions/{name}", a.getFunction)
+	m.HandleFunc("DELETE /2015-03-31/functions/{name}", a.deleteFunction)
+	m.HandleFunc("GET /2015-03-31/functions/{name}/configuration", a.getConfiguration)
+	m.HandleFunc("PUT /2015-03-31/functions/{name}/configuration", a.updateConfiguration)
+	m.HandleFunc("PUT /2015-03-31/functions/{name}/code", a.updateCode)
+	m.HandleFunc("GET /2015-03-31/functions/{name}/versions", a.listVersions)
+	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invoke)
+	m.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.getConcurrency)
+	m.HandleFunc("GET /2016-08-19/account-settings", a.accountSettings)
+	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.accountSettings)
+	m.HandleFunc("GET /2017-03-31/tags/{arn}", a.listTags)
+	m.HandleFunc("/", a.unknown)
+	return a
+}
+
+// ServeHTTP sets x-amzn-RequestId and dispatches.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := uuid.NewString()
+	w.Header().Set("X-Amzn-Requestid", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	a.mux.ServeHTTP(w, r)
+}
+
+type requestIDKey struct{}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+func (a *API) unknown(w http.ResponseWriter, r *http.Request) {
+	writeError(w, a.log, apierr.New(apierr.NotImplemented, "Kappa does not implement %s %s", r.Method, r.URL.Path))
+}
+
+func (a *API) writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON request body into v; a body that is not JSON is
+// InvalidRequestContentException, as Lambda answers.
+func decode(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody+1))
+	if err != nil {
+		return apierr.Wrap(apierr.InvalidRequest, err, "Could not read request body")
+	}
+	if len(body) > maxControlBody {
+		return apierr.New(apierr.RequestTooLarge, "Request must be smaller than %d bytes", maxControlBody)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return apierr.New(apierr.InvalidRequest, "Could not parse request body into json: %s", jsonErrText(err))
+	}
+	return nil
+}
+
+func jsonErrText(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "Unexpected character at offset " + strconv.FormatInt(se.Offset, 10) + ": " + se.Error()
+	case errors.As(err, &te):
+		return "Cannot deserialize value of type " + te.Value + " into field " + te.Field
+	default:
+		return err.Error()
+	}
+}
+
+// ref parses the {name} path value with an optional Qualifier query.
+func (a *API) ref(r *http.Request) (function.Ref, error) {
+	raw := r.PathValue("name")
+	ref, err := function.ParseRef(raw, a.opts.Region, a.opts.Account)
+	if err != nil {
+		return ref, err
+	}
+	if q := r.URL.Query().Get("Qualifier"); q != "" {
+		if !function.ValidQualifier(q) {
+			return ref, apierr.New(apierr.Validation,
+				"1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)", q)
+		}
+		if ref.Qualifier != "" && ref.Qualifier != q {
+			return ref, apierr.New(apierr.InvalidParameter, "The derived qualifier from the function name does not match the specified qualifier.")
+		}
+		ref.Qualifier = q
+	}
+	return ref, nil
+}
+
+func (a *API) createFunction(w http.ResponseWriter, r *http.Request) {
+	var req createFunctionRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	in := function.CreateInput{
+		FunctionName: req.FunctionName, Role: req.Role, PackageType: req.PackageType,
+		Runtime: req.Runtime, Handler: req.Handler, Layers: req.Layers,
+		Description: req.Description, MemorySize: req.MemorySize, Timeout: req.Timeout,
+		Architectures: req.Architectures, Tags: req.Tags, Publish: req.Publish,
+	}
+	if req.Code != nil {
+		in.ImageURI = req.Code.ImageUri
+		in.HasZipFile = len(req.Code.ZipFile) > 0 || req.Code.S3Bucket != "" || req.Code.S3Key != ""
+	}
+	if req.EphemeralStorage != nil {
+		in.EphemeralStorage = req.EphemeralStorage.Size
+	}
+	if req.Environment != nil {
+		in.Environment = req.Environment.Variables
+	}
+	if req.ImageConfig != nil {
+		in.ImageConfig = (*function.ImageConfig)(req.ImageConfig)
+	}
+	if req.LoggingConfig != nil {
+		in.LoggingConfig = (*function.LoggingConfig)(req.LoggingConfig)
+	}
+	if req.TracingConfig != nil {
+		in.TracingMode = req.TracingConfig.Mode
+	}
+	fn, err := a.fns.Create(r.Context(), in)
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	a.writeJSON(w, http.StatusCreated, a.toWire(fn.Latest))
+}
+
+// latestOnly rejects qualifiers other than $LATEST until versions exist.
+func (a *API) latestOnly(ref function.Ref) error {
+	if ref.Qualifier != "" && ref.Qualifier != function.LatestVersion {
+		return apierr.New(apierr.NotFound, "Function not found: %s", a.fns.ARN(ref.Name, ref.Qualifier))
+	}
+	return nil
+}
+
+func (a *API) getFunction(w http.ResponseWriter, r *http.Request) {
+	ref, err := a.ref(r)
+	if err == nil {
+		err = a.latestOnly(ref)
+	}
+	var fn *function.Function
+	if err == nil {
+		fn, err = a.fns.Get(r.Context(), ref.Name)
+	}
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	var out getFunctionResponse
+	out.Configuration = a.toWire(fn.Latest)
+	out.Code.RepositoryType = "ECR"
+	out.Code.ImageUri = fn.Latest.Code.ImageURI
+	out.Code.ResolvedImageUri = fn.Latest.Code.ResolvedImageURI
+	out.Tags = fn.Tags
+	a.writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getConfiguration(w http.ResponseWriter, r *http.Request) {
+	ref, err := a.ref(r)
+	if err == nil {
+		err = a.latestOnly(ref)
+	}
+	var fn *function.Function
+	if err == nil {
+		fn, err = a.fns.Get(r.Context(), ref.Name)
+	}
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	a.writeJSON(w, http.StatusOK, a.toWire(fn.Latest))
+}
+
+func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) {
+	ref, err := a.ref(r)
+	if err == nil {
+		err = a.latestOnly(ref)
+	}
+	if err == nil {
+		err = a.fns.Delete(r.Context(), ref.Name)
+	}
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// pageSize is the most items one List page holds, as in Lambda.
+const pageSize = 50
+
+func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	max, err := maxItems(q)
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	fns, err := a.fns.List(r.Context())
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	names := make([]string, len(fns))
+	for i, fn := range fns {
+		names[i] = fn.Latest.Name
+	}
+	start, end, next := page(names, q.Get("Marker"), max)
+	out := listFunctionsResponse{Functions: []functionConfiguration{}, NextMarker: next}
+	for _, fn := range fns[start:end] {
+		out.Functions = append(out.Functions, a.toWire(fn.Latest))
+	}
+	a.writeJSON(w, http.StatusOK, out)
+}
+
+func maxItems(q url.Values) (int, error) {
+	s := q.Get("MaxItems")
+	if s == "" {
+		return pageSize, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 10000 {
+		return 0, apierr.New(apierr.Validation,
+			"1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", s)
+	}
+	return min(n, pageSize), nil
+}
+
+// page returns the slice bounds after marker (the last name of the previous
+// page, opaque to clients) and the next marker. names are sorted.
+func page(names []string, marker string, max int) (start, end int, next *string) {
+	if marker != "" {
+		start = sort.SearchStrings(names, marker)
+		if start < len(names) && names[start] == marker {
+			start++
+		}
+	}
+	end = min(start+max, len(names))
+	if end < len(names) {
+		m := names[end-1]
+		next = &m
+	}
+	return start, end, next
+}
+
+func (a *API) listVersions(w http.ResponseWriter, r *http.Request) {
+	ref, err := a.ref(r)
+	var fn *function.Function
+	if err == nil {
+		fn, err = a.fns.Get(r.Context(), ref.Name)
+	}
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	a.writeJSON(w, http.StatusOK, listVersionsResponse{Versions: []functionConfiguration{a.toWire(fn.Latest)}})
+}
+
+func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
+	ref, err := a.ref(r)
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	var req updateConfigRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	in := function.UpdateConfigInput{
+		Role: req.Role, Description: req.Description, MemorySize: req.MemorySize, Timeout: req.Timeout,
+		RevisionID: req.RevisionId, Runtime: req.Runtime, Handler: req.Handler, Layers: req.Layers,
+	}
+	if req.EphemeralStorage != nil {
+		in.EphemeralStorage = req.EphemeralStorage.Size
+	}
+	if req.Environment != nil {
+		in.Environment, in.HasEnvironment = req.Environment.Variables, true
+	}
+	if req.ImageConfig != nil {
+		in.ImageConfig = (*function.ImageConfig)(req.ImageConfig)
+	}
+	if req.LoggingConfig != nil {
+		in.LoggingConfig = (*function.LoggingConfig)(req.LoggingConfig)
+	}
+	if req.TracingConfig != nil {
+		in.TracingMode = req.TracingConfig.Mode
+	}
+	fn, err := a.fns.UpdateConfig(r.Context(), ref.Name, in)
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	a.writeJSON(w, http.StatusOK, a.toWire(fn.Latest))
+}
+
+func (a *API) updateCode(w http.ResponseWriter, r *http.Request) {
+	ref, err := a.ref(r)
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	var req updateCodeRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	if len(req.ZipFile) > 0 || req.S3Bucket != "" {
+		writeError(w, a.log, apierr.New(apierr.InvalidParameter, "Please provide ImageUri when updating a function with package type Image."))
+		return
+	}
+	fn, err := a.fns.UpdateCode(r.Context(), ref.Name, function.UpdateCodeInput{
+		ImageURI: req.ImageUri, Architectures: req.Architectures, RevisionID: req.RevisionId,
+		DryRun: req.DryRun, Publish: req.Publish,
+	})
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	a.writeJSON(w, http.StatusOK, a.toWire(fn.Latest))
+}
+
+func (a *API) getConcurrency(w http.ResponseWriter, r *http.Request) {
+	ref, err := a.ref(r)
+	if err == nil {
+		_, err = a.fns.Get(r.Context(), ref.Name)
+	}
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	a.writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (a *API) accountSettings(w http.ResponseWriter, r *http.Request) {
+	fns, err := a.fns.List(r.Context())
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	type limit struct {
+		TotalCodeSize                  int64
+		CodeSizeUnzipped               int64
+		CodeSizeZipped                 int64
+		ConcurrentExecutions           int
+		UnreservedConcurrentExecutions int
+	}
+	type usage struct {
+		TotalCodeSize int64
+		FunctionCount int
+	}
+	a.writeJSON(w, http.StatusOK, struct {
+		AccountLimit limit
+		AccountUsage usage
+	}{
+		AccountLimit: limit{TotalCodeSize: 80530636800, CodeSizeUnzipped: 262144000, CodeSizeZipped: 52428800,
+			ConcurrentExecutions: a.opts.MaxConcurrency, UnreservedConcurrentExecutions: a.opts.MaxConcurrency},
+		AccountUsage: usage{FunctionCount: len(fns)},
+	})
+}
+
+func (a *API) listTags(w http.ResponseWriter, r *http.Request) {
+	arn := r.PathValue("arn")
+	ref, err := function.ParseRef(strings.TrimSpace(arn), a.opts.Region, a.opts.Account)
+	var fn *function.Function
+	if err == nil {
+		fn, err = a.fns.Get(r.Context(), ref.Name)
+	}
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	tags := fn.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	a.writeJSON(w, http.StatusOK, map[string]any{"Tags": tags})
+}

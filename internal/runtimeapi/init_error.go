@@ -1,0 +1,69 @@
+package runtimeapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// handleInitError serves POST /2018-06-01/runtime/init/error: allowed only
+// while the runtime initialises (state Started). 202 makes WaitInit, a queued
+// Invoke and every later Invoke return the *InitError; the runtime must exit
+// afterwards. A body over the cap (413) or one that breaks off (400) still
+// fails init, with a platform-made message of the posted type.
+func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request, _ string) {
+	typ := errorTypeOf(r.Header)
+	s.mu.Lock()
+	st := s.state
+	s.mu.Unlock()
+	if st == StateClosed {
+		writeAPIError(w, apiErrClosed)
+		return
+	}
+	if _, ok := transition(st, evInitError); !ok {
+		s.log.Warn("runtime api: transition refused", "state", st, "event", evInitError)
+		writeAPIError(w, apiErrRefused(st, evInitError))
+		return
+	}
+	body, err := s.readRequestBody(w, r, bufferSink{limit: s.maxBytes})
+
+	var payload []byte
+	var reply *apiError
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		payload = errorPayload(typ, "Init error payload size exceeded maximum allowed payload size ("+
+			strconv.FormatInt(reportedLimit(s.maxBytes), 10)+" bytes).")
+		reply = apiErrTooLarge(s.maxBytes)
+	case err != nil:
+		payload = errorPayload(typ, "Init error payload was truncated before it was complete.")
+		reply = apiErrTruncated
+	default:
+		payload = normalizeErrorBody(body, typ, s.maxBytes)
+	}
+
+	s.mu.Lock()
+	if s.state == StateClosed {
+		s.mu.Unlock()
+		writeAPIError(w, apiErrClosed)
+		return
+	}
+	if from, ok := s.fire(evInitError); !ok {
+		s.mu.Unlock()
+		writeAPIError(w, apiErrRefused(from, evInitError))
+		return
+	}
+	ie := &InitError{Type: typ, Payload: payload}
+	s.resolveInit(ie)
+	if s.pending != nil {
+		s.pending.finish(Result{}, ie)
+		s.pending = nil
+	}
+	s.mu.Unlock()
+	s.log.Info("runtime api: init error", "errorType", typ, "err", err)
+
+	if reply != nil {
+		writeAPIError(w, reply)
+		return
+	}
+	writeAccepted(w)
+}

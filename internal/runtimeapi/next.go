@@ -1,0 +1,113 @@
+package runtimeapi
+
+import (
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Headers of a /next response.
+const (
+	hdrRequestID       = "Lambda-Runtime-Aws-Request-Id"
+	hdrDeadlineMs      = "Lambda-Runtime-Deadline-Ms"
+	hdrFunctionARN     = "Lambda-Runtime-Invoked-Function-Arn"
+	hdrTraceID         = "Lambda-Runtime-Trace-Id"
+	hdrClientContext   = "Lambda-Runtime-Client-Context"
+	hdrCognitoIdentity = "Lambda-Runtime-Cognito-Identity"
+	hdrTenantID        = "Lambda-Runtime-Aws-Tenant-Id"
+)
+
+// handleNext serves GET /2018-06-01/runtime/invocation/next: the runtime's
+// long-poll for its next event, without a timeout. The first /next ends init.
+// While an event is pending it is written at once; otherwise the request
+// parks until Invoke queues one, the client goes away (state Idle, nothing
+// consumed) or Close releases it with 500. An event whose write fails is
+// pending again for the following /next.
+func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
+	s.mu.Lock()
+	if s.state == StateClosed {
+		s.mu.Unlock()
+		writeAPIError(w, apiErrClosed)
+		return
+	}
+	from, ok := s.fire(evNext)
+	if !ok {
+		s.mu.Unlock()
+		writeAPIError(w, apiErrRefused(from, evNext))
+		return
+	}
+	if from == StateStarted {
+		s.resolveInit(nil)
+	}
+
+	// s.mu is held at the top of each iteration. Only this handler moves
+	// the state out of Ready (deliver, abandon) and no other /next can
+	// park meanwhile, so the state is Ready or Closed here.
+	for {
+		if s.state != StateReady {
+			s.mu.Unlock()
+			writeAPIError(w, apiErrClosed)
+			return
+		}
+		if c := s.pending; c != nil {
+			s.fire(evDeliver)
+			s.pending, s.current = nil, c
+			c.delivered = s.now()
+			s.mu.Unlock()
+			s.deliver(w, c)
+			return
+		}
+		if s.wake == nil {
+			s.wake = make(chan struct{})
+		}
+		wake := s.wake
+		s.mu.Unlock()
+
+		select {
+		case <-wake:
+			s.mu.Lock()
+		case <-r.Context().Done():
+			s.mu.Lock()
+			if s.state == StateReady {
+				s.fire(evAbandon)
+				s.wake = nil
+			}
+			s.mu.Unlock()
+			return
+		}
+	}
+}
+
+// deliver writes c's event to the /next response; when that fails, c is
+// pending again (unless it was answered meanwhile, or Invoke gave up on it).
+func (s *Server) deliver(w http.ResponseWriter, c *call) {
+	untrack := s.track(w, transferWrite)
+	h := w.Header()
+	for name, v := range c.header {
+		h[name] = v
+	}
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(c.inv.Payload)
+	if err == nil {
+		if ferr := http.NewResponseController(w).Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+			err = ferr
+		}
+	}
+	untrack()
+	if err == nil {
+		return
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current != c || s.state != StateRunning {
+		return // answered already, or closed
+	}
+	s.fire(evUndeliver)
+	s.current = nil
+	c.delivered = time.Time{}
+	if !c.abandoned {
+		s.pending = c
+	}
+	s.log.Warn("runtime api: event not delivered, pending again", "requestId", c.inv.RequestID, "err", err)
+}

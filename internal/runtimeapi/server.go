@@ -1,0 +1,358 @@
+package runtimeapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Errors of WaitInit and Invoke, to be tested with errors.Is.
+var (
+	// ErrClosed: Close was called.
+	ErrClosed = errors.New("runtime api closed")
+	// ErrBusy: another Invoke is in progress.
+	ErrBusy = errors.New("another invoke is in progress")
+	// ErrInvalidState: the runtime cannot take an event in its current state
+	// (for instance it has not answered the previous one).
+	ErrInvalidState = errors.New("invalid state transition")
+	// ErrInvalidInvocation: the Invocation breaks a rule of its fields.
+	ErrInvalidInvocation = errors.New("invalid invocation")
+)
+
+// Server is the Runtime API of one execution environment. Create it with
+// New; the zero value is not usable. All methods are safe for concurrent
+// use. A Server starts no goroutines of its own: its work happens in the
+// HTTP handlers and in the invoker's calls.
+type Server struct {
+	log      *slog.Logger
+	now      func() time.Time
+	maxBytes int64
+	handler  http.Handler
+
+	initDone chan struct{} // closed when init resolves; initErr is then set
+
+	mu           sync.Mutex
+	state        State
+	initResolved bool
+	initErr      error // nil, *InitError or ErrClosed
+	invoking     bool  // an Invoke call is in progress
+	pending      *call // queued by Invoke, not yet written to a /next
+	current      *call // written to a /next, not yet answered
+	// wake, when non-nil, is closed to tell the parked /next that something
+	// changed (an event is pending, or the server closed).
+	wake chan struct{}
+	// transfers are requests moving a body right now; Close puts their
+	// deadlines in the past so no handler stays blocked on a stuck peer.
+	transfers map[*http.ResponseController]transferDir
+}
+
+type transferDir uint8
+
+const (
+	transferRead  transferDir = iota + 1 // reading a POST body
+	transferWrite                        // writing an event to /next
+)
+
+// call is one Invocation from Invoke to its answer.
+type call struct {
+	inv       Invocation
+	header    http.Header // the /next response headers
+	delivered time.Time   // by Server.now, when written to /next
+
+	done      chan struct{} // closed by finish
+	finished  bool
+	abandoned bool // Invoke returned early; the answer is accepted and dropped
+	res       Result
+	err       error
+}
+
+func (c *call) finish(res Result, err error) {
+	if c.finished {
+		return
+	}
+	c.finished, c.res, c.err = true, res, err
+	close(c.done)
+}
+
+// New returns a Server in state Started.
+func New(opts Options) *Server {
+	s := &Server{
+		log:       opts.Logger,
+		now:       opts.Now,
+		maxBytes:  opts.MaxResponseBytes,
+		initDone:  make(chan struct{}),
+		state:     StateStarted,
+		transfers: make(map[*http.ResponseController]transferDir),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxBytes <= 0 {
+		s.maxBytes = DefaultMaxResponseBytes
+	}
+	s.handler = s.newRouter()
+	return s
+}
+
+// Handler returns the HTTP handler of the Runtime API (and the stubs of the
+// Extensions and Telemetry APIs). Serve it on the environment's
+// AWS_LAMBDA_RUNTIME_API listener only.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// State returns the current state, for logs and metrics.
+func (s *Server) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// WaitInit blocks until the runtime finishes init (its first GET /next) and
+// returns nil then, even if Close follows. It returns an *InitError if the
+// runtime posted /init/error first, ErrClosed if Close came first, or
+// ctx.Err().
+func (s *Server) WaitInit(ctx context.Context) error {
+	select {
+	case <-s.initDone:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.initErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Invoke hands inv to the runtime's parked /next (or to its next one, also
+// before init finishes) and waits for the /response or /error for
+// inv.RequestID.
+//
+// When ctx ends first, Invoke returns ctx.Err(): an event not yet written is
+// withdrawn; an answer to one already written is accepted from the runtime
+// and dropped. It returns ErrClosed when Close is called meanwhile, ErrBusy
+// when another Invoke is in progress, the *InitError once init failed,
+// an error wrapping ErrInvalidState when the runtime still owes an answer,
+// and one wrapping ErrInvalidInvocation when inv breaks a rule of its
+// fields. A function error is a Result with ErrorType set and a nil error.
+func (s *Server) Invoke(ctx context.Context, inv Invocation) (Result, error) {
+	c, err := s.newCall(inv)
+	if err != nil {
+		return Result{}, err
+	}
+
+	s.mu.Lock()
+	switch {
+	case s.state == StateClosed:
+		s.mu.Unlock()
+		return Result{}, ErrClosed
+	case s.invoking:
+		s.mu.Unlock()
+		return Result{}, ErrBusy
+	case s.state == StateInitError:
+		err := s.initErr
+		s.mu.Unlock()
+		return Result{}, err
+	}
+	if from, ok := s.fire(evInvoke); !ok {
+		s.mu.Unlock()
+		return Result{}, fmt.Errorf("invoke %s in state %s: %w", inv.RequestID, from, ErrInvalidState)
+	}
+	s.invoking = true
+	s.pending = c
+	s.wakeParked()
+	s.mu.Unlock()
+
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.invoking = false
+	if c.finished {
+		return c.res, c.err
+	}
+	c.abandoned = true
+	if s.pending == c {
+		s.pending = nil
+	}
+	s.log.Debug("invoke abandoned", "requestId", inv.RequestID, "state", s.state, "err", ctx.Err())
+	return Result{}, ctx.Err()
+}
+
+// Close releases a parked /next (it gets 500 InternalServerError), fails a
+// waiting Invoke and WaitInit with ErrClosed, interrupts bodies in transfer,
+// and makes every later request fail with 500. It is idempotent.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == StateClosed {
+		return
+	}
+	s.fire(evClose)
+	s.wakeParked()
+	for _, c := range []*call{s.pending, s.current} {
+		if c != nil {
+			c.finish(Result{}, ErrClosed)
+		}
+	}
+	s.pending, s.current = nil, nil
+	s.resolveInit(ErrClosed)
+	for rc, dir := range s.transfers {
+		expire(rc, dir)
+	}
+}
+
+// expire makes the blocked read or write of a transfer fail now. Writers
+// without deadlines (tests' recorders) just keep going.
+func expire(rc *http.ResponseController, dir transferDir) {
+	past := time.Unix(1, 0)
+	if dir == transferRead {
+		_ = rc.SetReadDeadline(past)
+	} else {
+		_ = rc.SetWriteDeadline(past)
+	}
+}
+
+// fire applies ev to the state machine; s.mu must be held. It returns the
+// state before ev and whether the table allowed it.
+func (s *Server) fire(ev event) (State, bool) {
+	from := s.state
+	to, ok := transition(from, ev)
+	if !ok {
+		s.log.Warn("runtime api: transition refused", "state", from, "event", ev)
+		return from, false
+	}
+	if to != from {
+		s.log.Debug("runtime api: transition", "from", from, "event", ev, "to", to)
+	}
+	s.state = to
+	return from, true
+}
+
+// wakeParked tells the parked /next, if any, to look again; s.mu must be held.
+func (s *Server) wakeParked() {
+	if s.wake != nil {
+		close(s.wake)
+		s.wake = nil
+	}
+}
+
+// resolveInit records how init ended, once; s.mu must be held.
+func (s *Server) resolveInit(err error) {
+	if s.initResolved {
+		return
+	}
+	s.initResolved, s.initErr = true, err
+	close(s.initDone)
+}
+
+// isClosed reports whether Close was called.
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == StateClosed
+}
+
+// track registers w as moving a body in direction dir until the returned
+// function is called; if the server is already closed the deadline is set
+// at once.
+func (s *Server) track(w http.ResponseWriter, dir transferDir) (untrack func()) {
+	rc := http.NewResponseController(w)
+	s.mu.Lock()
+	s.transfers[rc] = dir
+	if s.state == StateClosed {
+		expire(rc, dir)
+	}
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.transfers, rc)
+		s.mu.Unlock()
+	}
+}
+
+const maxRequestIDLen = 128
+
+// newCall validates inv and prepares its /next headers.
+func (s *Server) newCall(inv Invocation) (*call, error) {
+	if !validRequestID(inv.RequestID) {
+		return nil, fmt.Errorf("request id %.64q: must be 1 to %d characters of [A-Za-z0-9_-]: %w",
+			inv.RequestID, maxRequestIDLen, ErrInvalidInvocation)
+	}
+	if inv.Deadline.IsZero() {
+		return nil, fmt.Errorf("request %s: no deadline: %w", inv.RequestID, ErrInvalidInvocation)
+	}
+	if inv.ContentType == "" {
+		inv.ContentType = "application/json"
+	}
+	if inv.TraceID == "" {
+		inv.TraceID = newTraceID(s.now())
+	}
+	h := make(http.Header, 9)
+	set := func(name, value string, always bool) {
+		if value != "" || always {
+			h[name] = []string{value}
+		}
+	}
+	set(hdrRequestID, inv.RequestID, true)
+	set(hdrDeadlineMs, strconv.FormatInt(inv.Deadline.UnixMilli(), 10), true)
+	set(hdrFunctionARN, inv.InvokedFunctionARN, true)
+	set(hdrTraceID, inv.TraceID, true)
+	set(hdrClientContext, inv.ClientContext, false)
+	set(hdrCognitoIdentity, inv.CognitoIdentity, false)
+	set(hdrTenantID, inv.TenantID, false)
+	set("Content-Type", inv.ContentType, true)
+	set("Content-Length", strconv.Itoa(len(inv.Payload)), true)
+	for name, v := range h {
+		if !validHeaderValue(v[0]) {
+			return nil, fmt.Errorf("request %s: header %s holds a control character: %w",
+				inv.RequestID, name, ErrInvalidInvocation)
+		}
+	}
+	return &call{inv: inv, header: h, done: make(chan struct{})}, nil
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether v can be sent as a header value unchanged:
+// no control characters but tab (RFC 9110 field-value).
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// newTraceID makes an unsampled X-Ray trace header for an invocation that
+// came without one: Root=1-<epoch seconds hex>-<96 random bits>;Parent=<64
+// random bits>;Sampled=0.
+func newTraceID(now time.Time) string {
+	var b [20]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return fmt.Sprintf("Root=1-%08x-%s;Parent=%s;Sampled=0",
+		uint32(now.Unix()), hex.EncodeToString(b[:12]), hex.EncodeToString(b[12:]))
+}

@@ -1,0 +1,25 @@
+package oci
+
+import "log/slog"
+
+// Options configures a Runtime. The zero value is not usable: StateDir and
+// RunDir are required.
+type Options struct {
+	// Runtime is "crun", "runc", or "" to use crun when a probe container
+	// works and runc otherwise.
+	Runtime string
+	// StateDir holds one bundle directory per environment (config.json,
+	// hosts, runtime log), e.g. <data-dir>/sandboxes. Keep it short: the
+	// runtimes put socket paths under it.
+	StateDir string
+	// RunDir holds the runtime's state (--root <RunDir>/<runtime>) and the
+	// network namespace pins (<RunDir>/netns/<id>), e.g. /run/kappa. It
+	// should be on a tmpfs so a reboot clears it.
+	RunDir string
+	// CgroupParent is the cgroup under which every environment gets
+	// <CgroupParent>/<id>, relative to the root of each hierarchy;
+	// "" means "kappa".
+	CgroupParent string
+	// Logger receives diagnostics; nil discards them.
+	Logger *slog.Logger
+}

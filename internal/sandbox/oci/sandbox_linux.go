@@ -1,0 +1,468 @@
+package oci
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kappa-run/kappa/internal/sandbox"
+	"golang.org/x/sys/unix"
+)
+
+// Timeouts of cleanup steps that must not be cut short by the caller's
+// context.
+const (
+	killTimeout    = 10 * time.Second // for the processes to die after SIGKILL
+	destroyTimeout = 30 * time.Second // for all of Destroy
+	outputDrain    = 2 * time.Second  // for output still in the pipes after exit
+)
+
+// hostsFile is the /etc/hosts of every environment.
+const hostsFile = "127.0.0.1 localhost\n127.0.0.1 sandbox.localdomain\n"
+
+// Files of a bundle directory; removeBundle deletes exactly these.
+const (
+	configFile     = "config.json"
+	hostsName      = "hosts"
+	pidFileName    = "pid"
+	runtimeLogName = "runtime.log"
+)
+
+type lifecycleState int
+
+const (
+	stateNew lifecycleState = iota
+	stateCreated
+	stateStarted
+)
+
+// Sandbox is one environment run by crun or runc. It implements
+// sandbox.Sandbox; its methods are safe for concurrent use.
+type Sandbox struct {
+	r         *Runtime
+	spec      sandbox.Spec
+	dir       string // bundle directory
+	netnsPath string
+	cgPath    string // cgroupsPath
+	cg        envCgroup
+	done      chan struct{}
+
+	// lifecycle serialises Start, Freeze, Thaw and Destroy.
+	lifecycle sync.Mutex
+	ln        net.Listener
+	init      *initProcess // set once the container exists
+	state     lifecycleState
+	frozen    bool
+	destroyed bool
+
+	mu     sync.Mutex // guards exit, stats, exited
+	exited bool
+	exit   sandbox.ExitStatus
+	stats  sandbox.Stats
+}
+
+var _ sandbox.Sandbox = (*Sandbox)(nil)
+
+func newSandbox(r *Runtime, spec sandbox.Spec) *Sandbox {
+	if spec.Stdout == nil {
+		spec.Stdout = io.Discard
+	}
+	if spec.Stderr == nil {
+		spec.Stderr = io.Discard
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = "localhost"
+	}
+	cgPath := r.cgParent + "/" + spec.ID
+	return &Sandbox{
+		r:         r,
+		spec:      spec,
+		dir:       filepath.Join(r.stateDir, spec.ID),
+		netnsPath: filepath.Join(r.netnsDir, spec.ID),
+		cgPath:    cgPath,
+		cg:        r.cgroups.env(cgPath),
+		done:      make(chan struct{}),
+	}
+}
+
+func (s *Sandbox) logFile() string { return filepath.Join(s.dir, runtimeLogName) }
+
+// create builds the bundle and the container. On error the caller
+// destroys the sandbox.
+func (s *Sandbox) create(ctx context.Context) error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+
+	if err := os.Mkdir(s.dir, 0o700); errors.Is(err, os.ErrExist) {
+		// A bundle left by a crash: it holds only our files.
+		if err := removeBundle(s.dir); err != nil {
+			return err
+		}
+		err = os.Mkdir(s.dir, 0o700)
+		if err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	ln, err := newNetNS(s.netnsPath)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+
+	hostsPath := filepath.Join(s.dir, hostsName)
+	if err := os.WriteFile(hostsPath, []byte(hostsFile), 0o644); err != nil {
+		return err
+	}
+	// The root filesystem is read-only, so the runtime cannot create a
+	// mount point for /etc/hosts; images without one do without.
+	if _, err := os.Lstat(filepath.Join(s.spec.RootFS, "etc", "hosts")); err != nil {
+		s.r.log.Warn("image has no /etc/hosts; not providing one", "id", s.spec.ID)
+		hostsPath = ""
+	}
+	cfg, err := json.Marshal(newSpec(bundleSpec{
+		spec:      s.spec,
+		netnsPath: s.netnsPath,
+		hostsPath: hostsPath,
+		cgroup:    s.cgPath,
+		cgroupNS:  s.r.cgroupNS,
+		seccomp:   s.r.seccomp,
+	}))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, configFile), cfg, 0o600); err != nil {
+		return err
+	}
+
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		stdoutR.Close()
+		stdoutW.Close()
+		return err
+	}
+	// The init process inherits the runtime's stdio; the runtime prints its
+	// own errors on stderr too (see package doc).
+	pidFile := filepath.Join(s.dir, pidFileName)
+	cmd := s.r.cli.command(ctx, s.logFile(), "create", "--bundle", s.dir, "--pid-file", pidFile, s.spec.ID)
+	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
+	s.state = stateCreated // from here on Destroy deletes the container
+	runErr := cmd.Run()
+	stdoutW.Close()
+	stderrW.Close()
+	if runErr != nil {
+		stdoutR.Close()
+		said := readAvailable(stderrR)
+		stderrR.Close()
+		return classify(s.spec, s.r.cli.failure("create", runErr, said, s.logFile()))
+	}
+
+	pid, err := readPIDFile(pidFile)
+	if err == nil {
+		s.init, err = adoptInit(pid)
+	}
+	if err == nil {
+		_, err = os.Stat(s.cg.memory)
+		if err != nil {
+			err = fmt.Errorf("container cgroup: %w", err)
+		}
+	}
+	if err != nil {
+		stdoutR.Close()
+		stderrR.Close()
+		if s.init == nil && pid > 0 {
+			// Not our child (no subreaper?): kill it so delete can
+			// finish; we cannot reap it.
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+		return err
+	}
+	go s.watch(stdoutR, stderrR)
+	return nil
+}
+
+// readAvailable returns what a pipe holds without waiting for writers
+// that may linger.
+func readAvailable(f *os.File) []byte {
+	_ = f.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	b, _ := io.ReadAll(io.LimitReader(f, 64<<10))
+	return b
+}
+
+func readPIDFile(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("bad pid file %q", data)
+	}
+	return pid, nil
+}
+
+// watch copies the container's output, reaps its init process, records how
+// it ended and closes done.
+func (s *Sandbox) watch(stdoutR, stderrR *os.File) {
+	var copies sync.WaitGroup
+	var outMu sync.Mutex // stdout and stderr are often the same writer
+	for _, p := range []struct {
+		r *os.File
+		w io.Writer
+	}{{stdoutR, s.spec.Stdout}, {stderrR, s.spec.Stderr}} {
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			buf := make([]byte, 8<<10)
+			for {
+				n, err := p.r.Read(buf)
+				if n > 0 {
+					outMu.Lock()
+					_, werr := p.w.Write(buf[:n])
+					outMu.Unlock()
+					if werr != nil {
+						p.w = io.Discard
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+
+	ws, err := s.init.wait()
+	st := sandbox.ExitStatus{Code: -1}
+	switch {
+	case err != nil:
+		s.r.log.Error("wait for sandbox", "id", s.spec.ID, "err", err)
+	case ws.Exited():
+		st.Code = ws.ExitStatus()
+	case ws.Signaled():
+		st.Signal = ws.Signal().String()
+	}
+	if n, err := s.cg.oomKills(); err == nil && n > 0 {
+		st.OOMKilled = true
+	}
+	peak, _ := s.cg.maxMemory()
+
+	// Every process of the environment is gone with its PID namespace, so
+	// the pipes reach EOF at once unless something else holds them.
+	t := time.AfterFunc(outputDrain, func() {
+		stdoutR.Close()
+		stderrR.Close()
+	})
+	copies.Wait()
+	t.Stop()
+	stdoutR.Close()
+	stderrR.Close()
+
+	s.mu.Lock()
+	s.exited, s.exit = true, st
+	if peak > s.stats.MaxMemoryBytes {
+		s.stats.MaxMemoryBytes = peak
+	}
+	s.mu.Unlock()
+	s.r.log.Debug("sandbox exited", "id", s.spec.ID, "status", st.String(), "oom", st.OOMKilled)
+	close(s.done)
+}
+
+// ID returns Spec.ID.
+func (s *Sandbox) ID() string { return s.spec.ID }
+
+// RuntimeAPIListener returns the listener bound to 127.0.0.1:9001 inside
+// the environment's network namespace.
+func (s *Sandbox) RuntimeAPIListener() net.Listener { return s.ln }
+
+// RuntimeAPIAddr returns "127.0.0.1:9001".
+func (s *Sandbox) RuntimeAPIAddr() string { return runtimeAPIAddr }
+
+// Start releases the container's init process to exec Spec.Args. Errors
+// wrap sandbox.ErrInvalidEntrypoint or sandbox.ErrInvalidWorkingDir when
+// the runtime reports that the executable or the working directory is
+// unusable.
+func (s *Sandbox) Start(ctx context.Context) error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	if s.destroyed || s.state != stateCreated || s.init == nil {
+		return fmt.Errorf("start sandbox %s: not in created state", s.spec.ID)
+	}
+	if _, err := s.r.cli.run(ctx, s.logFile(), "start", s.spec.ID); err != nil {
+		return fmt.Errorf("start sandbox %s: %w", s.spec.ID, classify(s.spec, err))
+	}
+	s.state = stateStarted
+	return nil
+}
+
+// Done is closed when the init process has exited and its output has been
+// copied, or when Destroy removed a sandbox that never ran.
+func (s *Sandbox) Done() <-chan struct{} { return s.done }
+
+// Exit reports how the process ended; valid after Done is closed.
+func (s *Sandbox) Exit() sandbox.ExitStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exit
+}
+
+// Stats reads the environment's peak memory use from its cgroup; after the
+// process has exited it returns the last sample.
+func (s *Sandbox) Stats() sandbox.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.exited {
+		if peak, err := s.cg.maxMemory(); err == nil && peak > s.stats.MaxMemoryBytes {
+			s.stats.MaxMemoryBytes = peak
+		}
+	}
+	return s.stats
+}
+
+// Freeze stops every process of the environment through its freezer cgroup
+// and returns once the kernel reports them frozen.
+func (s *Sandbox) Freeze(ctx context.Context) error {
+	return s.setFrozen(ctx, true)
+}
+
+// Thaw resumes the processes stopped by Freeze.
+func (s *Sandbox) Thaw(ctx context.Context) error {
+	return s.setFrozen(ctx, false)
+}
+
+func (s *Sandbox) setFrozen(ctx context.Context, frozen bool) error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	if s.destroyed || s.init == nil {
+		return fmt.Errorf("freeze sandbox %s: not running", s.spec.ID)
+	}
+	if s.frozen == frozen {
+		return nil
+	}
+	if err := s.cg.freeze(ctx, frozen); err != nil {
+		return fmt.Errorf("freeze sandbox %s: %w", s.spec.ID, err)
+	}
+	s.frozen = frozen
+	return nil
+}
+
+// Shutdown sends SIGTERM to the init process, waits up to grace (or until
+// ctx ends) for it to exit, kills every process of the environment and
+// destroys it. A frozen environment is thawed first.
+func (s *Sandbox) Shutdown(ctx context.Context, grace time.Duration) error {
+	s.lifecycle.Lock()
+	init, destroyed := s.init, s.destroyed
+	var err error
+	if s.frozen && !destroyed {
+		if err = s.cg.freeze(context.WithoutCancel(ctx), false); err == nil {
+			s.frozen = false
+		}
+	}
+	s.lifecycle.Unlock()
+	if init != nil && !destroyed && err == nil {
+		if err = init.signal(unix.SIGTERM); err == nil {
+			t := time.NewTimer(grace)
+			select {
+			case <-s.done:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+	}
+	return errors.Join(err, s.Destroy(ctx))
+}
+
+// Destroy kills every process of the environment and removes the
+// container, its cgroups, the network namespace pin, the listener and the
+// bundle. It is idempotent and runs to completion even if ctx is
+// cancelled (within a bounded time).
+func (s *Sandbox) Destroy(ctx context.Context) error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	if s.destroyed {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), destroyTimeout)
+	defer cancel()
+
+	var errs []error
+	if s.init != nil {
+		if s.frozen {
+			// A v1-frozen task does not die until thawed.
+			errs = append(errs, s.cg.freeze(ctx, false))
+			s.frozen = false
+		}
+		// The init process is PID 1 of the environment's namespace:
+		// when it dies the kernel kills every other process in it.
+		errs = append(errs, s.init.signal(unix.SIGKILL))
+		select {
+		case <-s.done:
+		case <-time.After(killTimeout):
+			errs = append(errs, errors.New("processes did not exit after SIGKILL"))
+		}
+	}
+	if s.state != stateNew {
+		errs = append(errs, s.deleteContainer(ctx))
+	}
+	for _, dir := range s.r.cgroups.dirs(s.cgPath) {
+		errs = append(errs, removeCgroupTree(ctx, dir))
+	}
+	if s.ln != nil {
+		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, unmountNetNS(s.netnsPath))
+	errs = append(errs, removeBundle(s.dir))
+
+	err := errors.Join(errs...)
+	if err != nil {
+		s.r.log.Warn("destroy sandbox", "id", s.spec.ID, "err", err)
+		return fmt.Errorf("destroy sandbox %s: %w", s.spec.ID, err)
+	}
+	s.destroyed = true
+	if s.init == nil {
+		close(s.done)
+	}
+	s.r.forget(s.spec.ID)
+	return nil
+}
+
+// deleteContainer runs `<runtime> delete --force` if the runtime knows the
+// container.
+func (s *Sandbox) deleteContainer(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(s.r.cli.root, s.spec.ID)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	_, err := s.r.cli.run(ctx, "", "delete", "--force", s.spec.ID)
+	return err
+}
+
+// removeBundle removes a bundle directory and the files Kappa puts in it,
+// and nothing else: a directory holding anything more is reported, not
+// emptied.
+func removeBundle(dir string) error {
+	for _, name := range []string{configFile, hostsName, pidFileName, runtimeLogName} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
