@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -50,11 +51,15 @@ func New(dir string, logger *slog.Logger) (*Registry, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{store: store{root: dir}, logger: logger, now: time.Now}
-	if err := r.store.init(); err != nil {
-		return nil, fmt.Errorf("open registry %s: %w", dir, err)
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return nil, fmt.Errorf("open registry: %w", err)
 	}
 	release, err := lockDir(dir)
 	if err != nil {
+		return nil, fmt.Errorf("open registry %s: %w", dir, err)
+	}
+	if err := r.store.init(); err != nil {
+		_ = release()
 		return nil, fmt.Errorf("open registry %s: %w", dir, err)
 	}
 	if err := r.store.sweepTemp(); err != nil {

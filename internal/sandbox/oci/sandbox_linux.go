@@ -55,6 +55,7 @@ type Sandbox struct {
 	cgPath    string // cgroupsPath
 	cg        envCgroup
 	done      chan struct{}
+	closeDone sync.Once
 
 	// lifecycle serialises Start, Freeze, Thaw and Destroy.
 	lifecycle sync.Mutex
@@ -175,23 +176,20 @@ func (s *Sandbox) create(ctx context.Context) error {
 	if err == nil {
 		s.init, err = adoptInit(pid)
 	}
-	if err == nil {
-		_, err = os.Stat(s.cg.memory)
-		if err != nil {
-			err = fmt.Errorf("container cgroup: %w", err)
-		}
-	}
 	if err != nil {
 		stdoutR.Close()
 		stderrR.Close()
-		if s.init == nil && pid > 0 {
-			// Not our child (no subreaper?): kill it so delete can
-			// finish; we cannot reap it.
+		if pid > 0 {
+			// Not our child (no subreaper?): kill it so that delete
+			// can finish; we cannot reap it.
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 		return err
 	}
 	go s.watch(stdoutR, stderrR)
+	if _, err := os.Stat(s.cg.memory); err != nil {
+		return fmt.Errorf("container cgroup: %w", err)
+	}
 	return nil
 }
 
@@ -278,7 +276,7 @@ func (s *Sandbox) watch(stdoutR, stderrR *os.File) {
 	}
 	s.mu.Unlock()
 	s.r.log.Debug("sandbox exited", "id", s.spec.ID, "status", st.String(), "oom", st.OOMKilled)
-	close(s.done)
+	s.closeDone.Do(func() { close(s.done) })
 }
 
 // ID returns Spec.ID.
@@ -400,7 +398,9 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 	defer cancel()
 
 	var errs []error
-	if s.init != nil {
+	if s.init == nil {
+		s.closeDone.Do(func() { close(s.done) })
+	} else {
 		if s.frozen {
 			// A v1-frozen task does not die until thawed.
 			errs = append(errs, s.cg.freeze(ctx, false))
@@ -435,9 +435,6 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 		return fmt.Errorf("destroy sandbox %s: %w", s.spec.ID, err)
 	}
 	s.destroyed = true
-	if s.init == nil {
-		close(s.done)
-	}
 	s.r.forget(s.spec.ID)
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,7 +69,7 @@ func main() {
 	case "alloc":
 		err = alloc(arg(args, 0))
 	case "sleep":
-		select {}
+		sleepForever()
 	case "trap":
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGTERM)
@@ -448,7 +449,9 @@ func alloc(mb string) error {
 		keep = append(keep, b)
 	}
 	fmt.Printf("OK allocated %d MiB\n", len(keep))
-	select {}
+	defer runtime.KeepAlive(keep)
+	sleepForever()
+	return nil
 }
 
 // spawn starts n children that sleep forever, reports, then sleeps itself.
@@ -466,5 +469,13 @@ func spawn(n string) error {
 	w := bufio.NewWriter(os.Stdout)
 	fmt.Fprintf(w, "OK spawned %d\n", count)
 	w.Flush()
-	select {}
+	sleepForever()
+	return nil
+}
+
+// sleepForever blocks without tripping the runtime's deadlock detector.
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
 }

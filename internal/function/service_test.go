@@ -1,0 +1,183 @@
+package function
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/image"
+	"github.com/kappa-run/kappa/internal/store/memstore"
+)
+
+// fakeImages is a unit-test stand-in for the image store: it answers Pull
+// from a table and can hold a pull until released.
+type fakeImages struct {
+	mu    sync.Mutex
+	errs  map[string]error
+	gates map[string]chan struct{}
+}
+
+func (f *fakeImages) Pull(ctx context.Context, uri, arch string) (*image.Image, error) {
+	f.mu.Lock()
+	gate := f.gates[uri]
+	err := f.errs[uri]
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &image.Image{Digest: "sha256:" + fmt.Sprintf("%064x", len(uri)), ResolvedURI: uri + "@sha256:x",
+		Config: image.Config{Entrypoint: []string{"/bootstrap"}}}, nil
+}
+
+func newTestService(t *testing.T, imgs *fakeImages) *Service {
+	t.Helper()
+	b, _ := memstore.New().Bucket(context.Background(), "functions")
+	s := NewService(Options{Bucket: b, Images: imgs, Region: "us-east-1", Account: "000000000000"})
+	t.Cleanup(s.Close)
+	return s
+}
+
+func waitFor(t *testing.T, s *Service, name string, ok func(*Function) bool) *Function {
+	t.Helper()
+	for range 500 {
+		fn, err := s.Get(context.Background(), name)
+		if err == nil && ok(fn) {
+			return fn
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fn, _ := s.Get(context.Background(), name)
+	t.Fatalf("function %s never reached the wanted state; last %+v", name, fn)
+	return nil
+}
+
+func TestCreateBecomesActive(t *testing.T) {
+	s := newTestService(t, &fakeImages{})
+	ctx := context.Background()
+	fn, err := s.Create(ctx, validInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fn.Latest.State != StatePending || fn.Latest.StateReasonCode != ReasonCreating {
+		t.Fatalf("created state = %s/%s", fn.Latest.State, fn.Latest.StateReasonCode)
+	}
+	fn = waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+	if fn.Latest.Code.Digest == "" || fn.Latest.LastUpdateStatus != UpdateSuccessful {
+		t.Errorf("active function = %+v", fn.Latest)
+	}
+	if _, err := s.Create(ctx, validInput()); !errors.Is(err, apierr.Conflict) {
+		t.Errorf("duplicate Create = %v, want Conflict", err)
+	}
+}
+
+func TestCreateFailureReasons(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{image.ErrNotFound, ReasonImageDeleted},
+		{image.ErrAccessDenied, ReasonImageAccessDenied},
+		{image.ErrInvalid, ReasonInvalidImage},
+		{errors.New("disk on fire"), ReasonInternalError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			in := validInput()
+			s := newTestService(t, &fakeImages{errs: map[string]error{in.ImageURI: fmt.Errorf("pull: %w", tt.err)}})
+			if _, err := s.Create(context.Background(), in); err != nil {
+				t.Fatal(err)
+			}
+			fn := waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateFailed })
+			if fn.Latest.StateReasonCode != tt.want {
+				t.Errorf("StateReasonCode = %s, want %s", fn.Latest.StateReasonCode, tt.want)
+			}
+			if _, _, err := s.Resolve(context.Background(), Ref{Name: "hello"}); !errors.Is(err, apierr.Conflict) {
+				t.Errorf("Resolve of a Failed function = %v, want Conflict", err)
+			}
+		})
+	}
+}
+
+func TestUpdateCodeKeepsServingOldCode(t *testing.T) {
+	imgs := &fakeImages{gates: map[string]chan struct{}{}}
+	s := newTestService(t, imgs)
+	ctx := context.Background()
+	s.Create(ctx, validInput())
+	before := waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+
+	gate := make(chan struct{})
+	imgs.mu.Lock()
+	imgs.gates["localhost:9070/hello:v22"] = gate
+	imgs.mu.Unlock()
+	fn, err := s.UpdateCode(ctx, "hello", UpdateCodeInput{ImageURI: "localhost:9070/hello:v22"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fn.Latest.LastUpdateStatus != UpdateInProgress {
+		t.Errorf("LastUpdateStatus = %s, want InProgress", fn.Latest.LastUpdateStatus)
+	}
+	cfg, _, err := s.Resolve(ctx, Ref{Name: "hello"})
+	if err != nil || cfg.Code.Digest != before.Latest.Code.Digest {
+		t.Errorf("during update Resolve = %v, %v; want the old code", cfg.Code, err)
+	}
+	if _, err := s.UpdateCode(ctx, "hello", UpdateCodeInput{ImageURI: "x:1"}); !errors.Is(err, apierr.Conflict) {
+		t.Errorf("second UpdateCode = %v, want Conflict", err)
+	}
+	if _, err := s.UpdateConfig(ctx, "hello", UpdateConfigInput{Timeout: ptr(5)}); !errors.Is(err, apierr.Conflict) {
+		t.Errorf("UpdateConfig during update = %v, want Conflict", err)
+	}
+	close(gate)
+	after := waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.LastUpdateStatus == UpdateSuccessful })
+	if after.Latest.Code.ImageURI != "localhost:9070/hello:v22" || after.Latest.Code.Digest == before.Latest.Code.Digest {
+		t.Errorf("after update code = %+v", after.Latest.Code)
+	}
+}
+
+func TestUpdateConfigRevision(t *testing.T) {
+	s := newTestService(t, &fakeImages{})
+	ctx := context.Background()
+	s.Create(ctx, validInput())
+	fn := waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+	if _, err := s.UpdateConfig(ctx, "hello", UpdateConfigInput{Timeout: ptr(5), RevisionID: "stale"}); !errors.Is(err, apierr.PreconditionFailed) {
+		t.Errorf("stale RevisionId = %v, want PreconditionFailed", err)
+	}
+	got, err := s.UpdateConfig(ctx, "hello", UpdateConfigInput{Timeout: ptr(5), RevisionID: fn.Latest.RevisionID,
+		Environment: map[string]string{"A": "b"}, HasEnvironment: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Latest.Timeout != 5 || got.Latest.Environment["A"] != "b" || got.Latest.RevisionID == fn.Latest.RevisionID {
+		t.Errorf("updated = %+v", got.Latest)
+	}
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.LastUpdateStatus == UpdateSuccessful })
+	if _, err := s.UpdateConfig(ctx, "hello", UpdateConfigInput{MemorySize: ptr(99999)}); !errors.Is(err, apierr.Validation) {
+		t.Errorf("bad memory = %v, want Validation", err)
+	}
+}
+
+func TestDeleteAndNotFound(t *testing.T) {
+	s := newTestService(t, &fakeImages{})
+	ctx := context.Background()
+	if err := s.Delete(ctx, "ghost"); !errors.Is(err, apierr.NotFound) {
+		t.Errorf("Delete ghost = %v", err)
+	}
+	s.Create(ctx, validInput())
+	if err := s.Delete(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Get(ctx, "hello")
+	if !errors.Is(err, apierr.NotFound) || apierr.As(err).Message != "Function not found: arn:aws:lambda:us-east-1:000000000000:function:hello" {
+		t.Errorf("Get deleted = %v", err)
+	}
+}

@@ -1,0 +1,181 @@
+package lambdaapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/function"
+	"github.com/kappa-run/kappa/internal/invoker"
+	"github.com/kappa-run/kappa/internal/store/memstore"
+)
+
+// fakeInvoker echoes the payload; it stands in for environments in these
+// unit tests of request handling (the e2e tests run real ones).
+type fakeInvoker struct{ last invoker.Request }
+
+func (f *fakeInvoker) Invoke(_ context.Context, req invoker.Request) (*invoker.Response, error) {
+	f.last = req
+	return &invoker.Response{Payload: req.Payload, ContentType: "application/json", ExecutedVersion: "$LATEST", LogTail: []byte("log")}, nil
+}
+
+
+func newTestAPI(t testing.TB) (*API, *fakeInvoker, *function.Service) {
+	t.Helper()
+	b, _ := memstore.New().Bucket(context.Background(), "f")
+	svc := function.NewService(function.Options{Bucket: b, Region: "us-east-1", Account: "000000000000"})
+	t.Cleanup(svc.Close)
+	inv := &fakeInvoker{}
+	return New(Options{Functions: svc, Invoker: inv, Region: "us-east-1", Account: "000000000000", MaxConcurrency: 10}), inv, svc
+}
+
+func do(t *testing.T, h http.Handler, method, path, body string, hdr ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestErrorRenderer(t *testing.T) {
+	tests := []struct {
+		err      error
+		status   int
+		typ      string
+		kindBody string
+	}{
+		{apierr.New(apierr.NotFound, "Function not found: x"), 404, "ResourceNotFoundException", "User"},
+		{apierr.New(apierr.Validation, "1 validation error detected"), 400, "ValidationException", "User"},
+		{apierr.New(apierr.Conflict, "exists"), 409, "ResourceConflictException", "User"},
+		{apierr.New(apierr.RequestTooLarge, "big"), 413, "RequestTooLargeException", "User"},
+		{apierr.New(apierr.PreconditionFailed, "rev"), 412, "PreconditionFailedException", "User"},
+		{&apierr.Error{Kind: apierr.TooManyRequests, Message: "Rate Exceeded.", Reason: "ConcurrentInvocationLimitExceeded", RetryAfterSeconds: 1}, 429, "TooManyRequestsException", "User"},
+		{errors.New("secret internal detail"), 500, "ServiceException", "Service"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			writeError(rec, testLogger(), tt.err)
+			if rec.Code != tt.status || rec.Header().Get("X-Amzn-ErrorType") != tt.typ {
+				t.Fatalf("got %d %s, want %d %s", rec.Code, rec.Header().Get("X-Amzn-ErrorType"), tt.status, tt.typ)
+			}
+			var body map[string]string
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			if body["Type"] != tt.kindBody {
+				t.Errorf("Type = %q", body["Type"])
+			}
+			if strings.Contains(rec.Body.String(), "secret internal detail") {
+				t.Errorf("internal cause leaked: %s", rec.Body)
+			}
+			if tt.status == 429 && (rec.Header().Get("Retry-After") != "1" || body["Reason"] != "ConcurrentInvocationLimitExceeded") {
+				t.Errorf("429 lacks Retry-After or Reason: %v %s", rec.Header(), rec.Body)
+			}
+		})
+	}
+}
+
+func TestRequestValidation(t *testing.T) {
+	a, _, _ := newTestAPI(t)
+	create := `{"FunctionName":"f","Role":"arn:aws:iam::000000000000:role/r","PackageType":"Image","Code":{"ImageUri":"localhost:1/x:1"}}`
+	tests := []struct {
+		name, method, path, body string
+		hdr                      []string
+		status                   int
+		typ                      string
+	}{
+		{"malformed json", "POST", "/2015-03-31/functions", `{"FunctionName":`, nil, 400, "InvalidRequestContentException"},
+		{"wrong type", "POST", "/2015-03-31/functions", `{"MemorySize":"big"}`, nil, 400, "InvalidRequestContentException"},
+		{"memory range", "POST", "/2015-03-31/functions", strings.Replace(create, `"Role"`, `"MemorySize":10241,"Role"`, 1), nil, 400, "ValidationException"},
+		{"create ok", "POST", "/2015-03-31/functions", create, nil, 201, ""},
+		{"duplicate", "POST", "/2015-03-31/functions", create, nil, 409, "ResourceConflictException"},
+		{"unknown function", "GET", "/2015-03-31/functions/nope", "", nil, 404, "ResourceNotFoundException"},
+		{"bad name", "GET", "/2015-03-31/functions/bad%20name", "", nil, 400, "ValidationException"},
+		{"unknown version", "GET", "/2015-03-31/functions/f?Qualifier=7", "", nil, 404, "ResourceNotFoundException"},
+		{"bad qualifier", "GET", "/2015-03-31/functions/f?Qualifier=a%2Fb", "", nil, 400, "ValidationException"},
+		{"list bad MaxItems", "GET", "/2015-03-31/functions/?MaxItems=0", "", nil, 400, "ValidationException"},
+		{"invoke pending", "POST", "/2015-03-31/functions/f/invocations", `{}`, nil, 409, "ResourceConflictException"},
+		{"invoke bad type", "POST", "/2015-03-31/functions/f/invocations", `{}`, []string{"X-Amz-Invocation-Type", "Sometimes"}, 400, "ValidationException"},
+		{"invoke bad log type", "POST", "/2015-03-31/functions/f/invocations", `{}`, []string{"X-Amz-Log-Type", "All"}, 400, "ValidationException"},
+		{"invoke not json", "POST", "/2015-03-31/functions/f/invocations", `not json`, nil, 400, "InvalidRequestContentException"},
+		{"invoke bad client context", "POST", "/2015-03-31/functions/f/invocations", `{}`, []string{"X-Amz-Client-Context", "!!"}, 400, "InvalidParameterValueException"},
+		{"invoke too large", "POST", "/2015-03-31/functions/f/invocations", `"` + strings.Repeat("x", MaxSyncPayload) + `"`, nil, 413, "RequestTooLargeException"},
+		{"unknown operation", "GET", "/2099-01-01/things", "", nil, 404, "UnknownOperationException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := do(t, a, tt.method, tt.path, tt.body, tt.hdr...)
+			if rec.Code != tt.status || rec.Header().Get("X-Amzn-ErrorType") != tt.typ {
+				t.Fatalf("got %d %q %s; want %d %q", rec.Code, rec.Header().Get("X-Amzn-ErrorType"), rec.Body, tt.status, tt.typ)
+			}
+			if rec.Header().Get("X-Amzn-Requestid") == "" {
+				t.Error("no x-amzn-RequestId")
+			}
+		})
+	}
+}
+
+func TestListPagination(t *testing.T) {
+	a, _, _ := newTestAPI(t)
+	for _, n := range []string{"c", "a", "e", "b", "d"} {
+		body := `{"FunctionName":"` + n + `","Role":"arn:aws:iam::000000000000:role/r","PackageType":"Image","Code":{"ImageUri":"localhost:1/x:1"}}`
+		if rec := do(t, a, "POST", "/2015-03-31/functions", body); rec.Code != 201 {
+			t.Fatalf("create %s: %d %s", n, rec.Code, rec.Body)
+		}
+	}
+	var names []string
+	marker := ""
+	for pages := 0; pages < 10; pages++ {
+		rec := do(t, a, "GET", "/2015-03-31/functions/?MaxItems=2&Marker="+marker, "")
+		var out listFunctionsResponse
+		json.Unmarshal(rec.Body.Bytes(), &out)
+		for _, f := range out.Functions {
+			names = append(names, f.FunctionName)
+		}
+		if out.NextMarker == nil {
+			break
+		}
+		marker = *out.NextMarker
+	}
+	if strings.Join(names, ",") != "a,b,c,d,e" {
+		t.Errorf("paged names = %v", names)
+	}
+}
+
+func FuzzInvokeRequest(f *testing.F) {
+	f.Add("f", "RequestResponse", "Tail", "", []byte(`{"a":1}`))
+	f.Add("f:$LATEST", "DryRun", "None", "e30=", []byte(``))
+	f.Add("arn:aws:lambda:us-east-1:000000000000:function:f", "Event", "", "!!", []byte(`[1,2`))
+	f.Add("%00", "x", "y", "z", []byte{0xff, 0xfe})
+	a, _, _ := newTestAPI(f)
+	f.Fuzz(func(t *testing.T, name, typ, logType, cc string, body []byte) {
+		req := httptest.NewRequest("POST", "/2015-03-31/functions/f/invocations", bytes.NewReader(body))
+		req.SetPathValue("name", name)
+		req.Header.Set("X-Amz-Invocation-Type", typ)
+		req.Header.Set("X-Amz-Log-Type", logType)
+		req.Header.Set("X-Amz-Client-Context", cc)
+		ir, gotType, err := a.parseInvoke(req)
+		if err != nil {
+			if apierr.As(err) == nil {
+				t.Fatalf("parseInvoke returned a non-API error: %v", err)
+			}
+			return
+		}
+		if gotType != "RequestResponse" && gotType != "Event" && gotType != "DryRun" {
+			t.Fatalf("accepted invocation type %q", gotType)
+		}
+		if len(ir.payload) > MaxSyncPayload || (len(ir.payload) > 0 && !json.Valid(ir.payload)) {
+			t.Fatalf("accepted bad payload")
+		}
+	})
+}
