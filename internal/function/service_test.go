@@ -153,11 +153,11 @@ func TestUpdateConfigRevision(t *testing.T) {
 		t.Errorf("stale RevisionId = %v, want PreconditionFailed", err)
 	}
 	got, err := s.UpdateConfig(ctx, "hello", UpdateConfigInput{Timeout: ptr(5), RevisionID: fn.Latest.RevisionID,
-		Environment: map[string]string{"A": "b"}, HasEnvironment: true})
+		Environment: map[string]string{"AB": "b"}, HasEnvironment: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Latest.Timeout != 5 || got.Latest.Environment["A"] != "b" || got.Latest.RevisionID == fn.Latest.RevisionID {
+	if got.Latest.Timeout != 5 || got.Latest.Environment["AB"] != "b" || got.Latest.RevisionID == fn.Latest.RevisionID {
 		t.Errorf("updated = %+v", got.Latest)
 	}
 	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.LastUpdateStatus == UpdateSuccessful })

@@ -87,7 +87,9 @@ func mountNewAPI(target string, lowers []string, fds []int) error {
 			return err
 		}
 	}
-	for _, o := range [][2]string{{"index", "off"}, {"xino", "off"}} {
+	// Only opaque markers are honoured in layers: redirects and metacopy
+	// xattrs are never written by Unpack, and never followed either.
+	for _, o := range [][2]string{{"index", "off"}, {"xino", "off"}, {"redirect_dir", "nofollow"}, {"metacopy", "off"}} {
 		if err := set(o[0], o[1]); err != nil {
 			return err
 		}
@@ -131,7 +133,7 @@ func mountLegacy(target string, lowers []string, fds []int) error {
 		}
 		return "lowerdir=" + strings.Join(args, ":")
 	}
-	const extra = ",index=off,xino=off"
+	const extra = ",index=off,xino=off,redirect_dir=nofollow,metacopy=off"
 	data := build(maxMountData)
 	if len(data)+len(extra) > maxMountData {
 		data = build(0) // every layer by descriptor

@@ -101,9 +101,6 @@ func (s *Store) pull(ctx context.Context, imageURI, arch string) (*Image, error)
 		return nil, fmt.Errorf("%w: manifest digest is %s, registry says %s", ErrInvalid, digest, want)
 	}
 	manifestHex, _ := digestHex(digest)
-	if img, err := s.Lookup(digest); err == nil && s.haveLayers(img) {
-		return img, nil
-	}
 	manifest, err := v1.ParseManifest(bytes.NewReader(rawManifest))
 	if err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrInvalid, err)
@@ -124,6 +121,9 @@ func (s *Store) pull(ctx context.Context, imageURI, arch string) (*Image, error)
 	}
 	if cfg.Architecture != "" && cfg.Architecture != platformArch {
 		return nil, fmt.Errorf("%w: image architecture %s does not match function architecture %s", ErrInvalid, cfg.Architecture, arch)
+	}
+	if img, err := s.Lookup(digest); err == nil && s.haveLayers(img) {
+		return img, nil
 	}
 	if len(manifest.Layers) != len(cfg.RootFS.DiffIDs) {
 		return nil, fmt.Errorf("%w: manifest lists %d layers, config %d", ErrInvalid, len(manifest.Layers), len(cfg.RootFS.DiffIDs))
@@ -421,12 +421,25 @@ func (s *Store) parseReference(uri string) (name.Reference, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: image URI %q: %v", ErrInvalid, uri, err)
 	}
-	if s.insecure[strings.ToLower(ref.Context().RegistryStr())] {
+	if reg := strings.ToLower(ref.Context().RegistryStr()); s.insecure[reg] || isLoopback(reg) {
 		if ref, err = name.ParseReference(uri, name.Insecure); err != nil {
 			return nil, fmt.Errorf("%w: image URI %q: %v", ErrInvalid, uri, err)
 		}
 	}
 	return ref, nil
+}
+
+// isLoopback reports whether a registry host[:port] is on this machine.
+func isLoopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 func sha256Hex(b []byte) string {

@@ -126,12 +126,14 @@ func NewStore(opts Options) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) tmpDir() string               { return filepath.Join(s.dir, "tmp") }
-func (s *Store) layerDir(hex string) string   { return filepath.Join(s.dir, "layers", "sha256", hex) }
-func (s *Store) layerFS(hex string) string    { return filepath.Join(s.layerDir(hex), "fs") }
-func (s *Store) imageFile(hex string) string  { return filepath.Join(s.dir, "images", "sha256", hex+".json") }
-func (s *Store) skelDir(hex string) string    { return filepath.Join(s.dir, "skel", hex) }
-func (s *Store) rootfsDir(hex string) string  { return filepath.Join(s.dir, "rootfs", hex) }
+func (s *Store) tmpDir() string             { return filepath.Join(s.dir, "tmp") }
+func (s *Store) layerDir(hex string) string { return filepath.Join(s.dir, "layers", "sha256", hex) }
+func (s *Store) layerFS(hex string) string  { return filepath.Join(s.layerDir(hex), "fs") }
+func (s *Store) imageFile(hex string) string {
+	return filepath.Join(s.dir, "images", "sha256", hex+".json")
+}
+func (s *Store) skelDir(hex string) string     { return filepath.Join(s.dir, "skel", hex) }
+func (s *Store) rootfsDir(hex string) string   { return filepath.Join(s.dir, "rootfs", hex) }
 func (s *Store) layerMetaFile(h string) string { return filepath.Join(s.layerDir(h), "layer.json") }
 
 var sha256Digest = regexp.MustCompile(`^sha256:([a-f0-9]{64})$`)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kappa-run/kappa/internal/apierr"
 	"github.com/kappa-run/kappa/internal/function"
+	"github.com/kappa-run/kappa/internal/image"
 	"github.com/kappa-run/kappa/internal/invoker"
 	"github.com/kappa-run/kappa/internal/store/memstore"
 )
@@ -26,10 +27,18 @@ func (f *fakeInvoker) Invoke(_ context.Context, req invoker.Request) (*invoker.R
 }
 
 
+// pendingImages never finishes a pull, so functions stay Pending.
+type pendingImages struct{}
+
+func (pendingImages) Pull(ctx context.Context, _, _ string) (*image.Image, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
 func newTestAPI(t testing.TB) (*API, *fakeInvoker, *function.Service) {
 	t.Helper()
 	b, _ := memstore.New().Bucket(context.Background(), "f")
-	svc := function.NewService(function.Options{Bucket: b, Region: "us-east-1", Account: "000000000000"})
+	svc := function.NewService(function.Options{Bucket: b, Images: pendingImages{}, Region: "us-east-1", Account: "000000000000"})
 	t.Cleanup(svc.Close)
 	inv := &fakeInvoker{}
 	return New(Options{Functions: svc, Invoker: inv, Region: "us-east-1", Account: "000000000000", MaxConcurrency: 10}), inv, svc

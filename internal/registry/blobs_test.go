@@ -3,6 +3,9 @@ package registry
 import (
 	"bytes"
 	"net/http"
+	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -236,6 +239,13 @@ func TestUploadErrors(t *testing.T) {
 		}},
 		{name: "content range shorter than body", status: 400, code: "SIZE_INVALID", run: func(t *testing.T) response {
 			return ts.do("PATCH", ts.startUpload("r"), content, "Content-Range", "0-3")
+		}},
+		{name: "session whose data a crash moved away", status: 404, code: "BLOB_UPLOAD_UNKNOWN", run: func(t *testing.T) response {
+			loc := ts.startUpload("r")
+			if err := os.Remove(filepath.Join(ts.dir, "uploads", path.Base(loc), "data")); err != nil {
+				t.Fatal(err)
+			}
+			return ts.do("PATCH", loc, content)
 		}},
 		{name: "status of fresh session", status: 204, run: func(t *testing.T) response {
 			r := ts.do("GET", ts.startUpload("r"), nil)

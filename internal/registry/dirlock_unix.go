@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
 // lockDir takes an exclusive advisory lock on dir/lock so that two processes
 // never serve the same registry directory. It returns the lock's release.
 func lockDir(dir string) (release func() error, err error) {
-	p := dir + string(os.PathSeparator) + "lock"
+	p := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, err

@@ -254,6 +254,13 @@ func (r *Registry) loadUpload(rt route) (uploadState, error) {
 	if st.Repo != rt.name {
 		return st, newError(http.StatusNotFound, codeBlobUploadUnknown)
 	}
+	// A crash between moving the data of a finished upload into the store
+	// and removing the session leaves state without data: it is over.
+	if _, err := os.Stat(r.uploadDataPath(rt.upload)); errors.Is(err, fs.ErrNotExist) {
+		return st, newError(http.StatusNotFound, codeBlobUploadUnknown)
+	} else if err != nil {
+		return st, err
+	}
 	return st, nil
 }
 

@@ -67,7 +67,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	probeDir = filepath.Join(tmp, "probe")
-	os.MkdirAll(probeDir, 0o755)
+	os.MkdirAll(filepath.Join(probeDir, "var", "task"), 0o755)
 	if out, err := goBuild(filepath.Join(probeDir, "bootstrap"), "./testdata/functions/probe", true); err != nil {
 		fmt.Fprintf(os.Stderr, "build probe: %v\n%s", err, out)
 		return 1

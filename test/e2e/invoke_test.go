@@ -153,8 +153,12 @@ func TestConcurrentInvokesGetOwnEnvironments(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, res := invoke(t, s, "conc", map[string]any{"op": "sleep", "ms": 1500})
-			envs <- res["env"].(string)
+			out, res := invoke(t, s, "conc", map[string]any{"op": "sleep", "ms": 1500})
+			env, ok := res["env"].(string)
+			if !ok {
+				t.Errorf("invoke failed: %s", out.Payload)
+			}
+			envs <- env
 		}()
 	}
 	wg.Wait()

@@ -155,10 +155,9 @@ func classifyText(text string) failureKind {
 	switch {
 	case strings.Contains(t, "chdir"), strings.Contains(t, "cwd"), strings.Contains(t, "working directory"):
 		return errCwd
-	case strings.Contains(t, "exec:"),
-		strings.Contains(t, "executable file"),
-		strings.Contains(t, "exec the container process"),
-		strings.Contains(t, "execv"),
+	case strings.Contains(t, "exec:"), // runc: exec: "/x": stat /x: no such file or directory
+		strings.Contains(t, "executable"), // crun: executable file `x` not found; open executable: ...
+		strings.Contains(t, "exec container process"),
 		strings.Contains(t, "exec format error"):
 		return errExec
 	}

@@ -27,6 +27,9 @@ func becomeSubreaper() error {
 // PIDFD_NONBLOCK (before 5.10) fall back to a blocking waitid.
 type initProcess struct {
 	pid int
+	// startComm is the process's name while it is still the runtime's
+	// init code, before it executes the environment's program.
+	startComm string
 
 	mu     sync.Mutex
 	pidfd  *os.File // nil without pidfd support or once reaped
@@ -42,7 +45,11 @@ func adoptInit(pid int) (*initProcess, error) {
 	if ppid != os.Getpid() {
 		return nil, fmt.Errorf("container init %d has parent %d, not this process (subreaper not in effect)", pid, ppid)
 	}
-	p := &initProcess{pid: pid}
+	comm, err := readComm(pid)
+	if err != nil {
+		return nil, err
+	}
+	p := &initProcess{pid: pid, startComm: comm}
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	switch {
 	case err == nil:
@@ -74,16 +81,37 @@ func parentPID(pid int) (int, error) {
 	return strconv.Atoi(fields[1])
 }
 
-// wait blocks until the process exits, reaps it and returns its status.
-// It must be called once.
-func (p *initProcess) wait() (unix.WaitStatus, error) {
-	if err := p.awaitExit(); err != nil {
-		return 0, err
+// readComm returns /proc/<pid>/comm, which exec changes to the base
+// name of the new program. It stays readable while the process is a
+// zombie.
+func readComm(pid int) (string, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return "", err
 	}
+	return strings.TrimSuffix(string(data), "\n"), nil
+}
+
+// execed reports whether the process has executed a new program; ok is
+// false when it cannot tell (the process is gone).
+func (p *initProcess) execed() (execed, ok bool) {
+	comm, err := readComm(p.pid)
+	if err != nil {
+		return false, false
+	}
+	return comm != p.startComm, true
+}
+
+// wait blocks until the process exits, reaps it and returns its status and
+// whether it had executed a new program by then. It must be called once.
+func (p *initProcess) wait() (ws unix.WaitStatus, execed bool, err error) {
+	if err := p.awaitExit(); err != nil {
+		return 0, false, err
+	}
+	// Not reaped yet: the zombie still has its last comm.
+	execed, _ = p.execed()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var ws unix.WaitStatus
-	var err error
 	for {
 		_, err = unix.Wait4(p.pid, &ws, 0, nil)
 		if !errors.Is(err, unix.EINTR) {
@@ -96,9 +124,9 @@ func (p *initProcess) wait() (unix.WaitStatus, error) {
 		p.pidfd = nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("wait for container init %d: %w", p.pid, err)
+		return 0, execed, fmt.Errorf("wait for container init %d: %w", p.pid, err)
 	}
-	return ws, nil
+	return ws, execed, nil
 }
 
 // awaitExit returns once the process has exited, without reaping it.

@@ -218,7 +218,7 @@ func (r *Runtime) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 		}
 		return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, err)
 	}
-	r.log.Debug("sandbox created", "id", spec.ID, "pid", s.init.pid, "took", time.Since(start))
+	r.log.Debug("sandbox created", "id", spec.ID, "took", time.Since(start), "start_err", s.startErr)
 	return s, nil
 }
 

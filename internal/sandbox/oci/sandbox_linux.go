@@ -22,6 +22,7 @@ import (
 // context.
 const (
 	killTimeout    = 10 * time.Second // for the processes to die after SIGKILL
+	execTimeout    = 10 * time.Second // for the init process to exec after start
 	destroyTimeout = 30 * time.Second // for all of Destroy
 	outputDrain    = 2 * time.Second  // for output still in the pipes after exit
 )
@@ -64,9 +65,13 @@ type Sandbox struct {
 	state     lifecycleState
 	frozen    bool
 	destroyed bool
+	// startErr is a problem with the image's entrypoint or working
+	// directory found by Create; Start reports it.
+	startErr error
 
-	mu     sync.Mutex // guards exit, stats, exited
+	mu     sync.Mutex // guards the fields below
 	exited bool
+	execed bool // the init process had executed Spec.Args[0] when it exited
 	exit   sandbox.ExitStatus
 	stats  sandbox.Stats
 }
@@ -120,6 +125,10 @@ func (s *Sandbox) create(ctx context.Context) error {
 		return err
 	}
 	s.ln = ln
+	if err := checkCwd(s.spec.RootFS, s.spec.Cwd); err != nil {
+		s.startErr = err
+		return nil
+	}
 
 	hostsPath := filepath.Join(s.dir, hostsName)
 	if err := os.WriteFile(hostsPath, []byte(hostsFile), 0o644); err != nil {
@@ -169,7 +178,14 @@ func (s *Sandbox) create(ctx context.Context) error {
 		stdoutR.Close()
 		said := readAvailable(stderrR)
 		stderrR.Close()
-		return classify(s.spec, s.r.cli.failure("create", runErr, said, s.logFile()))
+		err := classify(s.spec, s.r.cli.failure("create", runErr, said, s.logFile()))
+		if errors.Is(err, sandbox.ErrInvalidEntrypoint) || errors.Is(err, sandbox.ErrInvalidWorkingDir) {
+			// The image's fault, reported by Start like an exec
+			// failure; the environment itself is fine.
+			s.startErr = err
+			return nil
+		}
+		return err
 	}
 
 	pid, err := readPIDFile(pidFile)
@@ -190,7 +206,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 	if _, err := os.Stat(s.cg.memory); err != nil {
 		return fmt.Errorf("container cgroup: %w", err)
 	}
-	return nil
+	return fixTmpMode(s.init.pid)
 }
 
 // readAvailable returns what a pipe holds without waiting for writers
@@ -243,7 +259,7 @@ func (s *Sandbox) watch(stdoutR, stderrR *os.File) {
 		}()
 	}
 
-	ws, err := s.init.wait()
+	ws, execed, err := s.init.wait()
 	st := sandbox.ExitStatus{Code: -1}
 	switch {
 	case err != nil:
@@ -270,7 +286,7 @@ func (s *Sandbox) watch(stdoutR, stderrR *os.File) {
 	stderrR.Close()
 
 	s.mu.Lock()
-	s.exited, s.exit = true, st
+	s.exited, s.execed, s.exit = true, execed, st
 	if peak > s.stats.MaxMemoryBytes {
 		s.stats.MaxMemoryBytes = peak
 	}
@@ -289,13 +305,19 @@ func (s *Sandbox) RuntimeAPIListener() net.Listener { return s.ln }
 // RuntimeAPIAddr returns "127.0.0.1:9001".
 func (s *Sandbox) RuntimeAPIAddr() string { return runtimeAPIAddr }
 
-// Start releases the container's init process to exec Spec.Args. Errors
-// wrap sandbox.ErrInvalidEntrypoint or sandbox.ErrInvalidWorkingDir when
-// the runtime reports that the executable or the working directory is
-// unusable.
+// Start releases the container's init process and returns once it has
+// executed Spec.Args[0]. Errors wrap sandbox.ErrInvalidEntrypoint or
+// sandbox.ErrInvalidWorkingDir when the executable or the working directory
+// is unusable: missing, not executable, not a directory (found at Create or
+// by the runtime), or an exec that fails (a missing interpreter or dynamic
+// loader, a foreign architecture), noticed when the init process exits
+// before its name changes.
 func (s *Sandbox) Start(ctx context.Context) error {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
+	if s.startErr != nil {
+		return fmt.Errorf("start sandbox %s: %w", s.spec.ID, s.startErr)
+	}
 	if s.destroyed || s.state != stateCreated || s.init == nil {
 		return fmt.Errorf("start sandbox %s: not in created state", s.spec.ID)
 	}
@@ -303,7 +325,43 @@ func (s *Sandbox) Start(ctx context.Context) error {
 		return fmt.Errorf("start sandbox %s: %w", s.spec.ID, classify(s.spec, err))
 	}
 	s.state = stateStarted
+	if err := s.awaitExec(ctx); err != nil {
+		return fmt.Errorf("start sandbox %s: %w", s.spec.ID, err)
+	}
 	return nil
+}
+
+// awaitExec waits until the init process has executed the environment's
+// program or has exited trying.
+func (s *Sandbox) awaitExec(ctx context.Context) error {
+	deadline := time.Now().Add(execTimeout)
+	delay := 20 * time.Microsecond
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		if execed, ok := s.init.execed(); ok && execed {
+			return nil
+		}
+		select {
+		case <-s.done:
+			s.mu.Lock()
+			execed, st := s.execed, s.exit
+			s.mu.Unlock()
+			if execed {
+				return nil
+			}
+			return fmt.Errorf("%w %q: exec failed, init process ended with %s (the runtime's message is on the function's stderr)",
+				sandbox.ErrInvalidEntrypoint, s.spec.Args[0], st)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("init process did not exec %q within %s", s.spec.Args[0], execTimeout)
+		}
+		delay = min(2*delay, 5*time.Millisecond)
+		t.Reset(delay)
+	}
 }
 
 // Done is closed when the init process has exited and its output has been
@@ -402,8 +460,11 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 		s.closeDone.Do(func() { close(s.done) })
 	} else {
 		if s.frozen {
-			// A v1-frozen task does not die until thawed.
-			errs = append(errs, s.cg.freeze(ctx, false))
+			// A v1-frozen task does not die until thawed. A missing
+			// cgroup (removed by Cleanup) has nothing left to thaw.
+			if err := s.cg.freeze(ctx, false); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
 			s.frozen = false
 		}
 		// The init process is PID 1 of the environment's namespace:

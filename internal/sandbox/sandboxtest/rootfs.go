@@ -17,6 +17,7 @@ const ProbePath = "/bin/probe"
 //
 //	/bin/probe      the probe, mode 0755
 //	/bin/noexec     a regular file without execute permission
+//	/bin/badinterp  an executable script whose interpreter does not exist
 //	/etc/hosts      empty (a mount point for the sandbox's hosts file)
 //	/proc /dev /sys /tmp /etc /work   empty directories
 //
@@ -42,8 +43,15 @@ func BuildRootFS(t testing.TB) string {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build probe: %v\n%s", err, out)
 	}
-	for name, mode := range map[string]os.FileMode{"bin/noexec": 0o644, "etc/hosts": 0o644} {
-		if err := os.WriteFile(filepath.Join(rootfs, name), nil, mode); err != nil {
+	for _, f := range []struct {
+		name, content string
+		mode          os.FileMode
+	}{
+		{"bin/noexec", "", 0o644},
+		{"bin/badinterp", "#!/nonexistent/interpreter\n", 0o755},
+		{"etc/hosts", "", 0o644},
+	} {
+		if err := os.WriteFile(filepath.Join(rootfs, f.name), []byte(f.content), f.mode); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -70,6 +70,14 @@ func main() {
 		err = alloc(arg(args, 0))
 	case "sleep":
 		sleepForever()
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("OK ignoring SIGTERM")
+		sleepForever()
+	case "cat":
+		data, rerr := os.ReadFile(arg(args, 0))
+		os.Stdout.Write(data)
+		err = rerr
 	case "trap":
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGTERM)
@@ -311,6 +319,9 @@ func checkProc() error {
 		return fmt.Errorf("/sys/firmware lists %d entries", len(entries))
 	}
 	for _, p := range []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"} {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			continue // not in this kernel
+		}
 		opts, err := mountOptions(p)
 		if err != nil {
 			return err
