@@ -94,7 +94,7 @@ func goBuild(out, pkg string, static bool) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
-func requireEnv(t *testing.T) {
+func requireEnv(t testing.TB) {
 	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)
@@ -103,7 +103,7 @@ func requireEnv(t *testing.T) {
 
 // server is one running `kappa server`.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	addr    string
 	dataDir string
@@ -116,7 +116,7 @@ type server struct {
 }
 
 // startServer starts kappa on a free loopback port with a fresh data dir.
-func startServer(t *testing.T, extra ...string) *server {
+func startServer(t testing.TB, extra ...string) *server {
 	t.Helper()
 	requireEnv(t)
 	s := &server{t: t, dataDir: t.TempDir(), args: extra}
@@ -215,7 +215,7 @@ func (s *server) registry() string { return s.addr }
 
 // pushProbe pushes the probe function as repo:tag onto scratch, with extra
 // environment entries, and returns the image reference.
-func (s *server) pushProbe(t *testing.T, repoTag string, env ...string) string {
+func (s *server) pushProbe(t testing.TB, repoTag string, env ...string) string {
 	t.Helper()
 	ref := s.registry() + "/" + repoTag
 	img := probeImage(t, env...)
@@ -229,7 +229,7 @@ func (s *server) pushProbe(t *testing.T, repoTag string, env ...string) string {
 	return ref
 }
 
-func probeImage(t *testing.T, env ...string) v1.Image {
+func probeImage(t testing.TB, env ...string) v1.Image {
 	t.Helper()
 	layer, err := imagebuild.DirLayer(probeDir)
 	if err != nil {
@@ -255,7 +255,7 @@ func probeImage(t *testing.T, env ...string) v1.Image {
 const testRole = "arn:aws:iam::000000000000:role/kappa-test"
 
 // createFunction creates a function from image and waits until it is Active.
-func (s *server) createFunction(t *testing.T, fname, image string, mutate ...func(*lambda.CreateFunctionInput)) *lambda.GetFunctionOutput {
+func (s *server) createFunction(t testing.TB, fname, image string, mutate ...func(*lambda.CreateFunctionInput)) *lambda.GetFunctionOutput {
 	t.Helper()
 	in := &lambda.CreateFunctionInput{
 		FunctionName: aws.String(fname),
@@ -278,7 +278,7 @@ func (s *server) createFunction(t *testing.T, fname, image string, mutate ...fun
 	return s.waitActive(t, fname)
 }
 
-func (s *server) waitActive(t *testing.T, fname string) *lambda.GetFunctionOutput {
+func (s *server) waitActive(t testing.TB, fname string) *lambda.GetFunctionOutput {
 	t.Helper()
 	w := lambda.NewFunctionActiveV2Waiter(s.Lambda, func(o *lambda.FunctionActiveV2WaiterOptions) {
 		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 500*time.Millisecond
@@ -320,7 +320,7 @@ func httpStatus(err error) int {
 	return 0
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
