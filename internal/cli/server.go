@@ -46,6 +46,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.Account, "account", envOr("KAPPA_ACCOUNT", cfg.Account), "12-digit account id shown in ARNs")
 	maxEnv, _ := strconv.Atoi(envOr("KAPPA_MAX_ENVIRONMENTS", strconv.Itoa(cfg.MaxEnvironments)))
 	f.IntVar(&cfg.MaxEnvironments, "max-environments", maxEnv, "most execution environments alive at once")
+	f.IntVar(&cfg.AccountConcurrency, "concurrency-limit", cfg.AccountConcurrency, "account concurrency limit (Lambda's ConcurrentExecutions)")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "how long an idle environment stays warm")
 	f.StringVar(&cfg.LogLevel, "log-level", envOr("KAPPA_LOG_LEVEL", cfg.LogLevel), "debug, info, warn or error")
 	f.BoolVar(&cfg.SyncWrites, "sync-writes", cfg.SyncWrites, "fsync every state write before acknowledging it")

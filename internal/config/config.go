@@ -22,8 +22,11 @@ type Server struct {
 	Runtime string
 	Region  string
 	Account string
-	// MaxEnvironments caps live execution environments.
+	// MaxEnvironments caps live execution environments on this host.
 	MaxEnvironments int
+	// AccountConcurrency is the account's concurrency limit (Lambda's
+	// ConcurrentExecutions, default 1,000).
+	AccountConcurrency int
 	// IdleTimeout is how long an idle environment stays warm.
 	IdleTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
@@ -35,15 +38,16 @@ type Server struct {
 // Defaults returns the embedded defaults.
 func Defaults() Server {
 	return Server{
-		Listen:          "127.0.0.1:9070",
-		DataDir:         "/var/lib/kappa",
-		RunDir:          "/run/kappa",
-		Region:          "us-east-1",
-		Account:         "000000000000",
-		MaxEnvironments: 64,
-		IdleTimeout:     10 * time.Minute,
-		LogLevel:        "info",
-		SyncWrites:      true,
+		Listen:             "127.0.0.1:9070",
+		DataDir:            "/var/lib/kappa",
+		RunDir:             "/run/kappa",
+		Region:             "us-east-1",
+		Account:            "000000000000",
+		MaxEnvironments:    1000,
+		AccountConcurrency: 1000,
+		IdleTimeout:        10 * time.Minute,
+		LogLevel:           "info",
+		SyncWrites:         true,
 	}
 }
 
@@ -75,6 +79,9 @@ func (c *Server) Validate() error {
 	}
 	if c.MaxEnvironments < 1 {
 		return fmt.Errorf("--max-environments must be at least 1")
+	}
+	if c.AccountConcurrency < 100 {
+		return fmt.Errorf("--concurrency-limit must be at least 100 (Lambda keeps 100 unreserved)")
 	}
 	return nil
 }

@@ -112,6 +112,8 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		Account: cfg.Account,
 		Logger:  log.With("svc", "function"),
 		Changed: d.invoker.Retire,
+
+		AccountConcurrency: cfg.AccountConcurrency,
 	})
 	if err := d.functions.Start(ctx); err != nil {
 		return nil, err
@@ -121,7 +123,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		Invoker:        d.invoker,
 		Region:         cfg.Region,
 		Account:        cfg.Account,
-		MaxConcurrency: cfg.MaxEnvironments,
+		MaxConcurrency: cfg.AccountConcurrency,
 		Logger:         log.With("svc", "api"),
 	})
 	d.http = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 30 * time.Second}

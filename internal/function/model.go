@@ -95,9 +95,26 @@ type Function struct {
 	// Pending is the code an UpdateFunctionCode is deploying; the old Code
 	// keeps serving until it is Active.
 	Pending *Code `json:"pending,omitempty"`
-	// Generation increases on every mutation; the invoker keys warm
-	// environments by it together with the name.
+	// Generation increases on every mutation.
 	Generation uint64 `json:"generation"`
+	// LastVersion is the number of the newest published version (0: none).
+	LastVersion int `json:"lastVersion,omitempty"`
+	// ReservedConcurrency is PutFunctionConcurrency's value; nil when unset.
+	ReservedConcurrency *int `json:"reservedConcurrency,omitempty"`
+	// PublishPending asks the deploy in progress to publish a version when
+	// it succeeds (Publish: true on create or UpdateFunctionCode).
+	PublishPending bool `json:"publishPending,omitempty"`
+}
+
+// Alias is a named pointer to a published version, optionally splitting
+// traffic with a second version.
+type Alias struct {
+	Name              string             `json:"name"`
+	FunctionName      string             `json:"functionName"`
+	FunctionVersion   string             `json:"functionVersion"`
+	Description       string             `json:"description,omitempty"`
+	AdditionalWeights map[string]float64 `json:"additionalWeights,omitempty"`
+	RevisionID        string             `json:"revisionId"`
 }
 
 // ARN builds a function ARN, qualified when qualifier is not empty.

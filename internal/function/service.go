@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,6 +31,8 @@ type Options struct {
 	Account string
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// AccountConcurrency is the account's concurrency limit (default 1,000).
+	AccountConcurrency int
 	// Changed, when set, is called after a function's serving configuration
 	// changed or the function was deleted, so the invoker can retire its
 	// environments.
@@ -44,6 +47,8 @@ type Service struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// unreserved caches the account concurrency left unreserved.
+	unreserved atomic.Int64
 }
 
 // NewService returns a Service. Call Start to resume interrupted deploys.
@@ -54,8 +59,13 @@ func NewService(opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.AccountConcurrency <= 0 {
+		opts.AccountConcurrency = 1000
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel}
+	s := &Service{opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel}
+	s.unreserved.Store(int64(opts.AccountConcurrency))
+	return s
 }
 
 // Start resumes the deploys a previous process left Pending or InProgress.
@@ -64,6 +74,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.refreshReserved(ctx)
 	for _, fn := range fns {
 		switch {
 		case fn.Latest.State == StatePending:
@@ -189,7 +200,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Function, error)
 	cfg.LoggingConfig.LogGroup = defaultLogGroup(cfg.LoggingConfig.LogGroup, cfg.Name)
 	cfg.State, cfg.StateReason, cfg.StateReasonCode = StatePending, "The function is being created.", ReasonCreating
 	s.stamp(&cfg)
-	fn := &Function{Latest: cfg, Tags: in.Tags, Generation: 1}
+	fn := &Function{Latest: cfg, Tags: in.Tags, Generation: 1, PublishPending: in.Publish}
 	b, _ := json.Marshal(fn)
 	if _, err := s.opts.Bucket.Create(ctx, key(cfg.Name), b); err != nil {
 		if errors.Is(err, store.ErrExists) {
@@ -226,6 +237,7 @@ func (s *Service) UpdateCode(ctx context.Context, name string, in UpdateCodeInpu
 			c.Architectures = in.Architectures
 		}
 		fn.Pending = &Code{ImageURI: in.ImageURI}
+		fn.PublishPending = in.Publish
 		c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateInProgress, "The function is being updated.", ""
 		s.stamp(c)
 		return nil
@@ -296,6 +308,18 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	if err := s.opts.Bucket.Delete(ctx, key(name)); err != nil {
 		return apierr.Wrap(apierr.Internal, err, "delete function")
 	}
+	for _, prefix := range []string{"ver." + name, "alias." + name} {
+		keys, err := s.opts.Bucket.Keys(ctx, prefix)
+		if err != nil {
+			return apierr.Wrap(apierr.Internal, err, "list function versions")
+		}
+		for _, k := range keys {
+			if err := s.opts.Bucket.Delete(ctx, k); err != nil {
+				return apierr.Wrap(apierr.Internal, err, "delete function version")
+			}
+		}
+	}
+	s.refreshReserved(ctx)
 	s.log.Info("function deleted", "function", name)
 	s.changed(name)
 	return nil
@@ -305,28 +329,6 @@ func (s *Service) changed(name string) {
 	if s.opts.Changed != nil {
 		s.opts.Changed(name)
 	}
-}
-
-// Resolve returns the configuration an invocation of ref runs with.
-func (s *Service) Resolve(ctx context.Context, ref Ref) (Config, uint64, error) {
-	fn, _, err := s.load(ctx, ref.Name)
-	if err != nil {
-		return Config{}, 0, err
-	}
-	if ref.Qualifier != "" && ref.Qualifier != LatestVersion {
-		return Config{}, 0, apierr.New(apierr.NotFound, "Function not found: %s", s.ARN(ref.Name, ref.Qualifier))
-	}
-	c := fn.Latest
-	switch c.State {
-	case StateActive:
-	case StatePending:
-		return Config{}, 0, apierr.New(apierr.Conflict,
-			"The operation cannot be performed at this time. The function is currently in the following state: Pending")
-	default:
-		return Config{}, 0, apierr.New(apierr.Conflict,
-			"The operation cannot be performed at this time. The function is currently in the following state: %s", c.State)
-	}
-	return c, fn.Generation, nil
 }
 
 // deploy pulls imageURI in the background and moves the function to Active
@@ -385,10 +387,31 @@ func (s *Service) deploy(name, imageURI string, gen uint64, update bool) {
 			c.LastUpdateStatus = UpdateSuccessful
 			return nil
 		})
-		if err == nil {
-			s.changed(name)
+		if err != nil {
+			return
+		}
+		s.changed(name)
+		if pullErr == nil {
+			s.publishPending(name)
 		}
 	}()
+}
+
+// publishPending publishes a version after a deploy asked for with Publish.
+func (s *Service) publishPending(name string) {
+	fn, err := s.mutate(s.ctx, name, func(fn *Function) error {
+		if !fn.PublishPending {
+			return errSkip
+		}
+		fn.PublishPending = false
+		return nil
+	})
+	if err != nil || fn == nil {
+		return
+	}
+	if _, err := s.Publish(s.ctx, name, PublishInput{}); err != nil {
+		s.log.Warn("publish after deploy", "function", name, "err", err)
+	}
 }
 
 func codeOf(uri string, img *image.Image) Code {

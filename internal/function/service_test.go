@@ -102,7 +102,7 @@ func TestCreateFailureReasons(t *testing.T) {
 			if fn.Latest.StateReasonCode != tt.want {
 				t.Errorf("StateReasonCode = %s, want %s", fn.Latest.StateReasonCode, tt.want)
 			}
-			if _, _, err := s.Resolve(context.Background(), Ref{Name: "hello"}); !errors.Is(err, apierr.Conflict) {
+			if _, err := s.Resolve(context.Background(), Ref{Name: "hello"}); !errors.Is(err, apierr.Conflict) {
 				t.Errorf("Resolve of a Failed function = %v, want Conflict", err)
 			}
 		})
@@ -127,7 +127,8 @@ func TestUpdateCodeKeepsServingOldCode(t *testing.T) {
 	if fn.Latest.LastUpdateStatus != UpdateInProgress {
 		t.Errorf("LastUpdateStatus = %s, want InProgress", fn.Latest.LastUpdateStatus)
 	}
-	cfg, _, err := s.Resolve(ctx, Ref{Name: "hello"})
+	tgt, err := s.Resolve(ctx, Ref{Name: "hello"})
+	cfg := tgt.Config
 	if err != nil || cfg.Code.Digest != before.Latest.Code.Digest {
 		t.Errorf("during update Resolve = %v, %v; want the old code", cfg.Code, err)
 	}
@@ -179,5 +180,109 @@ func TestDeleteAndNotFound(t *testing.T) {
 	_, err := s.Get(ctx, "hello")
 	if !errors.Is(err, apierr.NotFound) || apierr.As(err).Message != "Function not found: arn:aws:lambda:us-east-1:000000000000:function:hello" {
 		t.Errorf("Get deleted = %v", err)
+	}
+}
+
+func TestVersionsAndAliases(t *testing.T) {
+	s := newTestService(t, &fakeImages{})
+	ctx := context.Background()
+	s.Create(ctx, validInput())
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+
+	v1, err := s.Publish(ctx, "hello", PublishInput{})
+	if err != nil || v1.Version != "1" {
+		t.Fatalf("Publish = %+v, %v", v1.Version, err)
+	}
+	again, err := s.Publish(ctx, "hello", PublishInput{})
+	if err != nil || again.Version != "1" {
+		t.Fatalf("Publish unchanged = %s, %v; want version 1 again", again.Version, err)
+	}
+	if _, err := s.Publish(ctx, "hello", PublishInput{CodeSha256: "beef"}); !errors.Is(err, apierr.PreconditionFailed) {
+		t.Errorf("Publish with wrong CodeSha256 = %v", err)
+	}
+	if _, err := s.UpdateConfig(ctx, "hello", UpdateConfigInput{Timeout: ptr(9)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.LastUpdateStatus == UpdateSuccessful })
+	v2, err := s.Publish(ctx, "hello", PublishInput{})
+	if err != nil || v2.Version != "2" || v2.Timeout != 9 {
+		t.Fatalf("Publish after change = %+v, %v", v2, err)
+	}
+	vs, _ := s.Versions(ctx, "hello")
+	if len(vs) != 3 || vs[0].Version != "$LATEST" || vs[2].Version != "2" {
+		t.Errorf("Versions = %d", len(vs))
+	}
+	tgt, err := s.Resolve(ctx, Ref{Name: "hello", Qualifier: "1"})
+	if err != nil || tgt.Config.Timeout != 3 {
+		t.Errorf("Resolve v1 = %+v, %v", tgt.Config.Timeout, err)
+	}
+
+	tests := []struct {
+		name string
+		in   AliasInput
+		kind apierr.Kind
+	}{
+		{"numeric name", AliasInput{Name: "12", FunctionVersion: "1"}, apierr.Validation},
+		{"missing version", AliasInput{Name: "x", FunctionVersion: "9"}, apierr.NotFound},
+		{"two weights", AliasInput{Name: "x", FunctionVersion: "1", Weights: map[string]float64{"2": 0.1, "3": 0.1}}, apierr.InvalidParameter},
+		{"weight range", AliasInput{Name: "x", FunctionVersion: "1", Weights: map[string]float64{"2": 1.5}}, apierr.Validation},
+		{"latest routing", AliasInput{Name: "x", FunctionVersion: "$LATEST", Weights: map[string]float64{"2": 0.5}}, apierr.InvalidParameter},
+	}
+	for _, tt := range tests {
+		if _, err := s.CreateAlias(ctx, "hello", tt.in); !errors.Is(err, tt.kind) {
+			t.Errorf("%s: CreateAlias = %v, want %s", tt.name, err, tt.kind)
+		}
+	}
+	a, err := s.CreateAlias(ctx, "hello", AliasInput{Name: "live", FunctionVersion: "1", Weights: map[string]float64{"2": 0.3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateAlias(ctx, "hello", AliasInput{Name: "live", FunctionVersion: "1"}); !errors.Is(err, apierr.Conflict) {
+		t.Errorf("duplicate alias = %v", err)
+	}
+	if a.pick(0.29) != "2" || a.pick(0.3) != "1" {
+		t.Errorf("pick does not follow weights")
+	}
+	if err := s.DeleteVersion(ctx, "hello", "2"); !errors.Is(err, apierr.Conflict) {
+		t.Errorf("delete version referenced by alias = %v", err)
+	}
+	if _, err := s.UpdateAlias(ctx, "hello", AliasInput{Name: "live", RevisionID: "stale"}); !errors.Is(err, apierr.PreconditionFailed) {
+		t.Errorf("stale alias update = %v", err)
+	}
+	if _, err := s.UpdateAlias(ctx, "hello", AliasInput{Name: "live", FunctionVersion: "2", Weights: map[string]float64{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteVersion(ctx, "hello", "1"); err != nil {
+		t.Errorf("delete unreferenced version = %v", err)
+	}
+	if err := s.Delete(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	s.Create(ctx, validInput())
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+	if _, err := s.GetAlias(ctx, "hello", "live"); !errors.Is(err, apierr.NotFound) {
+		t.Errorf("alias survived its function's deletion: %v", err)
+	}
+}
+
+func TestReservedConcurrency(t *testing.T) {
+	s := newTestService(t, &fakeImages{})
+	ctx := context.Background()
+	s.Create(ctx, validInput())
+	if _, err := s.PutReservedConcurrency(ctx, "hello", 901); !errors.Is(err, apierr.InvalidParameter) {
+		t.Errorf("reserving past the unreserved minimum = %v", err)
+	}
+	if _, err := s.PutReservedConcurrency(ctx, "hello", -1); !errors.Is(err, apierr.Validation) {
+		t.Errorf("negative = %v", err)
+	}
+	if n, err := s.PutReservedConcurrency(ctx, "hello", 900); err != nil || n != 900 {
+		t.Errorf("reserve 900 = %d, %v", n, err)
+	}
+	if u, _ := s.Unreserved(ctx); u != 100 {
+		t.Errorf("Unreserved = %d, want 100", u)
+	}
+	s.DeleteReservedConcurrency(ctx, "hello")
+	if fn, _ := s.Get(ctx, "hello"); fn.ReservedConcurrency != nil {
+		t.Errorf("reservation not deleted")
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/kappa-run/kappa/internal/apierr"
 	"github.com/kappa-run/kappa/internal/function"
 	"github.com/kappa-run/kappa/internal/logs"
@@ -37,8 +39,13 @@ type Options struct {
 	IdleTimeout time.Duration
 	// InitTimeout caps the init phase (Lambda: 10 s).
 	InitTimeout time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// ScaleBurst and ScaleRate bound how fast a function adds environments:
+	// a bucket of ScaleBurst cold starts refilled at ScaleRate per second
+	// (Lambda: 1,000 per 10 s, refilled continuously).
+	ScaleBurst int
+	ScaleRate  float64
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Request is one synchronous invocation.
@@ -53,6 +60,12 @@ type Request struct {
 	TenantID      string
 	// Tail asks for the last 4 KB of the invocation's log.
 	Tail bool
+	// Reserved is the function's reserved concurrency (nil: none); it caps
+	// the function's concurrent invocations, 0 throttling all.
+	Reserved *int
+	// Unreserved is the account concurrency left for functions without a
+	// reservation, shared by all of them.
+	Unreserved int
 }
 
 // Response is the outcome of an invocation that ran (successfully or with a
@@ -81,6 +94,12 @@ type Invoker struct {
 	all    map[*env]struct{}
 	closed bool
 
+	// inflight counts running invocations per function; unreservedInflight
+	// those of functions without a reservation.
+	inflight           map[string]int
+	unreservedInflight int
+	scaling            map[string]*rate.Limiter
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -102,9 +121,16 @@ func New(opts Options) *Invoker {
 	if opts.InitTimeout <= 0 {
 		opts.InitTimeout = 10 * time.Second
 	}
+	if opts.ScaleBurst <= 0 {
+		opts.ScaleBurst = 1000
+	}
+	if opts.ScaleRate <= 0 {
+		opts.ScaleRate = 100
+	}
 	inv := &Invoker{
 		opts: opts, log: opts.Logger,
 		idle: map[string][]*env{}, all: map[*env]struct{}{},
+		inflight: map[string]int{}, scaling: map[string]*rate.Limiter{},
 		stop: make(chan struct{}),
 	}
 	inv.wg.Add(1)
@@ -123,6 +149,10 @@ func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) 
 	if req.TraceID == "" {
 		req.TraceID = NewTraceID(inv.opts.Now())
 	}
+	if err := inv.admit(req); err != nil {
+		return nil, err
+	}
+	defer inv.done(req)
 	e, err := inv.acquire(req.Config)
 	if err != nil {
 		return nil, err
@@ -147,6 +177,50 @@ func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) 
 	return resp, nil
 }
 
+func throttle(reason string) error {
+	return &apierr.Error{Kind: apierr.TooManyRequests, Message: "Rate Exceeded.", Reason: reason, RetryAfterSeconds: 1}
+}
+
+// admit counts req against its function's reserved concurrency or the
+// account's unreserved concurrency, or throttles it. Nothing queues behind
+// a throttle.
+func (inv *Invoker) admit(req Request) error {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	fn := req.Config.Name
+	if req.Reserved != nil {
+		if inv.inflight[fn] >= *req.Reserved {
+			return throttle("ReservedFunctionConcurrentInvocationLimitExceeded")
+		}
+	} else {
+		if inv.unreservedInflight >= req.Unreserved {
+			return throttle("ConcurrentInvocationLimitExceeded")
+		}
+		inv.unreservedInflight++
+	}
+	inv.inflight[fn]++
+	return nil
+}
+
+func (inv *Invoker) done(req Request) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	fn := req.Config.Name
+	if req.Reserved == nil {
+		inv.unreservedInflight--
+	}
+	if inv.inflight[fn]--; inv.inflight[fn] <= 0 {
+		delete(inv.inflight, fn)
+	}
+}
+
+// Concurrency returns the number of running invocations of a function.
+func (inv *Invoker) Concurrency(fn string) int {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.inflight[fn]
+}
+
 // acquire takes an idle environment for c, or reserves room for a new one
 // (returning nil).
 func (inv *Invoker) acquire(c function.Config) (*env, error) {
@@ -164,6 +238,17 @@ func (inv *Invoker) acquire(c function.Config) (*env, error) {
 		}
 		return e, nil
 	}
+	lim := inv.scaling[c.Name]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Limit(inv.opts.ScaleRate), inv.opts.ScaleBurst)
+		inv.scaling[c.Name] = lim
+	}
+	// Scaling-rate throttles carry Reason FunctionInvocationRateLimitExceeded:
+	// Lambda documents a 429 for scaling faster than the rate, and this is
+	// the per-function rate reason of its API model.
+	if !lim.AllowN(inv.opts.Now(), 1) {
+		return nil, throttle("FunctionInvocationRateLimitExceeded")
+	}
 	if inv.live >= inv.opts.MaxEnvironments {
 		// Make room by evicting the least recently used idle environment.
 		if victim := inv.oldestIdleLocked(); victim != nil {
@@ -172,12 +257,7 @@ func (inv *Invoker) acquire(c function.Config) (*env, error) {
 			delete(inv.all, victim)
 			go victim.destroy(context.Background())
 		} else {
-			return nil, &apierr.Error{
-				Kind:              apierr.TooManyRequests,
-				Message:           "Rate Exceeded.",
-				Reason:            "ConcurrentInvocationLimitExceeded",
-				RetryAfterSeconds: 1,
-			}
+			return nil, throttle("ConcurrentInvocationLimitExceeded")
 		}
 	}
 	inv.live++

@@ -30,7 +30,20 @@ type Functions interface {
 	UpdateCode(ctx context.Context, name string, in function.UpdateCodeInput) (*function.Function, error)
 	UpdateConfig(ctx context.Context, name string, in function.UpdateConfigInput) (*function.Function, error)
 	Delete(ctx context.Context, name string) error
-	Resolve(ctx context.Context, ref function.Ref) (function.Config, uint64, error)
+	Resolve(ctx context.Context, ref function.Ref) (function.Target, error)
+	Config(ctx context.Context, ref function.Ref) (function.Config, error)
+	Publish(ctx context.Context, name string, in function.PublishInput) (function.Config, error)
+	Versions(ctx context.Context, name string) ([]function.Config, error)
+	DeleteVersion(ctx context.Context, name, qualifier string) error
+	CreateAlias(ctx context.Context, fn string, in function.AliasInput) (*function.Alias, error)
+	GetAlias(ctx context.Context, fn, name string) (*function.Alias, error)
+	UpdateAlias(ctx context.Context, fn string, in function.AliasInput) (*function.Alias, error)
+	DeleteAlias(ctx context.Context, fn, name string) error
+	Aliases(ctx context.Context, fn, version string) ([]*function.Alias, error)
+	PutReservedConcurrency(ctx context.Context, name string, n int) (int, error)
+	DeleteReservedConcurrency(ctx context.Context, name string) error
+	Unreserved(ctx context.Context) (int, error)
+	UnreservedCached() int
 }
 
 // Invoker runs invocations; *invoker.Invoker implements it.
@@ -78,6 +91,14 @@ func New(opts Options) *API {
 	m.HandleFunc("PUT /2015-03-31/functions/{name}/configuration", a.updateConfiguration)
 	m.HandleFunc("PUT /2015-03-31/functions/{name}/code", a.updateCode)
 	m.HandleFunc("GET /2015-03-31/functions/{name}/versions", a.listVersions)
+	m.HandleFunc("POST /2015-03-31/functions/{name}/versions", a.publishVersion)
+	m.HandleFunc("POST /2015-03-31/functions/{name}/aliases", a.createAlias)
+	m.HandleFunc("GET /2015-03-31/functions/{name}/aliases", a.listAliases)
+	m.HandleFunc("GET /2015-03-31/functions/{name}/aliases/{alias}", a.getAlias)
+	m.HandleFunc("PUT /2015-03-31/functions/{name}/aliases/{alias}", a.updateAlias)
+	m.HandleFunc("DELETE /2015-03-31/functions/{name}/aliases/{alias}", a.deleteAlias)
+	m.HandleFunc("PUT /2017-10-31/functions/{name}/concurrency", a.putConcurrency)
+	m.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", a.deleteConcurrency)
 	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invoke)
 	m.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.getConcurrency)
 	m.HandleFunc("GET /2016-08-19/account-settings", a.accountSettings)
@@ -204,58 +225,56 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) {
 }
 
 // latestOnly rejects qualifiers other than $LATEST until versions exist.
-func (a *API) latestOnly(ref function.Ref) error {
-	if ref.Qualifier != "" && ref.Qualifier != function.LatestVersion {
-		return apierr.New(apierr.NotFound, "Function not found: %s", a.fns.ARN(ref.Name, ref.Qualifier))
-	}
-	return nil
-}
 
 func (a *API) getFunction(w http.ResponseWriter, r *http.Request) {
 	ref, err := a.ref(r)
-	if err == nil {
-		err = a.latestOnly(ref)
-	}
 	var fn *function.Function
+	var c function.Config
 	if err == nil {
 		fn, err = a.fns.Get(r.Context(), ref.Name)
+	}
+	if err == nil {
+		c, err = a.fns.Config(r.Context(), ref)
 	}
 	if err != nil {
 		writeError(w, a.log, err)
 		return
 	}
 	var out getFunctionResponse
-	out.Configuration = a.toWire(fn.Latest)
+	out.Configuration = a.toWire(c)
 	out.Code.RepositoryType = "ECR"
-	out.Code.ImageUri = fn.Latest.Code.ImageURI
-	out.Code.ResolvedImageUri = fn.Latest.Code.ResolvedImageURI
+	out.Code.ImageUri = c.Code.ImageURI
+	out.Code.ResolvedImageUri = c.Code.ResolvedImageURI
 	out.Tags = fn.Tags
+	if fn.ReservedConcurrency != nil {
+		out.Concurrency = &struct {
+			ReservedConcurrentExecutions int `json:"ReservedConcurrentExecutions"`
+		}{*fn.ReservedConcurrency}
+	}
 	a.writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) getConfiguration(w http.ResponseWriter, r *http.Request) {
 	ref, err := a.ref(r)
+	var c function.Config
 	if err == nil {
-		err = a.latestOnly(ref)
-	}
-	var fn *function.Function
-	if err == nil {
-		fn, err = a.fns.Get(r.Context(), ref.Name)
+		c, err = a.fns.Config(r.Context(), ref)
 	}
 	if err != nil {
 		writeError(w, a.log, err)
 		return
 	}
-	a.writeJSON(w, http.StatusOK, a.toWire(fn.Latest))
+	a.writeJSON(w, http.StatusOK, a.toWire(c))
 }
 
 func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) {
 	ref, err := a.ref(r)
 	if err == nil {
-		err = a.latestOnly(ref)
-	}
-	if err == nil {
-		err = a.fns.Delete(r.Context(), ref.Name)
+		if ref.Qualifier != "" {
+			err = a.fns.DeleteVersion(r.Context(), ref.Name, ref.Qualifier)
+		} else {
+			err = a.fns.Delete(r.Context(), ref.Name)
+		}
 	}
 	if err != nil {
 		writeError(w, a.log, err)
@@ -319,19 +338,6 @@ func page(names []string, marker string, max int) (start, end int, next *string)
 		next = &m
 	}
 	return start, end, next
-}
-
-func (a *API) listVersions(w http.ResponseWriter, r *http.Request) {
-	ref, err := a.ref(r)
-	var fn *function.Function
-	if err == nil {
-		fn, err = a.fns.Get(r.Context(), ref.Name)
-	}
-	if err != nil {
-		writeError(w, a.log, err)
-		return
-	}
-	a.writeJSON(w, http.StatusOK, listVersionsResponse{Versions: []functionConfiguration{a.toWire(fn.Latest)}})
 }
 
 func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
@@ -398,20 +404,12 @@ func (a *API) updateCode(w http.ResponseWriter, r *http.Request) {
 	a.writeJSON(w, http.StatusOK, a.toWire(fn.Latest))
 }
 
-func (a *API) getConcurrency(w http.ResponseWriter, r *http.Request) {
-	ref, err := a.ref(r)
-	if err == nil {
-		_, err = a.fns.Get(r.Context(), ref.Name)
-	}
-	if err != nil {
-		writeError(w, a.log, err)
-		return
-	}
-	a.writeJSON(w, http.StatusOK, struct{}{})
-}
-
 func (a *API) accountSettings(w http.ResponseWriter, r *http.Request) {
 	fns, err := a.fns.List(r.Context())
+	var unreserved int
+	if err == nil {
+		unreserved, err = a.fns.Unreserved(r.Context())
+	}
 	if err != nil {
 		writeError(w, a.log, err)
 		return
@@ -432,7 +430,7 @@ func (a *API) accountSettings(w http.ResponseWriter, r *http.Request) {
 		AccountUsage usage
 	}{
 		AccountLimit: limit{TotalCodeSize: 80530636800, CodeSizeUnzipped: 262144000, CodeSizeZipped: 52428800,
-			ConcurrentExecutions: a.opts.MaxConcurrency, UnreservedConcurrentExecutions: a.opts.MaxConcurrency},
+			ConcurrentExecutions: a.opts.MaxConcurrency, UnreservedConcurrentExecutions: unreserved},
 		AccountUsage: usage{FunctionCount: len(fns)},
 	})
 }

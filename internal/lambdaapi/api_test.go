@@ -26,7 +26,6 @@ func (f *fakeInvoker) Invoke(_ context.Context, req invoker.Request) (*invoker.R
 	return &invoker.Response{Payload: req.Payload, ContentType: "application/json", ExecutedVersion: "$LATEST", LogTail: []byte("log")}, nil
 }
 
-
 // pendingImages never finishes a pull, so functions stay Pending.
 type pendingImages struct{}
 

@@ -24,11 +24,12 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a.log, err)
 		return
 	}
-	cfg, _, err := a.fns.Resolve(r.Context(), req.ref)
+	target, err := a.fns.Resolve(r.Context(), req.ref)
 	if err != nil {
 		writeError(w, a.log, err)
 		return
 	}
+	cfg := target.Config
 	switch typ {
 	case "DryRun":
 		w.Header().Set("X-Amz-Executed-Version", cfg.Version)
@@ -42,6 +43,8 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 	qualifier := req.ref.Qualifier
 	resp, err := a.inv.Invoke(context.WithoutCancel(r.Context()), invoker.Request{
 		Config:        cfg,
+		Reserved:      target.Reserved,
+		Unreserved:    a.fns.UnreservedCached(),
 		RequestID:     requestID(r),
 		Payload:       req.payload,
 		InvokedARN:    a.fns.ARN(req.ref.Name, qualifier),
