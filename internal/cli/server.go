@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -33,7 +36,7 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "kappa server listening on http://%s\n", d.Addr())
-			return d.Run(cmd.Context())
+			return d.Run(cmd.Context(), secondSignal(cmd.Context()))
 		},
 	}
 	f := cmd.Flags()
@@ -48,9 +51,25 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxEnvironments, "max-environments", maxEnv, "most execution environments alive at once")
 	f.IntVar(&cfg.AccountConcurrency, "concurrency-limit", cfg.AccountConcurrency, "account concurrency limit (Lambda's ConcurrentExecutions)")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "how long an idle environment stays warm")
+	f.BoolVar(&cfg.FreezeIdle, "freeze-idle", cfg.FreezeIdle, "freeze idle environments (cgroup freezer) between invocations")
+	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT/SIGTERM, wait this long for running invocations (a second signal stops at once)")
 	f.StringVar(&cfg.LogLevel, "log-level", envOr("KAPPA_LOG_LEVEL", cfg.LogLevel), "debug, info, warn or error")
 	f.BoolVar(&cfg.SyncWrites, "sync-writes", cfg.SyncWrites, "fsync every state write before acknowledging it")
 	return cmd
+}
+
+// secondSignal returns a context canceled by a SIGINT or SIGTERM that
+// arrives after ctx (canceled by the first) is done: the user insists.
+func secondSignal(ctx context.Context) context.Context {
+	force, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-ctx.Done()
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		<-ch
+		cancel()
+	}()
+	return force
 }
 
 func newLogger(level string) *slog.Logger {

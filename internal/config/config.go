@@ -29,6 +29,11 @@ type Server struct {
 	AccountConcurrency int
 	// IdleTimeout is how long an idle environment stays warm.
 	IdleTimeout time.Duration
+	// FreezeIdle freezes idle environments between invocations.
+	FreezeIdle bool
+	// DrainTimeout bounds how long shutdown waits for running invocations
+	// (their own timeouts bound them anyway; Lambda's maximum is 15 min).
+	DrainTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// SyncWrites fsyncs every store write before acknowledging it.

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -80,7 +83,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		Runtime:      cfg.Runtime,
 		StateDir:     filepath.Join(cfg.RunDir, "sb"),
 		RunDir:       cfg.RunDir,
-		CgroupParent: "kappa",
+		CgroupParent: cgroupParent(cfg.RunDir),
 		Logger:       log.With("svc", "sandbox"),
 	}); err != nil {
 		return nil, fmt.Errorf("sandbox runtime: %w", err)
@@ -99,6 +102,9 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		Account:         cfg.Account,
 		MaxEnvironments: cfg.MaxEnvironments,
 		IdleTimeout:     cfg.IdleTimeout,
+		FreezeIdle:      cfg.FreezeIdle,
+		MemAvailable:    memAvailable,
+		MinMemAvailable: minMemAvailable(),
 		Logger:          log.With("svc", "invoker"),
 	})
 	bucket, err := d.store.Bucket(ctx, "functions")
@@ -111,12 +117,17 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		Region:  cfg.Region,
 		Account: cfg.Account,
 		Logger:  log.With("svc", "function"),
-		Changed: d.invoker.Retire,
+		Changed: d.changed,
 
 		AccountConcurrency: cfg.AccountConcurrency,
 	})
 	if err := d.functions.Start(ctx); err != nil {
 		return nil, err
+	}
+	if fns, err := d.functions.List(ctx); err == nil {
+		for _, fn := range fns {
+			d.reconcile(fn.Latest.Name)
+		}
 	}
 	d.api = lambdaapi.New(lambdaapi.Options{
 		Functions:      d.functions,
@@ -124,11 +135,49 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		Region:         cfg.Region,
 		Account:        cfg.Account,
 		MaxConcurrency: cfg.AccountConcurrency,
+		Provisioning:   d.invoker,
 		Logger:         log.With("svc", "api"),
 	})
 	d.http = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 30 * time.Second}
 	log.Info("kappa server ready", "listen", addr.String(), "data", cfg.DataDir, "runtime", d.runtime.Name())
 	return d, nil
+}
+
+// cgroupParent names this server's cgroup subtree after its run directory,
+// so that two servers on one host (tests, or a staging instance) never
+// clean up each other's environments: kappa/<8 hex of sha256(RunDir)>.
+func cgroupParent(runDir string) string {
+	sum := sha256.Sum256([]byte(runDir))
+	return "kappa/" + hex.EncodeToString(sum[:4])
+}
+
+// changed reacts to a function's change: idle environments of old
+// configurations go, and provisioned concurrency follows the new state.
+func (d *Daemon) changed(name string) {
+	d.invoker.Retire(name)
+	d.reconcile(name)
+}
+
+// reconcile makes the invoker's provisioned environments match the
+// function's provisioned-concurrency configurations.
+func (d *Daemon) reconcile(name string) {
+	ctx := context.Background()
+	want := map[string]bool{}
+	if ps, err := d.functions.ListProvisioned(ctx, name); err == nil {
+		for _, p := range ps {
+			cfg, err := d.functions.Config(ctx, function.Ref{Name: name, Qualifier: p.Qualifier})
+			if err != nil || cfg.State != function.StateActive {
+				continue
+			}
+			want[p.Owner()] = true
+			d.invoker.Provision(p.Owner(), cfg, p.Requested)
+		}
+	}
+	for _, owner := range d.invoker.Provisioned() {
+		if strings.HasPrefix(owner, name+":") && !want[owner] {
+			d.invoker.Unprovision(owner)
+		}
+	}
 }
 
 // Addr is the address the server listens on.
@@ -142,16 +191,19 @@ func (d *Daemon) routes() http.Handler {
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			reg.ServeHTTP(w, r)
 		case p == "/healthz":
-			w.Header().Set("Content-Type", "text/plain")
-			w.Write([]byte("ok\n"))
+			live, idle := d.invoker.Stats()
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"status":"ok","goroutines":%d,"environments":{"live":%d,"idle":%d}}`+"\n",
+				runtime.NumGoroutine(), live, idle)
 		default:
 			d.api.ServeHTTP(w, r)
 		}
 	})
 }
 
-// Run serves until ctx ends, then stops every service and returns.
-func (d *Daemon) Run(ctx context.Context) error {
+// Run serves until ctx ends, then drains running invocations (up to
+// DrainTimeout, or until force ends), stops every service and returns.
+func (d *Daemon) Run(ctx, force context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.http.Serve(d.listener) }()
 	var err error
@@ -159,8 +211,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	d.log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	live, idle := d.invoker.Stats()
+	d.log.Info("shutting down: draining running invocations (signal again to stop now)", "running", live-idle)
+	sctx, cancel := context.WithTimeout(force, d.cfg.DrainTimeout)
 	defer cancel()
 	d.stop(sctx)
 	if errors.Is(err, http.ErrServerClosed) {
@@ -172,7 +225,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 // stop stops services in reverse start order; nil services are skipped.
 func (d *Daemon) stop(ctx context.Context) {
 	if d.http != nil {
-		d.http.Shutdown(ctx)
+		// Shutdown waits for running handlers, i.e. invocations, to finish.
+		if err := d.http.Shutdown(ctx); err != nil {
+			d.log.Warn("stopping with invocations still running", "err", err)
+			d.http.Close()
+		}
+		ctx = context.WithoutCancel(ctx)
 	} else if d.listener != nil {
 		d.listener.Close()
 	}

@@ -308,7 +308,7 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	if err := s.opts.Bucket.Delete(ctx, key(name)); err != nil {
 		return apierr.Wrap(apierr.Internal, err, "delete function")
 	}
-	for _, prefix := range []string{"ver." + name, "alias." + name} {
+	for _, prefix := range []string{"ver." + name, "alias." + name, "pc." + name} {
 		keys, err := s.opts.Bucket.Keys(ctx, prefix)
 		if err != nil {
 			return apierr.Wrap(apierr.Internal, err, "list function versions")

@@ -20,9 +20,12 @@ var (
 	ErrInvalidWorkingDir = sandbox.ErrInvalidWorkingDir
 )
 
-// FunctionUID is the user id functions run as; files they execute must be
-// executable by it.
-const FunctionUID = 993
+// The user and group functions run as (sandbox/oci); files they execute
+// must be executable by them.
+const (
+	functionUID = 993
+	functionGID = 990
+)
 
 // defaultPath is the PATH used when the environment has none.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -33,8 +36,9 @@ const maxSymlinkHops = 40
 
 // ResolveEntrypoint checks that argv0 (the first word of the command a
 // function will run, after ENTRYPOINT, CMD and ImageConfig overrides are
-// combined) names a regular file of the image that FunctionUID may
-// execute, and returns its absolute path in the image. A name without "/"
+// combined) names a regular file of the image that the function user
+// (uid 993, gid 990) may execute, and returns its absolute path in the
+// image. A name without "/"
 // is searched in the PATH of env (nil means the image's Env) as exec does;
 // a relative name with "/" is taken from workingDir ("" means "/").
 // Symbolic links are followed inside the image only: an absolute target
@@ -99,9 +103,9 @@ func (s *Store) ResolveEntrypoint(digest, argv0, workingDir string, env []string
 }
 
 // ValidateWorkingDir checks that dir is an absolute path naming a
-// directory of the image that FunctionUID may enter ("" means the default,
-// "/", and is valid). Errors wrap ErrInvalidWorkingDir, or ErrNotFound when
-// the image was not pulled.
+// directory of the image that the function user may enter ("" means the
+// default, "/", and is valid). Errors wrap ErrInvalidWorkingDir, or
+// ErrNotFound when the image was not pulled.
 func (s *Store) ValidateWorkingDir(digest, dir string) error {
 	img, err := s.Lookup(digest)
 	if err != nil {
@@ -149,7 +153,7 @@ func (s *Store) view(img *Image) (*mergedView, error) {
 // directories.
 type mergedView struct {
 	layers []string // top first
-	// checkSearch requires FunctionUID to be allowed to search every
+	// checkSearch requires the function user to be allowed to search every
 	// directory a resolution passes.
 	checkSearch bool
 }
@@ -272,8 +276,8 @@ func hasMore(comps []string) bool {
 	return false
 }
 
-// checkExecutable checks that p resolves to a regular file FunctionUID may
-// execute.
+// checkExecutable checks that p resolves to a regular file the function
+// user may execute.
 func (v *mergedView) checkExecutable(p string) error {
 	e, err := v.resolve(p, true)
 	if err != nil {
@@ -288,13 +292,18 @@ func (v *mergedView) checkExecutable(p string) error {
 	return nil
 }
 
-// mayAccess reports whether FunctionUID has the permission bit want
-// (0o1 execute/search, 0o4 read) on fi: the owner bits if it owns the file,
-// else the others bits (its group is not known here).
+// mayAccess reports whether the function user has the permission bit want
+// (0o1 execute/search, 0o4 read) on fi, checking owner, group and other
+// bits as the kernel does.
 func mayAccess(fi fs.FileInfo, want fs.FileMode) bool {
 	m := fi.Mode().Perm()
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid == FunctionUID {
-		return m&(want<<6) != 0
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		switch {
+		case st.Uid == functionUID:
+			return m&(want<<6) != 0
+		case st.Gid == functionGID:
+			return m&(want<<3) != 0
+		}
 	}
 	return m&want != 0
 }

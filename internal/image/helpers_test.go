@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -23,7 +24,18 @@ import (
 
 // TestMain fails the package when goroutines this package (or the registry
 // client it drives) started outlive the tests.
+//
+// It also bounds how long the fuzzing engine minimises each new input, unless
+// -fuzzminimizetime is given: by default it may spend a minute per input,
+// and tar layers (mostly zero padding) minimise so slowly that a 30-second
+// fuzzing run would do nothing else.
 func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.fuzzminimizetime" })
+	if !explicit {
+		flag.Set("test.fuzzminimizetime", "200x")
+	}
 	code := m.Run()
 	if code == 0 {
 		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
@@ -183,7 +195,12 @@ const sentinelSecret = "do not touch"
 
 func newSandboxDir(t testing.TB) sandboxDir {
 	t.Helper()
-	p := t.TempDir()
+	return newSandboxDirIn(t, t.TempDir())
+}
+
+// newSandboxDirIn lays a sandboxDir out in the empty directory p.
+func newSandboxDirIn(t testing.TB, p string) sandboxDir {
+	t.Helper()
 	s := sandboxDir{parent: p, layer: filepath.Join(p, "layer"), sentinel: filepath.Join(p, "sentinel")}
 	for _, d := range []string{s.layer, s.sentinel, filepath.Join(s.sentinel, "sub")} {
 		if err := os.Mkdir(d, 0o755); err != nil {

@@ -210,7 +210,11 @@ func (s *Store) ensureLayer(ctx context.Context, img v1.Image, desc v1.Descripto
 	}
 	rc, err := layer.Compressed()
 	if err != nil {
-		return 0, classifyRegistryError(ctx, err, ErrInvalid)
+		var te *transport.Error
+		if errors.As(err, &te) || ctx.Err() != nil {
+			return 0, classifyRegistryError(ctx, err, ErrInvalid)
+		}
+		return 0, classifyBlobReadError(err) // e.g. a Content-Length not the manifest's size
 	}
 	defer rc.Close()
 
@@ -256,7 +260,14 @@ func (s *Store) ensureLayer(ctx context.Context, img v1.Image, desc v1.Descripto
 		if _, ok := s.readLayer(hexID); ok { // another process won the race
 			return stats.Size, nil
 		}
-		return 0, err
+		// A directory without a valid record is debris; we hold the
+		// layer's lock, so replace it.
+		if rerr := os.RemoveAll(s.layerDir(hexID)); rerr != nil {
+			return 0, fmt.Errorf("replace broken layer directory: %w", rerr)
+		}
+		if err := os.Rename(tmp, s.layerDir(hexID)); err != nil {
+			return 0, err
+		}
 	}
 	if err := syncDir(filepath.Dir(s.layerDir(hexID))); err != nil {
 		return 0, err

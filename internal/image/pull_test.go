@@ -239,7 +239,7 @@ func TestPullIndex(t *testing.T) {
 	s := newTestStore(t, Options{})
 	for _, tt := range []struct {
 		name, uri, arch, want string
-		wantErr                string
+		wantErr               string
 	}{
 		{name: "x86_64", uri: host + "/multi:latest", arch: "x86_64", want: amdDigest.String()},
 		{name: "arm64", uri: host + "/multi:latest", arch: "arm64", want: armDigest.String()},
@@ -357,6 +357,14 @@ func TestPullErrors(t *testing.T) {
 			wantErr: ErrInvalid,
 		},
 		{
+			name: "layer blob longer than the manifest says",
+			wrap: blobFilter(digestOf(good.compressed), func(w http.ResponseWriter, body []byte) {
+				w.Header().Set("Content-Length", fmt.Sprint(len(body)+1))
+				w.Write(append(bytes.Clone(body), 0))
+			}),
+			wantErr: ErrInvalid,
+		},
+		{
 			name:    "diffID mismatch",
 			img:     buildImage(t, "amd64", lambdaConfig, rawLayer{compressed: good.compressed, uncompressed: good.uncompressed, mt: types.OCILayer, diffID: "sha256:" + strings.Repeat("0", 64)}),
 			wantErr: ErrInvalid,
@@ -370,8 +378,11 @@ func TestPullErrors(t *testing.T) {
 			errText: "image exceeds 102400 bytes uncompressed",
 		},
 		{
-			name:    "not linux",
-			img:     func() v1.Image { i, _ := mutate.ConfigFile(goodImg, &v1.ConfigFile{OS: "windows", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustHash(digestOf(good.uncompressed))}}}); return i }(),
+			name: "not linux",
+			img: func() v1.Image {
+				i, _ := mutate.ConfigFile(goodImg, &v1.ConfigFile{OS: "windows", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustHash(digestOf(good.uncompressed))}}})
+				return i
+			}(),
 			wantErr: ErrInvalid,
 			errText: "windows",
 		},
@@ -479,6 +490,29 @@ func TestPullSharedLayer(t *testing.T) {
 	}
 	if got := baseGets.Load(); got != 1 {
 		t.Errorf("base layer downloaded %d times", got)
+	}
+}
+
+// A layer directory without its record (debris of an older version or a
+// hand edit) is replaced by the pull.
+func TestPullReplacesBrokenLayer(t *testing.T) {
+	host := newRegistry(t, nil)
+	l := gzLayer(t, file("f", "fresh"))
+	push(t, host+"/app:v1", buildImage(t, "amd64", lambdaConfig, l))
+	s := newTestStore(t, Options{})
+	hex := strings.TrimPrefix(digestOf(l.uncompressed), "sha256:")
+	debris := filepath.Join(s.dir, "layers/sha256", hex, "fs")
+	if err := os.MkdirAll(debris, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(debris, "garbage"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pull(context.Background(), host+"/app:v1", "x86_64"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, debris); got != "f" {
+		t.Errorf("layer holds %s", got)
 	}
 }
 

@@ -73,6 +73,7 @@ func TestRootFSOverlay(t *testing.T) {
 			dir("d/"), file("d/keep", "keep"),
 			withMode(dir("tmp/"), 0o1777),
 			dir("etc/"), file("etc/hosts", "127.0.0.1 image\n"),
+			dir("f/"), file("f/old", "old"),
 		),
 		zstdLayer(t,
 			file("a/.wh.x", ""),
@@ -80,6 +81,7 @@ func TestRootFSOverlay(t *testing.T) {
 			file("c/.wh..wh..opq", ""), file("c/new", "new"),
 			file("d/added", "added"),
 			file("e", "e"),
+			file(".wh.f", ""), file("f/new", "new"),
 		),
 	)
 	root, err := s.RootFS(context.Background(), img.Digest)
@@ -87,7 +89,8 @@ func TestRootFSOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	for dir, want := range map[string]string{
-		"":  "a,c,d,dev,e,etc,proc,sys,tmp",
+		"":  "a,c,d,dev,e,etc,f,proc,sys,tmp",
+		"f": "new",
 		"a": "y",
 		"c": "new",
 		"d": "added,keep",

@@ -66,8 +66,10 @@ type Stats struct {
 // Unpack extracts the tar layer read from r (gzip, zstd or uncompressed,
 // detected from its first bytes) into dir, which must exist and should be
 // empty, converting OCI whiteouts to overlayfs ones: ".wh.<name>" becomes a
-// 0/0 character device <name> and ".wh..wh..opq" sets
-// trusted.overlay.opaque=y on its directory.
+// 0/0 character device <name> (unless this layer holds <name> itself), and
+// ".wh..wh..opq" sets trusted.overlay.opaque=y on its directory, as does a
+// whiteout the layer later turns into a directory. No ".wh." name is ever
+// created; AUFS metadata (".wh..wh.*") is skipped.
 //
 // Unpack treats the layer as hostile. Nothing it does reaches outside dir:
 // ".." and absolute names are resolved as if dir were "/", symbolic links

@@ -88,6 +88,14 @@ func (w *layerWriter) walk(p string, create bool) (int, error) {
 				fd, err = openDirAt(cur, c)
 			}
 		}
+		if err == unix.ENOTDIR && create && isWhiteoutAt(cur, c) {
+			// ".wh.d" then "d/f": d is new in this layer and hides the
+			// lower layers' d, as an opaque directory does.
+			err = w.replaceWhiteout(cur, c)
+			if err == nil {
+				fd, err = openDirAt(cur, c)
+			}
+		}
 		if cur != w.root {
 			unix.Close(cur)
 		}
@@ -115,6 +123,42 @@ func (w *layerWriter) mkdirImplicit(dirfd int, name string) error {
 		return err
 	}
 	return unix.Fchmodat(dirfd, name, 0o755, 0)
+}
+
+// isWhiteoutAt reports whether name in dirfd is a whiteout this writer made.
+func isWhiteoutAt(dirfd int, name string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+}
+
+// replaceWhiteout turns the whiteout name in dirfd into an empty opaque
+// directory.
+func (w *layerWriter) replaceWhiteout(dirfd int, name string) error {
+	if err := unix.Unlinkat(dirfd, name, 0); err != nil {
+		return err
+	}
+	if err := w.mkdirImplicit(dirfd, name); err != nil {
+		return err
+	}
+	return w.markOpaque(dirfd, name)
+}
+
+func (w *layerWriter) markOpaque(dirfd int, name string) error {
+	fd, err := openDirAt(dirfd, name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return w.setOpaque(fd)
+}
+
+func (w *layerWriter) setOpaque(fd int) error {
+	if err := unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0); err != nil {
+		return fmt.Errorf("mark opaque directory (needs root): %w", err)
+	}
+	w.st.Opaques++
+	return nil
 }
 
 func (w *layerWriter) entry(hdr *tar.Header, r io.Reader) error {
@@ -242,12 +286,19 @@ func (w *layerWriter) dir(parent, base, name string, hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
+	whiteout := isWhiteoutAt(pfd, base)
 	kept, err := w.clear(pfd, base, name, true)
 	if err != nil {
 		return err
 	}
 	if !kept {
 		if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+			return err
+		}
+	}
+	if whiteout {
+		// Whited out, then created again: hide the lower layers' copy.
+		if err := w.markOpaque(pfd, base); err != nil {
 			return err
 		}
 	}
@@ -435,15 +486,12 @@ func (w *layerWriter) whiteout(parent, name string) error {
 // opaque marks directory parent so that overlayfs hides what lower layers
 // hold in it.
 func (w *layerWriter) opaque(parent string) error {
-	pfd, err := w.parent(parent, true)
+	fd, err := w.walk(parent, true)
 	if err != nil {
 		return err
 	}
-	if err := unix.Fsetxattr(pfd, opaqueXattr, []byte("y"), 0); err != nil {
-		return fmt.Errorf("mark opaque directory (needs root): %w", err)
-	}
-	w.st.Opaques++
-	return nil
+	defer unix.Close(fd)
+	return w.setOpaque(fd)
 }
 
 // finish applies the metadata of directory entries, deepest first.

@@ -212,6 +212,7 @@ func TestUnpack(t *testing.T) {
 				if got := lstat(t, filepath.Join(dir, "ro")).ModTime(); !got.Equal(testTime) {
 					t.Errorf("ro mtime %v, want %v", got, testTime)
 				}
+				os.Chmod(filepath.Join(dir, "ro"), 0o755) // so that a non-root cleanup can remove it
 			},
 		},
 		{
@@ -426,7 +427,9 @@ func TestUnpackWhiteouts(t *testing.T) {
 		file("later/.wh.x", ""),
 		file("later/x", "re-added after the whiteout"),
 		file("opq/.wh..wh..opq", ""), file("opq/new", "n"),
-		file(".wh.etc", ""), // etc exists in this layer: kept
+		file(".wh.etc", ""),                       // etc exists in this layer: kept
+		file(".wh.re", ""), file("re/child", "c"), // whited out, then a child
+		file(".wh.rd", ""), dir("rd/"), // whited out, then a directory
 	)
 	st, err := Unpack(bytes.NewReader(data), sb.layer, UnpackOptions{})
 	if err != nil {
@@ -447,13 +450,15 @@ func TestUnpackWhiteouts(t *testing.T) {
 	if !lstat(t, filepath.Join(sb.layer, "etc")).IsDir() {
 		t.Error("etc was whited out in its own layer")
 	}
-	if !isOpaque(filepath.Join(sb.layer, "opq")) {
-		t.Error("opq not marked opaque")
+	for _, d := range []string{"opq", "re", "rd"} {
+		if fi := lstat(t, filepath.Join(sb.layer, d)); !fi.IsDir() || !isOpaque(filepath.Join(sb.layer, d)) {
+			t.Errorf("%s: %v, want an opaque directory", d, fi.Mode())
+		}
 	}
 	if isOpaque(filepath.Join(sb.layer, "keep")) {
 		t.Error("keep marked opaque")
 	}
-	if st.Whiteouts != 4 || st.Opaques != 1 {
+	if st.Whiteouts != 6 || st.Opaques != 3 {
 		t.Errorf("Whiteouts %d Opaques %d", st.Whiteouts, st.Opaques)
 	}
 	entries, _ := os.ReadDir(filepath.Join(sb.layer, "opq"))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kappa-run/kappa/internal/function"
@@ -30,8 +31,14 @@ type env struct {
 
 	// initDuration is set on a cold start and reported once.
 	initDuration time.Duration
-	invocations  int
-	lastUsed     time.Time
+
+	// freezeMu orders freezing (after release) and thawing (on reuse):
+	// busy is set before thawing, and a freeze of a busy env is skipped.
+	freezeMu    sync.Mutex
+	busy        bool
+	frozen      bool
+	invocations int
+	lastUsed    time.Time
 }
 
 func newID() string {
@@ -72,7 +79,7 @@ func workingDir(c function.Config) string {
 // environment builds the process environment: the image's ENV, then the
 // function's variables, then Lambda's reserved variables, later entries
 // overriding earlier ones.
-func environment(c function.Config, region, stream string) []string {
+func environment(c function.Config, region, stream, initType string) []string {
 	vars := map[string]string{}
 	var order []string
 	set := func(k, v string) {
@@ -103,7 +110,7 @@ func environment(c function.Config, region, stream string) []string {
 	set("AWS_LAMBDA_FUNCTION_NAME", c.Name)
 	set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", strconv.Itoa(c.MemorySize))
 	set("AWS_LAMBDA_FUNCTION_VERSION", c.Version)
-	set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+	set("AWS_LAMBDA_INITIALIZATION_TYPE", initType)
 	set("AWS_LAMBDA_LOG_GROUP_NAME", c.LoggingConfig.LogGroup)
 	set("AWS_LAMBDA_LOG_STREAM_NAME", stream)
 	set("LAMBDA_TASK_ROOT", "/var/task")
@@ -122,14 +129,49 @@ func environment(c function.Config, region, stream string) []string {
 	return out
 }
 
+// sleep freezes an idle environment unless it was taken again meanwhile.
+func (e *env) sleep() {
+	e.freezeMu.Lock()
+	defer e.freezeMu.Unlock()
+	if e.busy || e.frozen {
+		return
+	}
+	if err := e.sb.Freeze(context.Background()); err == nil {
+		e.frozen = true
+	}
+}
+
+// wake marks the environment busy and thaws it if it was frozen.
+func (e *env) wake(ctx context.Context) error {
+	e.freezeMu.Lock()
+	defer e.freezeMu.Unlock()
+	e.busy = true
+	if !e.frozen {
+		return nil
+	}
+	if err := e.sb.Thaw(ctx); err != nil {
+		return err
+	}
+	e.frozen = false
+	return nil
+}
+
+// idle marks the environment free again.
+func (e *env) idle() {
+	e.freezeMu.Lock()
+	e.busy = false
+	e.freezeMu.Unlock()
+}
+
 // destroy tears the environment down; safe to call more than once.
 func (e *env) destroy(ctx context.Context) {
-	e.api.Close()
-	e.srv.Close()
-	if err := e.sb.Destroy(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		_ = err // logged by the caller's sandbox implementation
-	}
-	if e.stream != nil {
-		e.stream.Close()
-	}
+	e.destroyOnce.Do(func() {
+		e.api.Close()
+		e.srv.Close()
+		e.sb.Destroy(ctx) // the sandbox logs its own failures
+		if e.stream != nil {
+			e.stream.Close()
+		}
+		e.images.Release(e.digest)
+	})
 }

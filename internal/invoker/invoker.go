@@ -24,6 +24,8 @@ import (
 // *image.Store implements it.
 type RootFSProvider interface {
 	RootFS(ctx context.Context, digest string) (string, error)
+	// Release drops the reference RootFS took.
+	Release(digest string) error
 }
 
 // Options configure an Invoker.
@@ -39,6 +41,17 @@ type Options struct {
 	IdleTimeout time.Duration
 	// InitTimeout caps the init phase (Lambda: 10 s).
 	InitTimeout time.Duration
+	// FreezeIdle freezes idle environments (cgroup freezer) so they use no
+	// CPU between invocations; they are thawed on the next one.
+	FreezeIdle bool
+	// ShutdownGrace is how long a reaped environment's runtime has between
+	// SIGTERM and SIGKILL.
+	ShutdownGrace time.Duration
+	// MemAvailable reports the host's available memory in bytes; when it
+	// falls below MinMemAvailable, least recently used idle environments
+	// are reaped. nil disables the policy.
+	MemAvailable    func() (uint64, error)
+	MinMemAvailable uint64
 	// ScaleBurst and ScaleRate bound how fast a function adds environments:
 	// a bucket of ScaleBurst cold starts refilled at ScaleRate per second
 	// (Lambda: 1,000 per 10 s, refilled continuously).
@@ -99,6 +112,11 @@ type Invoker struct {
 	inflight           map[string]int
 	unreservedInflight int
 	scaling            map[string]*rate.Limiter
+	// initFailures backs off cold starts of configurations whose init
+	// keeps failing.
+	initFailures map[string]*initFailure
+	// provisions are the provisioned-concurrency targets by owner.
+	provisions map[string]*provision
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -131,6 +149,7 @@ func New(opts Options) *Invoker {
 		opts: opts, log: opts.Logger,
 		idle: map[string][]*env{}, all: map[*env]struct{}{},
 		inflight: map[string]int{}, scaling: map[string]*rate.Limiter{},
+		initFailures: map[string]*initFailure{}, provisions: map[string]*provision{},
 		stop: make(chan struct{}),
 	}
 	inv.wg.Add(1)
@@ -160,7 +179,7 @@ func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) 
 	start := inv.opts.Now()
 	cold := e == nil
 	if cold {
-		e, err = inv.coldStart(ctx, req)
+		e, err = inv.coldStartWithRetry(ctx, req)
 		if err != nil {
 			inv.release(nil, false)
 			var fe *functionError
@@ -169,6 +188,12 @@ func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) 
 			}
 			return nil, err
 		}
+	} else if err := e.wake(ctx); err != nil {
+		// A warm environment that cannot be thawed is discarded and the
+		// invocation falls back to a cold start.
+		inv.log.Warn("thaw failed; starting a new environment", "env", e.id, "err", err)
+		inv.release(e, false)
+		return inv.Invoke(ctx, req)
 	}
 	resp, healthy := inv.run(ctx, e, req, cold)
 	resp.Duration = inv.opts.Now().Sub(start)
@@ -264,11 +289,15 @@ func (inv *Invoker) acquire(c function.Config) (*env, error) {
 	return nil, nil
 }
 
+// oldestIdleLocked returns the least recently used idle on-demand
+// environment; provisioned ones are never evicted.
 func (inv *Invoker) oldestIdleLocked() *env {
 	var oldest *env
 	for _, list := range inv.idle {
-		if len(list) > 0 && (oldest == nil || list[0].lastUsed.Before(oldest.lastUsed)) {
-			oldest = list[0]
+		for _, e := range list {
+			if e.owner == "" && (oldest == nil || e.lastUsed.Before(oldest.lastUsed)) {
+				oldest = e
+			}
 		}
 	}
 	return oldest
@@ -290,6 +319,9 @@ func (inv *Invoker) removeIdleLocked(e *env) {
 // release returns e to the idle pool when healthy, or destroys it. A nil e
 // gives back a reservation made by acquire.
 func (inv *Invoker) release(e *env, healthy bool) {
+	if e != nil {
+		e.idle()
+	}
 	inv.mu.Lock()
 	if e == nil {
 		inv.live--
@@ -300,12 +332,26 @@ func (inv *Invoker) release(e *env, healthy bool) {
 		e.lastUsed = inv.opts.Now()
 		inv.idle[e.key] = append(inv.idle[e.key], e)
 		inv.mu.Unlock()
+		if inv.opts.FreezeIdle {
+			go e.sleep()
+		}
 		return
 	}
 	inv.live--
 	delete(inv.all, e)
+	owner := e.owner
+	refill := owner != "" && inv.provisions[owner] != nil && !inv.closed
+	if refill {
+		inv.wg.Add(1)
+	}
 	inv.mu.Unlock()
 	e.destroy(context.Background())
+	if refill {
+		go func() {
+			defer inv.wg.Done()
+			inv.fill(owner)
+		}()
+	}
 }
 
 // functionError is a platform-detected failure reported to the caller as a
@@ -316,6 +362,9 @@ type functionError struct {
 	// Payload, when set, is sent verbatim (a runtime's /init/error body).
 	Payload []byte
 	tail    []byte
+	// initPhase marks failures of the init phase (init error, init
+	// timeout, exit during init), which Lambda retries once.
+	initPhase bool
 }
 
 func (e *functionError) Error() string { return e.Type + ": " + e.Message }
@@ -339,8 +388,7 @@ func (inv *Invoker) platformError(req Request, fe *functionError, start time.Tim
 }
 
 // coldStart creates, starts and initialises a new environment for req.
-func (inv *Invoker) coldStart(ctx context.Context, req Request) (*env, error) {
-	c := req.Config
+func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType string, initTimeout time.Duration) (*env, error) {
 	start := inv.opts.Now()
 	rootfs, err := inv.opts.Images.RootFS(ctx, c.Code.Digest)
 	if err != nil {
@@ -348,7 +396,7 @@ func (inv *Invoker) coldStart(ctx context.Context, req Request) (*env, error) {
 	}
 	id := newID()
 	stream := streamName(start, c.Version, id)
-	e := &env{id: id, key: configKey(c), fn: c.Name}
+	e := &env{id: id, key: configKey(c), fn: c.Name, digest: c.Code.Digest, images: inv.opts.Images}
 	if inv.opts.Logs != nil {
 		if s, err := inv.opts.Logs.Stream(c.Name, stream); err == nil {
 			e.stream = s
@@ -362,7 +410,7 @@ func (inv *Invoker) coldStart(ctx context.Context, req Request) (*env, error) {
 		ID:       "k" + id[:20],
 		RootFS:   rootfs,
 		Args:     command(c),
-		Env:      environment(c, inv.opts.Region, stream),
+		Env:      environment(c, inv.opts.Region, stream, initType),
 		Cwd:      workingDir(c),
 		MemoryMB: c.MemorySize,
 		TmpMB:    c.EphemeralStorage,
@@ -371,6 +419,7 @@ func (inv *Invoker) coldStart(ctx context.Context, req Request) (*env, error) {
 		Stderr:   e.capture.Writer(),
 	}
 	if len(spec.Args) == 0 {
+		inv.opts.Images.Release(c.Code.Digest)
 		return nil, &functionError{Type: "Runtime.InvalidEntrypoint",
 			Message: "the image has no ENTRYPOINT or CMD and ImageConfig sets neither", tail: e.capture.End()}
 	}
@@ -379,6 +428,7 @@ func (inv *Invoker) coldStart(ctx context.Context, req Request) (*env, error) {
 		if e.stream != nil {
 			e.stream.Close()
 		}
+		inv.opts.Images.Release(c.Code.Digest)
 		return nil, apierr.Wrap(apierr.Internal, err, "create execution environment")
 	}
 	e.sb = sb
@@ -412,7 +462,7 @@ func (inv *Invoker) coldStart(ctx context.Context, req Request) (*env, error) {
 			return nil, apierr.Wrap(apierr.Internal, err, "start execution environment")
 		}
 	}
-	initCtx, cancel := context.WithTimeout(ctx, inv.opts.InitTimeout)
+	initCtx, cancel := context.WithTimeout(ctx, initTimeout)
 	defer cancel()
 	initDone := make(chan error, 1)
 	go func() { initDone <- e.api.WaitInit(initCtx) }()
@@ -421,15 +471,17 @@ func (inv *Invoker) coldStart(ctx context.Context, req Request) (*env, error) {
 		var ie *runtimeapi.InitError
 		switch {
 		case errors.As(err, &ie):
-			return fail(&functionError{Type: ie.Type, Payload: ie.Payload, Message: "init error"})
+			return fail(&functionError{Type: ie.Type, Payload: ie.Payload, Message: "init error", initPhase: true})
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			return fail(&functionError{Type: "Sandbox.Timedout",
-				Message: fmt.Sprintf("Init phase timed out after %.2f seconds", inv.opts.InitTimeout.Seconds())})
+			return fail(&functionError{Type: "Sandbox.Timedout", initPhase: true,
+				Message: fmt.Sprintf("Init phase timed out after %.2f seconds", initTimeout.Seconds())})
 		case err != nil:
 			return fail(&functionError{Type: "Sandbox.Failure", Message: err.Error()})
 		}
 	case <-sb.Done():
-		return fail(exitError(sb.Exit()))
+		fe := exitError(sb.Exit())
+		fe.initPhase = true
+		return fail(fe)
 	}
 	e.initDuration = inv.opts.Now().Sub(start)
 	return e, nil
@@ -565,13 +617,18 @@ func (inv *Invoker) Retire(name string) {
 	inv.mu.Lock()
 	var victims []*env
 	for key, list := range inv.idle {
+		keep := list[:0]
 		for _, e := range list {
-			if e.fn == name {
+			if e.fn == name && e.owner == "" {
 				victims = append(victims, e)
+			} else {
+				keep = append(keep, e)
 			}
 		}
-		if len(list) > 0 && list[0].fn == name {
+		if len(keep) == 0 {
 			delete(inv.idle, key)
+		} else {
+			inv.idle[key] = keep
 		}
 	}
 	for _, e := range victims {
@@ -586,7 +643,7 @@ func (inv *Invoker) Retire(name string) {
 
 func (inv *Invoker) reaper() {
 	defer inv.wg.Done()
-	t := time.NewTicker(max(inv.opts.IdleTimeout/10, time.Second))
+	t := time.NewTicker(min(max(inv.opts.IdleTimeout/10, time.Second), 10*time.Second))
 	defer t.Stop()
 	for {
 		select {
@@ -605,7 +662,7 @@ func (inv *Invoker) reapIdle() {
 	for key, list := range inv.idle {
 		keep := list[:0]
 		for _, e := range list {
-			if now.Sub(e.lastUsed) >= inv.opts.IdleTimeout {
+			if e.owner == "" && now.Sub(e.lastUsed) >= inv.opts.IdleTimeout {
 				victims = append(victims, e)
 				inv.live--
 				delete(inv.all, e)
@@ -620,11 +677,55 @@ func (inv *Invoker) reapIdle() {
 		}
 	}
 	inv.mu.Unlock()
+	victims = append(victims, inv.relieveMemory()...)
 	for _, e := range victims {
 		inv.log.Debug("reaping idle environment", "function", e.fn, "env", e.id)
-		e.sb.Shutdown(context.Background(), 0)
-		e.destroy(context.Background())
+		inv.shutdown(e)
 	}
+}
+
+// shutdown stops an environment gracefully (SIGTERM, grace, SIGKILL) and
+// destroys it.
+func (inv *Invoker) shutdown(e *env) {
+	e.sb.Shutdown(context.Background(), inv.opts.ShutdownGrace)
+	e.destroy(context.Background())
+}
+
+// relieveMemory takes least recently used idle environments out of the
+// pool while the host's available memory is below the threshold, and
+// returns them for the caller to shut down.
+func (inv *Invoker) relieveMemory() []*env {
+	if inv.opts.MemAvailable == nil || inv.opts.MinMemAvailable == 0 {
+		return nil
+	}
+	avail, err := inv.opts.MemAvailable()
+	if err != nil || avail >= inv.opts.MinMemAvailable {
+		return nil
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	// Reap a quarter of the idle environments (at least one) per tick, oldest
+	// first; the next tick re-reads available memory.
+	n := 0
+	for _, l := range inv.idle {
+		n += len(l)
+	}
+	n = max(1, n/4)
+	var victims []*env
+	for range n {
+		e := inv.oldestIdleLocked()
+		if e == nil {
+			break
+		}
+		inv.removeIdleLocked(e)
+		inv.live--
+		delete(inv.all, e)
+		victims = append(victims, e)
+	}
+	if len(victims) > 0 {
+		inv.log.Warn("memory pressure: reaping idle environments", "available", avail, "reaped", len(victims))
+	}
+	return victims
 }
 
 // Stats reports environment counts.

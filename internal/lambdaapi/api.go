@@ -44,6 +44,10 @@ type Functions interface {
 	DeleteReservedConcurrency(ctx context.Context, name string) error
 	Unreserved(ctx context.Context) (int, error)
 	UnreservedCached() int
+	PutProvisioned(ctx context.Context, fn, qualifier string, n int) (*function.Provisioned, error)
+	GetProvisioned(ctx context.Context, fn, qualifier string) (*function.Provisioned, error)
+	DeleteProvisioned(ctx context.Context, fn, qualifier string) error
+	ListProvisioned(ctx context.Context, fn string) ([]*function.Provisioned, error)
 }
 
 // Invoker runs invocations; *invoker.Invoker implements it.
@@ -57,6 +61,8 @@ type Options struct {
 	Invoker   Invoker
 	Region    string
 	Account   string
+	// Provisioning reports provisioned-concurrency status; may be nil.
+	Provisioning ProvisionStatus
 	// MaxConcurrency is reported by GetAccountSettings.
 	MaxConcurrency int
 	Logger         *slog.Logger
@@ -98,6 +104,9 @@ func New(opts Options) *API {
 	m.HandleFunc("PUT /2015-03-31/functions/{name}/aliases/{alias}", a.updateAlias)
 	m.HandleFunc("DELETE /2015-03-31/functions/{name}/aliases/{alias}", a.deleteAlias)
 	m.HandleFunc("PUT /2017-10-31/functions/{name}/concurrency", a.putConcurrency)
+	m.HandleFunc("PUT /2019-09-30/functions/{name}/provisioned-concurrency", a.putProvisioned)
+	m.HandleFunc("GET /2019-09-30/functions/{name}/provisioned-concurrency", a.getProvisioned)
+	m.HandleFunc("DELETE /2019-09-30/functions/{name}/provisioned-concurrency", a.deleteProvisioned)
 	m.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", a.deleteConcurrency)
 	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invoke)
 	m.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.getConcurrency)

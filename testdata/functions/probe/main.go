@@ -33,10 +33,16 @@ type event struct {
 	Path  string `json:"path"`
 	Text  string `json:"text"`
 	Bytes int    `json:"bytes"`
+	// Log, when set, is printed to stdout before the op runs, so that
+	// tests can find the function's own output in the log tail of any op.
+	Log string `json:"log"`
 }
 
 func handle(ctx context.Context, ev event) (map[string]any, error) {
 	lc, _ := lambdacontext.FromContext(ctx)
+	if ev.Log != "" {
+		fmt.Println(ev.Log)
+	}
 	out := map[string]any{"env": envID, "op": ev.Op, "version": os.Getenv("PROBE_VERSION")}
 	if lc != nil {
 		out["requestId"] = lc.AwsRequestID

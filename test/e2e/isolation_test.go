@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestIsolation looks at an execution environment from inside: read-only
+// root, a private PID namespace, an unprivileged user without capabilities,
+// and a network namespace that reaches its own Runtime API and nothing of
+// the host.
+func TestIsolation(t *testing.T) {
+	s := newServer(t)
+	img := s.pushProbe(t, "probe:iso")
+	s.createFunction(t, "iso", img)
+	s.createFunction(t, "iso2", img)
+
+	t.Run("read-only root, writable /tmp", func(t *testing.T) {
+		if res := mustInvoke(t, s, "iso", map[string]any{"op": "write", "path": "/x"}); res["ok"] != false {
+			t.Errorf("writing /x succeeded (%v), want a read-only root filesystem", res)
+		}
+		if res := mustInvoke(t, s, "iso", map[string]any{"op": "write", "path": "/var/task/x"}); res["ok"] != false {
+			t.Errorf("writing /var/task/x succeeded (%v), want a read-only root filesystem", res)
+		}
+		if res := mustInvoke(t, s, "iso", map[string]any{"op": "write", "path": "/tmp/x"}); res["ok"] != true {
+			t.Errorf("writing /tmp/x failed: %v", res["err"])
+		}
+	})
+
+	t.Run("own PID namespace", func(t *testing.T) {
+		res := mustInvoke(t, s, "iso", map[string]any{"op": "pids"})
+		list, _ := res["pids"].([]any)
+		var pids []int
+		for _, p := range list {
+			n, _ := strconv.Atoi(p.(string))
+			pids = append(pids, n)
+		}
+		high := false
+		for _, p := range pids {
+			high = high || p >= 100
+		}
+		if len(pids) == 0 || len(pids) >= 10 && high {
+			t.Errorf("the environment sees pids %v, want only its own few", pids)
+		}
+	})
+
+	t.Run("unprivileged user", func(t *testing.T) {
+		res := mustInvoke(t, s, "iso", map[string]any{"op": "env"})
+		if uid, _ := res["uid"].(float64); uid != 993 {
+			t.Errorf("uid = %v, want 993", res["uid"])
+		}
+		status := mustInvoke(t, s, "iso", map[string]any{"op": "status"})["status"].(string)
+		fields := map[string]string{}
+		for _, line := range strings.Split(status, "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok {
+				fields[k] = strings.TrimSpace(v)
+			}
+		}
+		zero := regexp.MustCompile(`^0+$`)
+		for _, k := range []string{"CapEff", "CapPrm", "CapInh", "CapAmb"} {
+			if !zero.MatchString(fields[k]) {
+				t.Errorf("%s = %q, want no capabilities", k, fields[k])
+			}
+		}
+		if fields["NoNewPrivs"] != "1" {
+			t.Errorf("NoNewPrivs = %q, want 1", fields["NoNewPrivs"])
+		}
+		if fields["Seccomp"] != "2" {
+			t.Errorf("Seccomp = %q, want 2 (filter)", fields["Seccomp"])
+		}
+	})
+
+	t.Run("network", func(t *testing.T) {
+		host := hostListener(t).Addr().String()
+		for _, fname := range []string{"iso", "iso2"} {
+			if res := mustInvoke(t, s, fname, map[string]any{"op": "connect", "addr": "127.0.0.1:9001"}); res["ok"] != true {
+				t.Errorf("%s cannot reach its own Runtime API at 127.0.0.1:9001: %v", fname, res["err"])
+			}
+			if res := mustInvoke(t, s, fname, map[string]any{"op": "connect", "addr": s.addr}); res["ok"] != false {
+				t.Errorf("%s reached the kappa server at %s", fname, s.addr)
+			}
+			// A listener on the host's loopback stands for anything
+			// there, another environment's API included: each
+			// environment has a loopback of its own.
+			if res := mustInvoke(t, s, fname, map[string]any{"op": "connect", "addr": host}); res["ok"] != false {
+				t.Errorf("%s reached a listener on the host at %s", fname, host)
+			}
+		}
+	})
+}
+
+// TestTwoServersOnOneHost runs two servers side by side, as this suite and
+// a developer's `kappa server` do: starting or stopping the second must not
+// disturb the environments of the first.
+func TestTwoServersOnOneHost(t *testing.T) {
+	a := newServer(t)
+	img := a.pushProbe(t, "probe:a")
+	a.createFunction(t, "fa", img)
+	warm := mustInvoke(t, a, "fa", map[string]any{"op": "echo"})["env"]
+
+	// stillWarm checks that the first server's warm environment survived
+	// event, and returns the environment now warm.
+	stillWarm := func(event string) any {
+		t.Helper()
+		out, res := invoke(t, a, "fa", map[string]any{"op": "echo"})
+		if out.FunctionError != nil {
+			t.Errorf("after a second server %s, the first one's warm environment failed: %s", event, out.Payload)
+			return mustInvoke(t, a, "fa", map[string]any{"op": "echo"})["env"]
+		}
+		if res["env"] != warm {
+			t.Errorf("after a second server %s, the first one's warm environment %v was replaced by %v", event, warm, res["env"])
+		}
+		return res["env"]
+	}
+
+	b := newServer(t) // its start-up cleans up after crashed runs
+	warm = stillWarm("started")
+	b.stop() // and so does its shutdown
+	stillWarm("stopped")
+}
