@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -32,6 +31,8 @@ type env struct {
 	// initDuration is set on a cold start and reported once.
 	initDuration time.Duration
 
+	destroyOnce sync.Once
+
 	// freezeMu orders freezing (after release) and thawing (on reuse):
 	// busy is set before thawing, and a freeze of a busy env is skipped.
 	freezeMu    sync.Mutex
@@ -39,6 +40,14 @@ type env struct {
 	frozen      bool
 	invocations int
 	lastUsed    time.Time
+
+	// digest is the image whose root filesystem images holds for us.
+	digest string
+	images RootFSProvider
+	// owner is the provisioned-concurrency config that keeps this
+	// environment ("" for on-demand ones); such environments are never
+	// reaped while provisioned.
+	owner string
 }
 
 func newID() string {

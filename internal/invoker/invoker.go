@@ -172,11 +172,31 @@ func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) 
 		return nil, err
 	}
 	defer inv.done(req)
-	e, err := inv.acquire(req.Config)
-	if err != nil {
-		return nil, err
-	}
 	start := inv.opts.Now()
+	// A warm environment that turns out dead (its runtime exited after the
+	// previous invocation) or cannot be thawed is discarded and the
+	// invocation tried again; the last attempt always starts a new one.
+	for attempt := 0; ; attempt++ {
+		resp, retry, err := inv.attempt(ctx, req, start, attempt >= 2)
+		if !retry {
+			return resp, err
+		}
+	}
+}
+
+// attempt runs req once, in a warm environment unless forceCold. retry
+// reports that the warm environment was unusable before it took the event.
+func (inv *Invoker) attempt(ctx context.Context, req Request, start time.Time, forceCold bool) (_ *Response, retry bool, _ error) {
+	var e *env
+	var err error
+	if forceCold {
+		err = inv.reserve(req.Config)
+	} else {
+		e, err = inv.acquire(req.Config)
+	}
+	if err != nil {
+		return nil, false, err
+	}
 	cold := e == nil
 	if cold {
 		e, err = inv.coldStartWithRetry(ctx, req)
@@ -184,22 +204,24 @@ func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) 
 			inv.release(nil, false)
 			var fe *functionError
 			if errors.As(err, &fe) {
-				return inv.platformError(req, fe, start), nil
+				return inv.platformError(req, fe, start), false, nil
 			}
-			return nil, err
+			return nil, false, err
 		}
 	} else if err := e.wake(ctx); err != nil {
-		// A warm environment that cannot be thawed is discarded and the
-		// invocation falls back to a cold start.
 		inv.log.Warn("thaw failed; starting a new environment", "env", e.id, "err", err)
 		inv.release(e, false)
-		return inv.Invoke(ctx, req)
+		return nil, true, nil
 	}
 	resp, healthy := inv.run(ctx, e, req, cold)
+	if resp == nil {
+		inv.release(e, false)
+		return nil, true, nil
+	}
 	resp.Duration = inv.opts.Now().Sub(start)
 	resp.ColdStart = cold
 	inv.release(e, healthy)
-	return resp, nil
+	return resp, false, nil
 }
 
 func throttle(reason string) error {
@@ -255,14 +277,41 @@ func (inv *Invoker) acquire(c function.Config) (*env, error) {
 		return nil, apierr.New(apierr.Internal, "the server is shutting down")
 	}
 	key := configKey(c)
-	if list := inv.idle[key]; len(list) > 0 {
+	for list := inv.idle[key]; len(list) > 0; list = inv.idle[key] {
 		e := list[len(list)-1]
 		inv.idle[key] = list[:len(list)-1]
 		if len(inv.idle[key]) == 0 {
 			delete(inv.idle, key)
 		}
+		select {
+		case <-e.sb.Done():
+			// Its runtime exited while idle (e.g. after reporting a panic):
+			// never hand it an invocation.
+			inv.live--
+			delete(inv.all, e)
+			go e.destroy(context.Background())
+			continue
+		default:
+		}
 		return e, nil
 	}
+	return nil, inv.reserveLocked(c)
+}
+
+// reserve makes room for a new environment of c (see reserveLocked).
+func (inv *Invoker) reserve(c function.Config) error {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.closed {
+		return apierr.New(apierr.Internal, "the server is shutting down")
+	}
+	return inv.reserveLocked(c)
+}
+
+// reserveLocked applies the scaling rate and the environment cap (evicting
+// the least recently used idle environment if needed) and counts a new
+// environment as live.
+func (inv *Invoker) reserveLocked(c function.Config) error {
 	lim := inv.scaling[c.Name]
 	if lim == nil {
 		lim = rate.NewLimiter(rate.Limit(inv.opts.ScaleRate), inv.opts.ScaleBurst)
@@ -272,7 +321,7 @@ func (inv *Invoker) acquire(c function.Config) (*env, error) {
 	// Lambda documents a 429 for scaling faster than the rate, and this is
 	// the per-function rate reason of its API model.
 	if !lim.AllowN(inv.opts.Now(), 1) {
-		return nil, throttle("FunctionInvocationRateLimitExceeded")
+		return throttle("FunctionInvocationRateLimitExceeded")
 	}
 	if inv.live >= inv.opts.MaxEnvironments {
 		// Make room by evicting the least recently used idle environment.
@@ -282,11 +331,11 @@ func (inv *Invoker) acquire(c function.Config) (*env, error) {
 			delete(inv.all, victim)
 			go victim.destroy(context.Background())
 		} else {
-			return nil, throttle("ConcurrentInvocationLimitExceeded")
+			return throttle("ConcurrentInvocationLimitExceeded")
 		}
 	}
 	inv.live++
-	return nil, nil
+	return nil
 }
 
 // oldestIdleLocked returns the least recently used idle on-demand
@@ -354,6 +403,9 @@ func (inv *Invoker) release(e *env, healthy bool) {
 	}
 }
 
+// exitSettle is how long an exited runtime's answer may still arrive.
+const exitSettle = 20 * time.Millisecond
+
 // functionError is a platform-detected failure reported to the caller as a
 // function error (HTTP 200 + X-Amz-Function-Error: Unhandled).
 type functionError struct {
@@ -377,12 +429,24 @@ func (inv *Invoker) platformError(req Request, fe *functionError, start time.Tim
 			"errorMessage": fmt.Sprintf("RequestId: %s Error: %s", req.RequestID, fe.Message),
 		})
 	}
+	dur := inv.opts.Now().Sub(start)
 	resp := &Response{
 		Payload: payload, ContentType: "application/json", FunctionError: "Unhandled",
-		ExecutedVersion: req.Config.Version, ColdStart: true, Duration: inv.opts.Now().Sub(start),
+		ExecutedVersion: req.Config.Version, ColdStart: true, Duration: dur,
 	}
 	if req.Tail {
-		resp.LogTail = fe.tail
+		// Lambda logs START, END and REPORT even when the environment never
+		// initialised; the init output comes first.
+		var b []byte
+		b = append(b, fe.tail...)
+		b = fmt.Appendf(b, "START RequestId: %s Version: %s\n", req.RequestID, req.Config.Version)
+		b = fmt.Appendf(b, "END RequestId: %s\n", req.RequestID)
+		b = append(b, reportLine(req.RequestID, dur, req.Config.MemorySize, 0, dur, true)...)
+		b = append(b, '\n')
+		if len(b) > logs.TailBytes {
+			b = b[len(b)-logs.TailBytes:]
+		}
+		resp.LogTail = b
 	}
 	return resp
 }
@@ -451,9 +515,13 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	if err := sb.Start(ctx); err != nil {
 		switch {
 		case errors.Is(err, sandbox.ErrInvalidEntrypoint):
-			return fail(&functionError{Type: "Runtime.InvalidEntrypoint", Message: err.Error()})
+			inv.log.Debug("invalid entrypoint", "function", c.Name, "err", err)
+			return fail(&functionError{Type: "Runtime.InvalidEntrypoint",
+				Message: fmt.Sprintf("fork/exec %s: no such file, or not an executable the function user may run", spec.Args[0])})
 		case errors.Is(err, sandbox.ErrInvalidWorkingDir):
-			return fail(&functionError{Type: "Runtime.InvalidWorkingDir", Message: err.Error()})
+			inv.log.Debug("invalid working directory", "function", c.Name, "err", err)
+			return fail(&functionError{Type: "Runtime.InvalidWorkingDir",
+				Message: fmt.Sprintf("chdir %s: no such directory, or not one the function user may enter", spec.Cwd)})
 		default:
 			inv.mu.Lock()
 			delete(inv.all, e)
@@ -479,6 +547,16 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 			return fail(&functionError{Type: "Sandbox.Failure", Message: err.Error()})
 		}
 	case <-sb.Done():
+		// A runtime that posts /init/error and exits at once: its report
+		// wins over the exit.
+		select {
+		case err := <-initDone:
+			var ie *runtimeapi.InitError
+			if errors.As(err, &ie) {
+				return fail(&functionError{Type: ie.Type, Payload: ie.Payload, Message: "init error", initPhase: true})
+			}
+		case <-time.After(exitSettle):
+		}
 		fe := exitError(sb.Exit())
 		fe.initPhase = true
 		return fail(fe)
@@ -503,7 +581,9 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (*R
 	e.capture.Line(fmt.Appendf(nil, "START RequestId: %s Version: %s", req.RequestID, c.Version))
 	timeout := time.Duration(c.Timeout) * time.Second
 	start := inv.opts.Now()
-	deadline := start.Add(timeout)
+	// The deadline is wall-clock time: the runtime compares it with its own
+	// clock (Lambda-Runtime-Deadline-Ms), whatever clock measures durations.
+	deadline := time.Now().Add(timeout)
 	runCtx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 
@@ -529,27 +609,45 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (*R
 	healthy := true
 	var fe *functionError
 	status := "success"
+	var o outcome
+	exited := false
 	select {
-	case o := <-done:
-		switch {
-		case o.err == nil:
-			resp.Payload, resp.ContentType = o.res.Payload, o.res.ContentType
-			if resp.ContentType == "" {
-				resp.ContentType = "application/json"
-			}
-			if o.res.ErrorType != "" {
-				resp.FunctionError = "Unhandled"
-				status = "error"
-			}
-		case runCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
-			fe = &functionError{Type: "Sandbox.Timedout", Message: fmt.Sprintf("Task timed out after %.2f seconds", timeout.Seconds())}
-			status = "timeout"
-		default:
-			fe = &functionError{Type: "Sandbox.Failure", Message: o.err.Error()}
-			status = "failure"
-		}
+	case o = <-done:
 	case <-e.sb.Done():
+		// A runtime may answer and exit at once (aws-lambda-go after a
+		// panic): an answer already on its way wins over the exit.
+		select {
+		case o = <-done:
+		case <-time.After(exitSettle):
+			exited = true
+		}
+	}
+	switch {
+	case exited:
+		if !cold && e.api.State() != runtimeapi.StateRunning {
+			// The runtime died before it took this event (it exited after
+			// its previous invocation): retry in a fresh environment.
+			cancel()
+			<-done
+			e.capture.End()
+			return nil, false
+		}
 		fe = exitError(e.sb.Exit())
+		status = "failure"
+	case o.err == nil:
+		resp.Payload, resp.ContentType = o.res.Payload, o.res.ContentType
+		if resp.ContentType == "" {
+			resp.ContentType = "application/json"
+		}
+		if o.res.ErrorType != "" {
+			resp.FunctionError = "Unhandled"
+			status = "error"
+		}
+	case runCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
+		fe = &functionError{Type: "Sandbox.Timedout", Message: fmt.Sprintf("Task timed out after %.2f seconds", timeout.Seconds())}
+		status = "timeout"
+	default:
+		fe = &functionError{Type: "Sandbox.Failure", Message: o.err.Error()}
 		status = "failure"
 	}
 	if fe != nil {

@@ -1,0 +1,203 @@
+package invoker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kappa-run/kappa/internal/sandbox"
+)
+
+// fakeRuntime is a unit-test sandbox.Runtime: each "environment" is a
+// goroutine speaking the Runtime API over a real loopback listener, so the
+// invoker's logic runs against the real runtimeapi server. Behaviour is
+// chosen by the function's MODE environment variable:
+//
+//	echo       answer every event with its payload
+//	exit-after answer, then exit (like aws-lambda-go after a panic)
+//	init-error post /init/error and exit
+//	hang-init  never call /next
+//	sleep      sleep the payload's number of milliseconds, then answer
+type fakeRuntime struct {
+	created atomic.Int64
+	mu      sync.Mutex
+	live    map[string]*fakeSandbox
+}
+
+func newFakeRuntime() *fakeRuntime { return &fakeRuntime{live: map[string]*fakeSandbox{}} }
+
+func (r *fakeRuntime) Name() string { return "fake" }
+
+func (r *fakeRuntime) Create(_ context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r.created.Add(1)
+	s := &fakeSandbox{r: r, spec: spec, ln: ln, done: make(chan struct{}), stop: make(chan struct{})}
+	r.mu.Lock()
+	r.live[spec.ID] = s
+	r.mu.Unlock()
+	return s, nil
+}
+
+func (r *fakeRuntime) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.live)
+}
+
+type fakeSandbox struct {
+	r        *fakeRuntime
+	spec     sandbox.Spec
+	ln       net.Listener
+	done     chan struct{}
+	stop     chan struct{}
+	once     sync.Once
+	stopOnce sync.Once
+	exit     sandbox.ExitStatus
+	frozen   atomic.Bool
+}
+
+func (s *fakeSandbox) ID() string                       { return s.spec.ID }
+func (s *fakeSandbox) RuntimeAPIListener() net.Listener { return s.ln }
+func (s *fakeSandbox) RuntimeAPIAddr() string           { return s.ln.Addr().String() }
+func (s *fakeSandbox) Done() <-chan struct{}            { return s.done }
+func (s *fakeSandbox) Exit() sandbox.ExitStatus         { return s.exit }
+func (s *fakeSandbox) Stats() sandbox.Stats             { return sandbox.Stats{MaxMemoryBytes: 5 << 20} }
+func (s *fakeSandbox) Freeze(context.Context) error     { s.frozen.Store(true); return nil }
+func (s *fakeSandbox) Thaw(context.Context) error       { s.frozen.Store(false); return nil }
+
+func (s *fakeSandbox) mode() string {
+	for _, kv := range s.spec.Env {
+		if v, ok := strings.CutPrefix(kv, "MODE="); ok {
+			return v
+		}
+	}
+	return "echo"
+}
+
+func (s *fakeSandbox) Start(context.Context) error {
+	if s.spec.Args[0] == "/missing" {
+		return fmt.Errorf("exec: %w", sandbox.ErrInvalidEntrypoint)
+	}
+	go s.loop()
+	return nil
+}
+
+func (s *fakeSandbox) exitWith(code int) {
+	s.once.Do(func() {
+		s.exit = sandbox.ExitStatus{Code: code}
+		close(s.done)
+	})
+}
+
+// loop is the fake runtime process.
+func (s *fakeSandbox) loop() {
+	base := "http://" + s.ln.Addr().String() + "/2018-06-01/runtime/"
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	client := &http.Client{Transport: tr}
+	get := func(url string) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		return client.Do(req)
+	}
+	post := func(url string, body io.Reader) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, "POST", url, body)
+		return client.Do(req)
+	}
+	fmt.Fprintln(s.spec.Stdout, "fake init")
+	switch s.mode() {
+	case "init-error":
+		if r, err := post(base+"init/error", strings.NewReader(`{"errorMessage":"boom","errorType":"InitBoom"}`)); err == nil {
+			r.Body.Close()
+		}
+		s.exitWith(1)
+		return
+	case "hang-init":
+		<-s.stop
+		s.exitWith(-1)
+		return
+	}
+	for {
+		select {
+		case <-s.stop:
+			s.exitWith(-1)
+			return
+		default:
+		}
+		resp, err := get(base + "invocation/next")
+		if err != nil {
+			s.exitWith(2)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		if resp.StatusCode != 200 || id == "" {
+			s.exitWith(3)
+			return
+		}
+		if s.mode() == "sleep" {
+			var ms int
+			fmt.Sscan(string(body), &ms)
+			select {
+			case <-time.After(time.Duration(ms) * time.Millisecond):
+			case <-s.stop:
+				s.exitWith(-1)
+				return
+			}
+		}
+		r, err := post(base+"invocation/"+id+"/response", bytes.NewReader(body))
+		if err != nil {
+			s.exitWith(4)
+			return
+		}
+		r.Body.Close()
+		if s.mode() == "exit-after" {
+			s.exitWith(1)
+			return
+		}
+	}
+}
+
+func (s *fakeSandbox) Shutdown(ctx context.Context, _ time.Duration) error { return s.Destroy(ctx) }
+
+func (s *fakeSandbox) Destroy(context.Context) error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.ln.Close()
+	select {
+	case <-s.done:
+	case <-time.After(time.Second):
+		s.exitWith(-1)
+	}
+	s.r.mu.Lock()
+	delete(s.r.live, s.spec.ID)
+	s.r.mu.Unlock()
+	return nil
+}
+
+// fakeImages hands out a fixed root filesystem path.
+type fakeImages struct{ refs atomic.Int64 }
+
+func (f *fakeImages) RootFS(context.Context, string) (string, error) {
+	f.refs.Add(1)
+	return "/rootfs", nil
+}
+func (f *fakeImages) Release(string) error { f.refs.Add(-1); return nil }

@@ -1,0 +1,308 @@
+package invoker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/function"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func newTestInvoker(t *testing.T, mutate ...func(*Options)) (*Invoker, *fakeRuntime, *fakeImages) {
+	t.Helper()
+	rt, imgs := newFakeRuntime(), &fakeImages{}
+	opts := Options{Runtime: rt, Images: imgs, Region: "us-east-1", Account: "000000000000", MaxEnvironments: 8, InitTimeout: 2 * time.Second}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	inv := New(opts)
+	t.Cleanup(func() {
+		inv.Close(context.Background())
+		if n := rt.count(); n != 0 {
+			t.Errorf("%d environments left after Close", n)
+		}
+		if n := imgs.refs.Load(); n != 0 {
+			t.Errorf("%d root filesystem references left after Close", n)
+		}
+	})
+	return inv, rt, imgs
+}
+
+func cfg(name, mode string) function.Config {
+	return function.Config{
+		Name: name, Version: "$LATEST", MemorySize: 128, Timeout: 3, EphemeralStorage: 512,
+		Environment: map[string]string{"MODE": mode}, RevisionID: "r1",
+		Code: function.Code{Digest: "sha256:" + strings.Repeat("a", 64), Entrypoint: []string{"/bootstrap"}},
+	}
+}
+
+var reqN atomic.Int64
+
+func request(c function.Config, payload string) Request {
+	return Request{Config: c, RequestID: fmt.Sprintf("req-%d", reqN.Add(1)), Payload: []byte(payload), Unreserved: 1000}
+}
+
+func TestWarmReuse(t *testing.T) {
+	inv, rt, _ := newTestInvoker(t)
+	c := cfg("f", "echo")
+	r1, err := inv.Invoke(context.Background(), request(c, `"one"`))
+	if err != nil || string(r1.Payload) != `"one"` || !r1.ColdStart {
+		t.Fatalf("first invoke = %+v, %v", r1, err)
+	}
+	r2, err := inv.Invoke(context.Background(), request(c, `"two"`))
+	if err != nil || string(r2.Payload) != `"two"` || r2.ColdStart {
+		t.Fatalf("second invoke = %+v, %v", r2, err)
+	}
+	if n := rt.created.Load(); n != 1 {
+		t.Errorf("created %d environments, want 1", n)
+	}
+	// A new configuration never reuses the old environment.
+	c2 := c
+	c2.RevisionID = "r2"
+	if r3, _ := inv.Invoke(context.Background(), request(c2, `3`)); !r3.ColdStart {
+		t.Errorf("new configuration ran warm")
+	}
+}
+
+func TestDeadEnvironmentIsNotReused(t *testing.T) {
+	inv, rt, _ := newTestInvoker(t)
+	c := cfg("f", "exit-after")
+	for i := range 3 {
+		r, err := inv.Invoke(context.Background(), request(c, `1`))
+		if err != nil || r.FunctionError != "" {
+			t.Fatalf("invoke %d = %+v (%s), %v; want success in a fresh environment", i, r, r.Payload, err)
+		}
+	}
+	if n := rt.created.Load(); n != 3 {
+		t.Errorf("created %d environments, want 3", n)
+	}
+}
+
+func TestThrottles(t *testing.T) {
+	inv, _, _ := newTestInvoker(t)
+	c := cfg("f", "sleep")
+	zero, one := 0, 1
+	req := request(c, `1`)
+	req.Reserved = &zero
+	_, err := inv.Invoke(context.Background(), req)
+	if e := apierr.As(err); e == nil || e.Kind != apierr.TooManyRequests || e.Reason != "ReservedFunctionConcurrentInvocationLimitExceeded" {
+		t.Fatalf("reserved 0 = %v", err)
+	}
+	// One slow invocation holds the only reserved slot.
+	slow := request(c, `300`)
+	slow.Reserved = &one
+	done := make(chan error, 1)
+	go func() { _, err := inv.Invoke(context.Background(), slow); done <- err }()
+	waitUntil(t, func() bool { return inv.Concurrency("f") == 1 })
+	second := request(c, `1`)
+	second.Reserved = &one
+	if _, err := inv.Invoke(context.Background(), second); apierr.As(err) == nil || apierr.As(err).Reason != "ReservedFunctionConcurrentInvocationLimitExceeded" {
+		t.Errorf("over reservation = %v", err)
+	}
+	unres := request(cfg("g", "echo"), `1`)
+	unres.Unreserved = 0
+	if _, err := inv.Invoke(context.Background(), unres); apierr.As(err) == nil || apierr.As(err).Reason != "ConcurrentInvocationLimitExceeded" {
+		t.Errorf("over unreserved = %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if inv.Concurrency("f") != 0 {
+		t.Errorf("concurrency not released")
+	}
+}
+
+func TestScalingRate(t *testing.T) {
+	clk := &clock{t: time.Unix(1e9, 0)}
+	inv, _, _ := newTestInvoker(t, func(o *Options) { o.ScaleBurst, o.ScaleRate, o.Now = 2, 1, clk.Now })
+	c := cfg("f", "sleep")
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); inv.Invoke(context.Background(), request(c, `200`)) }()
+	}
+	waitUntil(t, func() bool { return inv.Concurrency("f") == 2 })
+	_, err := inv.Invoke(context.Background(), request(c, `1`))
+	if apierr.As(err) == nil || apierr.As(err).Reason != "FunctionInvocationRateLimitExceeded" {
+		t.Errorf("third cold start in the burst = %v, want a scaling throttle", err)
+	}
+	wg.Wait()
+	clk.Add(2 * time.Second)
+	if _, err := inv.Invoke(context.Background(), request(c, `1`)); err != nil {
+		t.Errorf("after refill = %v", err)
+	}
+}
+
+func TestEnvironmentCapEvictsIdle(t *testing.T) {
+	inv, rt, _ := newTestInvoker(t, func(o *Options) { o.MaxEnvironments = 2 })
+	for i := range 4 {
+		if _, err := inv.Invoke(context.Background(), request(cfg(fmt.Sprintf("f%d", i), "echo"), `1`)); err != nil {
+			t.Fatalf("invoke %d: %v", i, err)
+		}
+	}
+	waitUntil(t, func() bool { return rt.count() <= 2 })
+	if live, _ := inv.Stats(); live > 2 {
+		t.Errorf("live = %d, want ≤ 2", live)
+	}
+}
+
+func TestIdleReaping(t *testing.T) {
+	clk := &clock{t: time.Unix(1e9, 0)}
+	inv, rt, _ := newTestInvoker(t, func(o *Options) { o.Now, o.IdleTimeout = clk.Now, time.Minute })
+	inv.Invoke(context.Background(), request(cfg("f", "echo"), `1`))
+	inv.reapIdle()
+	if rt.count() != 1 {
+		t.Fatalf("reaped a fresh environment")
+	}
+	clk.Add(2 * time.Minute)
+	inv.reapIdle()
+	if rt.count() != 0 {
+		t.Errorf("idle environment not reaped after the idle timeout")
+	}
+}
+
+func TestMemoryPressure(t *testing.T) {
+	avail := uint64(10 << 30)
+	var mu sync.Mutex
+	inv, rt, _ := newTestInvoker(t, func(o *Options) {
+		o.MinMemAvailable = 1 << 30
+		o.MemAvailable = func() (uint64, error) { mu.Lock(); defer mu.Unlock(); return avail, nil }
+	})
+	for i := range 4 {
+		inv.Invoke(context.Background(), request(cfg(fmt.Sprintf("f%d", i), "echo"), `1`))
+	}
+	inv.reapIdle()
+	if rt.count() != 4 {
+		t.Fatalf("reaped without memory pressure")
+	}
+	mu.Lock()
+	avail = 100 << 20
+	mu.Unlock()
+	inv.reapIdle()
+	if rt.count() != 3 {
+		t.Errorf("under pressure %d environments left, want 3 (a quarter reaped)", rt.count())
+	}
+}
+
+func TestInitErrorRetriedThenBackedOff(t *testing.T) {
+	clk := &clock{t: time.Unix(1e9, 0)}
+	inv, rt, _ := newTestInvoker(t, func(o *Options) { o.Now = clk.Now })
+	c := cfg("f", "init-error")
+	r, err := inv.Invoke(context.Background(), request(c, `1`))
+	if err != nil || r.FunctionError != "Unhandled" || !strings.Contains(string(r.Payload), "InitBoom") {
+		t.Fatalf("init error invoke = %+v, %v", r, err)
+	}
+	if n := rt.created.Load(); n != 2 {
+		t.Errorf("init tried %d times, want 2 (suppressed init retry)", n)
+	}
+	inv.Invoke(context.Background(), request(c, `1`)) // second failure starts the back-off
+	before := rt.created.Load()
+	r, _ = inv.Invoke(context.Background(), request(c, `1`))
+	if rt.created.Load() != before || r.FunctionError != "Unhandled" {
+		t.Errorf("backed-off invoke started an environment or succeeded")
+	}
+	clk.Add(time.Minute)
+	inv.Invoke(context.Background(), request(c, `1`))
+	if rt.created.Load() == before {
+		t.Errorf("no new attempt after the back-off elapsed")
+	}
+}
+
+func TestInvalidEntrypoint(t *testing.T) {
+	inv, _, _ := newTestInvoker(t)
+	c := cfg("f", "echo")
+	c.ImageConfig.EntryPoint = []string{"/missing"}
+	req := request(c, `1`)
+	req.Tail = true
+	r, err := inv.Invoke(context.Background(), req)
+	if err != nil || !strings.Contains(string(r.Payload), "Runtime.InvalidEntrypoint") {
+		t.Fatalf("invoke = %s, %v", r.Payload, err)
+	}
+	for _, want := range []string{"START RequestId: " + req.RequestID, "END RequestId:", "REPORT RequestId:"} {
+		if !strings.Contains(string(r.LogTail), want) {
+			t.Errorf("tail lacks %q: %s", want, r.LogTail)
+		}
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	inv, rt, _ := newTestInvoker(t)
+	c := cfg("f", "sleep")
+	c.Timeout = 1
+	r, err := inv.Invoke(context.Background(), request(c, `3000`))
+	if err != nil || !strings.Contains(string(r.Payload), "Sandbox.Timedout") || !strings.Contains(string(r.Payload), "Task timed out after 1.00 seconds") {
+		t.Fatalf("timeout = %s, %v", r.Payload, err)
+	}
+	waitUntil(t, func() bool { return rt.count() == 0 })
+}
+
+func TestProvisioned(t *testing.T) {
+	inv, rt, _ := newTestInvoker(t)
+	c := cfg("f", "echo")
+	c.Version = "1"
+	inv.Provision("f:1", c, 3)
+	waitUntil(t, func() bool { r, _, _ := inv.ProvisionStatus("f:1"); return r == 3 })
+	for _, e := range rt.live {
+		if !strings.Contains(strings.Join(e.spec.Env, " "), "AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency") {
+			t.Errorf("provisioned environment has the wrong initialization type")
+		}
+	}
+	r, err := inv.Invoke(context.Background(), request(c, `1`))
+	if err != nil || r.ColdStart {
+		t.Errorf("invoke of a provisioned version was cold: %+v %v", r, err)
+	}
+	inv.Retire("f")
+	if rt.count() != 3 {
+		t.Errorf("Retire removed provisioned environments")
+	}
+	inv.Unprovision("f:1")
+	inv.Retire("f")
+	if rt.count() != 0 {
+		t.Errorf("unprovisioned environments survived Retire: %d", rt.count())
+	}
+}
+
+func TestCloseKillsRunning(t *testing.T) {
+	inv, _, _ := newTestInvoker(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := inv.Invoke(context.Background(), request(cfg("f", "sleep"), `10000`))
+		errc <- err
+	}()
+	waitUntil(t, func() bool { return inv.Concurrency("f") == 1 })
+	inv.Close(context.Background())
+	select {
+	case <-errc:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a running invocation outlived Close")
+	}
+	if _, err := inv.Invoke(context.Background(), request(cfg("f", "echo"), `1`)); !errors.Is(err, apierr.Internal) {
+		t.Errorf("invoke after Close = %v", err)
+	}
+}
+
+func waitUntil(t *testing.T, ok func() bool) {
+	t.Helper()
+	for range 1000 {
+		if ok() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("condition not reached in 5s")
+}
