@@ -54,6 +54,7 @@ func newServerCmd() *cobra.Command {
 	f.BoolVar(&cfg.FreezeIdle, "freeze-idle", cfg.FreezeIdle, "freeze idle environments (cgroup freezer) between invocations")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT/SIGTERM, wait this long for running invocations (a second signal stops at once)")
 	f.StringVar(&cfg.LogLevel, "log-level", envOr("KAPPA_LOG_LEVEL", cfg.LogLevel), "debug, info, warn or error")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/")
 	f.BoolVar(&cfg.SyncWrites, "sync-writes", cfg.SyncWrites, "fsync every state write before acknowledging it")
 	return cmd
 }

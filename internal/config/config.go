@@ -36,6 +36,8 @@ type Server struct {
 	DrainTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// Pprof serves /debug/pprof/ (profiling) on the server's port.
+	Pprof bool
 	// SyncWrites fsyncs every store write before acknowledging it.
 	SyncWrites bool
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -151,6 +152,16 @@ func cgroupParent(runDir string) string {
 	return "kappa/" + hex.EncodeToString(sum[:4])
 }
 
+// pprofMux serves net/http/pprof when --pprof is set.
+var pprofMux = func() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	return m
+}()
+
 // changed reacts to a function's change: idle environments of old
 // configurations go, and provisioned concurrency follows the new state.
 func (d *Daemon) changed(name string) {
@@ -190,6 +201,8 @@ func (d *Daemon) routes() http.Handler {
 		switch {
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			reg.ServeHTTP(w, r)
+		case strings.HasPrefix(p, "/debug/pprof/") && d.cfg.Pprof:
+			pprofMux.ServeHTTP(w, r)
 		case p == "/healthz":
 			live, idle := d.invoker.Stats()
 			w.Header().Set("Content-Type", "application/json")

@@ -49,6 +49,9 @@ type Service struct {
 	wg     sync.WaitGroup
 	// unreserved caches the account concurrency left unreserved.
 	unreserved atomic.Int64
+
+	cacheMu sync.Mutex
+	cache   map[string]cached
 }
 
 // NewService returns a Service. Call Start to resume interrupted deploys.
@@ -63,7 +66,7 @@ func NewService(opts Options) *Service {
 		opts.AccountConcurrency = 1000
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel}
+	s := &Service{opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel, cache: map[string]cached{}}
 	s.unreserved.Store(int64(opts.AccountConcurrency))
 	return s
 }
@@ -111,7 +114,19 @@ func (s *Service) Get(ctx context.Context, name string) (*Function, error) {
 	return fn, err
 }
 
+// load returns a function and its store revision. Records are cached in
+// memory, written through on every change this Service makes and dropped
+// when a write finds a newer revision; the returned value is a copy the
+// caller may change (replacing, never mutating in place, its maps and
+// slices).
 func (s *Service) load(ctx context.Context, name string) (*Function, uint64, error) {
+	s.cacheMu.Lock()
+	c, ok := s.cache[name]
+	s.cacheMu.Unlock()
+	if ok {
+		fn := *c.fn
+		return &fn, c.rev, nil
+	}
 	e, err := s.opts.Bucket.Get(ctx, key(name))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, 0, s.notFound(name)
@@ -123,7 +138,29 @@ func (s *Service) load(ctx context.Context, name string) (*Function, uint64, err
 	if err := json.Unmarshal(e.Value, &fn); err != nil {
 		return nil, 0, apierr.Wrap(apierr.Internal, err, "decode function")
 	}
-	return &fn, e.Revision, nil
+	s.remember(name, &fn, e.Revision)
+	cp := fn
+	return &cp, e.Revision, nil
+}
+
+type cached struct {
+	fn  *Function
+	rev uint64
+}
+
+// remember caches fn at rev (nil forgets name).
+func (s *Service) remember(name string, fn *Function, rev uint64) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if fn == nil {
+		delete(s.cache, name)
+		return
+	}
+	if c, ok := s.cache[name]; ok && c.rev > rev {
+		return
+	}
+	cp := *fn
+	s.cache[name] = cached{fn: &cp, rev: rev}
 }
 
 // List returns every function, sorted by name.
@@ -160,13 +197,16 @@ func (s *Service) mutate(ctx context.Context, name string, f func(fn *Function) 
 		}
 		fn.Generation++
 		b, _ := json.Marshal(fn)
-		_, err = s.opts.Bucket.Update(ctx, key(name), b, rev)
+		nrev, err := s.opts.Bucket.Update(ctx, key(name), b, rev)
 		if errors.Is(err, store.ErrRevision) {
+			s.remember(name, nil, 0)
 			continue
 		}
 		if err != nil {
+			s.remember(name, nil, 0)
 			return nil, apierr.Wrap(apierr.Internal, err, "write function")
 		}
+		s.remember(name, fn, nrev)
 		return fn, nil
 	}
 	return nil, apierr.New(apierr.Internal, "too much contention on function %s", name)
@@ -305,9 +345,11 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	if _, _, err := s.load(ctx, name); err != nil {
 		return err
 	}
+	s.remember(name, nil, 0)
 	if err := s.opts.Bucket.Delete(ctx, key(name)); err != nil {
 		return apierr.Wrap(apierr.Internal, err, "delete function")
 	}
+	s.remember(name, nil, 0)
 	for _, prefix := range []string{"ver." + name, "alias." + name, "pc." + name} {
 		keys, err := s.opts.Bucket.Keys(ctx, prefix)
 		if err != nil {

@@ -72,12 +72,16 @@ func (s *Service) Publish(ctx context.Context, name string, in PublishInput) (Co
 		fn.LastVersion = n
 		fn.Generation++
 		fb, _ := json.Marshal(fn)
-		if _, err := s.opts.Bucket.Update(ctx, key(name), fb, rev); errors.Is(err, store.ErrRevision) {
+		nrev, err := s.opts.Bucket.Update(ctx, key(name), fb, rev)
+		if errors.Is(err, store.ErrRevision) {
+			s.remember(name, nil, 0)
 			s.opts.Bucket.Delete(ctx, versionKey(name, n))
 			continue
 		} else if err != nil {
+			s.remember(name, nil, 0)
 			return Config{}, apierr.Wrap(apierr.Internal, err, "write function")
 		}
+		s.remember(name, fn, nrev)
 		s.log.Info("version published", "function", name, "version", n)
 		return v, nil
 	}

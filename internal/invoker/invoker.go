@@ -213,14 +213,25 @@ func (inv *Invoker) attempt(ctx context.Context, req Request, start time.Time, f
 		inv.release(e, false)
 		return nil, true, nil
 	}
-	resp, healthy := inv.run(ctx, e, req, cold)
+	resp, healthy, finish := inv.run(ctx, e, req, cold)
 	if resp == nil {
 		inv.release(e, false)
 		return nil, true, nil
 	}
 	resp.Duration = inv.opts.Now().Sub(start)
 	resp.ColdStart = cold
-	inv.release(e, healthy)
+	if finish == nil {
+		inv.release(e, healthy)
+		return resp, false, nil
+	}
+	// END/REPORT (a cgroup read and log writes) happen off the response
+	// path; the environment serves again only after them.
+	inv.wg.Add(1)
+	go func() {
+		defer inv.wg.Done()
+		finish()
+		inv.release(e, healthy)
+	}()
 	return resp, false, nil
 }
 
@@ -573,7 +584,10 @@ func exitError(st sandbox.ExitStatus) *functionError {
 }
 
 // run sends one invocation to e and reports whether e may be reused.
-func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (*Response, bool) {
+//
+// finish, when not nil, writes the END and REPORT lines; the caller runs it
+// after the response is on its way and before e serves again.
+func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ *Response, healthy bool, finish func()) {
 	c := req.Config
 	if !cold {
 		e.capture.Begin()
@@ -606,7 +620,7 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (*R
 	}()
 
 	resp := &Response{ExecutedVersion: c.Version, ContentType: "application/json"}
-	healthy := true
+	healthy = true
 	var fe *functionError
 	status := "success"
 	var o outcome
@@ -630,7 +644,7 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (*R
 			cancel()
 			<-done
 			e.capture.End()
-			return nil, false
+			return nil, false, nil
 		}
 		fe = exitError(e.sb.Exit())
 		status = "failure"
@@ -663,21 +677,25 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (*R
 		}
 	}
 	dur := inv.opts.Now().Sub(start)
+	finish = func() {
+		stats := e.sb.Stats()
+		e.capture.Line(fmt.Appendf(nil, "END RequestId: %s", req.RequestID))
+		e.capture.Line([]byte(reportLine(req.RequestID, dur, c.MemorySize, stats.MaxMemoryBytes, e.initDuration, cold)))
+		e.initDuration = 0
+		e.invocations++
+		tail := e.capture.End()
+		if req.Tail {
+			resp.LogTail = tail
+		}
+		inv.log.Debug("invoked", "function", c.Name, "request", req.RequestID, "status", status,
+			"cold", cold, "duration", dur)
+	}
 	if req.Tail {
 		inv.settleLogs(e)
+		finish()
+		return resp, healthy, nil
 	}
-	stats := e.sb.Stats()
-	e.capture.Line(fmt.Appendf(nil, "END RequestId: %s", req.RequestID))
-	e.capture.Line([]byte(reportLine(req.RequestID, dur, c.MemorySize, stats.MaxMemoryBytes, e.initDuration, cold)))
-	e.initDuration = 0
-	e.invocations++
-	tail := e.capture.End()
-	if req.Tail {
-		resp.LogTail = tail
-	}
-	inv.log.Debug("invoked", "function", c.Name, "request", req.RequestID, "status", status,
-		"cold", cold, "duration", dur)
-	return resp, healthy
+	return resp, healthy, finish
 }
 
 // settleLogs waits briefly for output the runtime wrote just before

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -46,13 +47,19 @@ func (s *Store) Stream(function, stream string) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Stream{f: f}, nil
+	return &Stream{f: f, w: bufio.NewWriterSize(f, 32<<10)}, nil
 }
 
-// Stream is one open log stream.
+// flushDelay bounds how long a written line may sit in a stream's buffer.
+const flushDelay = 200 * time.Millisecond
+
+// Stream is one open log stream. Lines are buffered and reach the file
+// within flushDelay, or when the stream is closed.
 type Stream struct {
-	mu sync.Mutex
-	f  *os.File
+	mu      sync.Mutex
+	f       *os.File
+	w       *bufio.Writer
+	pending *time.Timer
 }
 
 // WriteLine appends one line (a newline is added).
@@ -62,18 +69,39 @@ func (s *Stream) WriteLine(line []byte) {
 	if s.f == nil {
 		return
 	}
-	s.f.Write(append(line, '\n'))
+	s.w.Write(line)
+	s.w.WriteByte('\n')
+	if s.pending == nil {
+		s.pending = time.AfterFunc(flushDelay, s.flush)
+	}
 }
 
-// Close closes the stream file.
+func (s *Stream) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = nil
+	if s.f != nil {
+		s.w.Flush()
+	}
+}
+
+// Close flushes and closes the stream file.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
 		return nil
 	}
+	if s.pending != nil {
+		s.pending.Stop()
+		s.pending = nil
+	}
+	ferr := s.w.Flush()
 	err := s.f.Close()
 	s.f = nil
+	if err == nil {
+		err = ferr
+	}
 	return err
 }
 
@@ -81,11 +109,11 @@ func (s *Stream) Close() error {
 // splits the output into lines, appends them to the stream and to the
 // current invocation's tail. Safe for concurrent use.
 type Capture struct {
-	mu      sync.Mutex
-	stream  *Stream
-	tail    *bytes.Buffer // nil when no invocation runs
-	last    time.Time
-	now     func() time.Time
+	mu     sync.Mutex
+	stream *Stream
+	tail   *bytes.Buffer // nil when no invocation runs
+	last   time.Time
+	now    func() time.Time
 }
 
 // NewCapture returns a Capture appending to stream (which may be nil).
