@@ -220,18 +220,12 @@ func (inv *Invoker) attempt(ctx context.Context, req Request, start time.Time, f
 	}
 	resp.Duration = inv.opts.Now().Sub(start)
 	resp.ColdStart = cold
-	if finish == nil {
-		inv.release(e, healthy)
-		return resp, false, nil
-	}
-	// END/REPORT (a cgroup read and log writes) happen off the response
-	// path; the environment serves again only after them.
-	inv.wg.Add(1)
-	go func() {
-		defer inv.wg.Done()
+	if finish != nil {
+		// Synchronous on purpose: a client's next request must find this
+		// environment idle, or sequential invocations would cold-start.
 		finish()
-		inv.release(e, healthy)
-	}()
+	}
+	inv.release(e, healthy)
 	return resp, false, nil
 }
 
@@ -586,7 +580,7 @@ func exitError(st sandbox.ExitStatus) *functionError {
 // run sends one invocation to e and reports whether e may be reused.
 //
 // finish, when not nil, writes the END and REPORT lines; the caller runs it
-// after the response is on its way and before e serves again.
+// before e serves again.
 func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ *Response, healthy bool, finish func()) {
 	c := req.Config
 	if !cold {
