@@ -28,8 +28,10 @@ type env struct {
 	capture *logs.Capture
 	stream  *logs.Stream
 
-	// initDuration is set on a cold start and reported once.
-	initDuration time.Duration
+	// initDuration is set on a cold start and reported once;
+	// initDurationReported keeps it for the Observer record.
+	initDuration         time.Duration
+	initDurationReported time.Duration
 
 	destroyOnce sync.Once
 

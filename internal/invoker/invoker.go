@@ -59,6 +59,8 @@ type Options struct {
 	ScaleRate  float64
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// Observer is told every invocation's outcome; nil ignores them.
+	Observer Observer
 }
 
 // Request is one synchronous invocation.
@@ -130,6 +132,9 @@ func New(opts Options) *Invoker {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 	if opts.MaxEnvironments <= 0 {
 		opts.MaxEnvironments = 64
 	}
@@ -169,6 +174,9 @@ func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) 
 		req.TraceID = NewTraceID(inv.opts.Now())
 	}
 	if err := inv.admit(req); err != nil {
+		if e := apierr.As(err); e != nil {
+			inv.opts.Observer.Throttled(req.Config.Name, e.Reason)
+		}
 		return nil, err
 	}
 	defer inv.done(req)
@@ -406,6 +414,21 @@ func (inv *Invoker) release(e *env, healthy bool) {
 			inv.fill(owner)
 		}()
 	}
+}
+
+// errorType extracts the error type of a failed invocation.
+func errorType(resp *Response, fe *functionError) string {
+	if fe != nil {
+		return fe.Type
+	}
+	if resp.FunctionError == "" {
+		return ""
+	}
+	var body struct {
+		ErrorType string `json:"errorType"`
+	}
+	json.Unmarshal(resp.Payload, &body)
+	return body.ErrorType
 }
 
 // exitSettle is how long an exited runtime's answer may still arrive.
@@ -675,12 +698,26 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 		stats := e.sb.Stats()
 		e.capture.Line(fmt.Appendf(nil, "END RequestId: %s", req.RequestID))
 		e.capture.Line([]byte(reportLine(req.RequestID, dur, c.MemorySize, stats.MaxMemoryBytes, e.initDuration, cold)))
+		e.initDurationReported = 0
+		if cold {
+			e.initDurationReported = e.initDuration
+		}
 		e.initDuration = 0
 		e.invocations++
 		tail := e.capture.End()
 		if req.Tail {
 			resp.LogTail = tail
 		}
+		billed := time.Duration(math.Ceil(float64(dur)/float64(time.Millisecond))) * time.Millisecond
+		if cold {
+			billed += e.initDurationReported
+		}
+		inv.opts.Observer.Invoked(Record{
+			Function: c.Name, Version: c.Version, RequestID: req.RequestID, TraceID: req.TraceID,
+			Start: start, Duration: dur, Billed: billed, InitDuration: e.initDurationReported, Cold: cold,
+			Status: status, ErrorType: errorType(resp, fe), MemoryMB: c.MemorySize,
+			MaxMemoryBytes: stats.MaxMemoryBytes, Provisioned: e.owner != "",
+		})
 		inv.log.Debug("invoked", "function", c.Name, "request", req.RequestID, "status", status,
 			"cold", cold, "duration", dur)
 	}
