@@ -3,50 +3,76 @@
 //
 // Each environment gets:
 //
-//   - a network namespace that Kappa creates itself, holding only a loopback
-//     interface and the environment's Runtime API listener (127.0.0.1:9001),
-//     pinned by a bind mount at <RunDir>/netns/<id> that the runtime joins;
+//   - a network namespace that Kappa creates itself, holding only an up
+//     loopback interface and the environment's Runtime API listener
+//     (127.0.0.1:9001), pinned by a bind mount at <RunDir>/netns/<id> that
+//     the runtime joins;
 //   - new mount, PID, IPC, UTS and (where the kernel has it) cgroup
-//     namespaces, the image's root filesystem read-only, a sized tmpfs at
-//     /tmp and a generated /etc/hosts;
+//     namespaces; the image's root filesystem read-only; a sized tmpfs at
+//     /tmp (mode 1777, nosuid, nodev); a generated, read-only /etc/hosts;
 //   - uid 993 / gid 990, no capabilities, no_new_privs, the moby default
-//     seccomp profile, masked and read-only /proc paths;
+//     seccomp profile, masked and read-only /proc and /sys paths, a nofile
+//     limit of 1024 (no RLIMIT_NPROC: it is per uid host-wide, and every
+//     environment runs as uid 993; pids.max bounds processes instead);
 //   - a cgroup <CgroupParent>/<id> limiting memory (no swap), CPU (in
-//     proportion to memory) and pids.
+//     proportion to memory, see cpuQuota) and pids.
 //
 // # Process model
 //
 // Create runs `<runtime> create`, which leaves the container's init process
-// set up but blocked before exec; Start runs `<runtime> start`. The runtime
-// process exits after create, so the init process would be orphaned: New
-// makes the Kappa process a child subreaper (PR_SET_CHILD_SUBREAPER) so that
-// init is re-parented to Kappa, which then reaps it and learns its exit
-// status without a resident runtime process per environment. Exit is
-// noticed through a pidfd polled by the Go runtime's network poller, so a
-// waiting environment holds no OS thread. The container's stdout and stderr
-// are pipes handed to `<runtime> create`, which the init process inherits;
-// the runtime's own diagnostics go to a per-environment log file
-// (--log, JSON) and, on failure, to the same stderr pipe, whose contents are
-// then only used to classify the error, never forwarded as function output.
+// set up and blocked before exec; Start runs `<runtime> start` and waits
+// until the init process has executed the function's program (its comm
+// changes) or died trying. The runtime process exits after create, so New
+// makes the Kappa process a child subreaper (PR_SET_CHILD_SUBREAPER): the
+// orphaned init process is re-parented to Kappa, which reaps it and learns
+// its exit status without a resident runtime process per environment. Exit
+// is noticed through a pidfd parked in the Go runtime's poller, so a
+// waiting environment costs a goroutine, not an OS thread. Per environment
+// there are three goroutines: the waiter and one copier each for stdout and
+// stderr.
+//
+// The container's stdout and stderr are pipes handed to `<runtime> create`,
+// which the init process inherits. The runtime writes its own diagnostics
+// to a per-environment JSON log (--log) and, when create fails, to the same
+// stderr pipe; the copiers start only after a successful create, so that
+// text is used to classify the failure and never reaches the function's
+// output. A failed exec after start (missing interpreter or dynamic
+// loader) is printed by the runtime on the function's stderr, as on
+// Lambda.
+//
+// Problems of the image (missing or non-executable entrypoint, missing
+// working directory) do not fail Create: Start reports them wrapped in
+// sandbox.ErrInvalidEntrypoint or sandbox.ErrInvalidWorkingDir. The working
+// directory is checked in the image before the runtime runs, because both
+// runtimes would otherwise try to create it.
 //
 // Freeze and Thaw write the freezer cgroup directly (v1 freezer.state or v2
-// cgroup.freeze), which costs microseconds where `<runtime> pause` costs a
-// process start.
+// cgroup.freeze) instead of running `<runtime> pause`, which costs a process
+// start. Shutdown and Destroy signal the init process through its pidfd;
+// as PID 1 of the environment's PID namespace its death kills every other
+// process of the environment.
+//
+// With crun, the seccomp filter crun compiled for the first container is
+// passed to the later ones (crun's run.oci.seccomp_bpf_data annotation),
+// which saves the ~25 ms libseccomp needs per create. New proves crun
+// accepts it and does without otherwise.
 //
 // # Host requirements
 //
-// Root (CAP_SYS_ADMIN, CAP_NET_ADMIN), crun or runc in PATH, and a cgroup v1,
-// v2 or hybrid hierarchy. crun 1.8 refuses hybrid hosts whose hugetlb
-// controller sits on the v2 hierarchy; mounting a v1 hugetlb hierarchy at
-// /sys/fs/cgroup/hugetlb fixes that, and New otherwise falls back to runc.
+// Root, Linux 5.6 or later (openat2; pidfds with PIDFD_NONBLOCK from 5.10,
+// a blocked thread per waiting environment before), crun or runc in PATH,
+// and a cgroup v1, v2 or hybrid hierarchy. crun 1.8 refuses hybrid hosts
+// whose hugetlb controller sits on the v2 hierarchy; mounting a v1 hugetlb
+// hierarchy at /sys/fs/cgroup/hugetlb fixes that, and New otherwise falls
+// back to runc. Stats needs memory.peak (Linux 5.19) on cgroup v2.
 //
 // Cgroups are managed by the runtime's cgroupfs driver at
 // /<CgroupParent>/<id> in every hierarchy. On systemd hosts that is outside
-// systemd's tree: run Kappa in a unit with Delegate=yes, or accept that
-// systemd does not account for the sandboxes. On a pure cgroup v2 host the
-// runtime enables the controllers it needs in the parents' subtree_control.
+// the tree systemd manages: run Kappa in a unit with Delegate=yes, or accept
+// that systemd does not account for the sandboxes. On cgroup v2 the runtime
+// enables the controllers it needs in the parents' cgroup.subtree_control.
 //
-// Setting the subreaper flag is process-wide: orphaned grandchildren of
-// other packages' subprocesses are re-parented to Kappa as well and stay
-// zombies until their parent package waits for them (none does today).
+// The subreaper flag is process-wide: orphaned grandchildren of other
+// packages' subprocesses are re-parented to Kappa as well and stay zombies
+// unless someone waits for them.
 package oci

@@ -19,20 +19,34 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
 	code := m.Run()
 	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
+		var leaked []string
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if leaked = leakedGoroutines(); len(leaked) == 0 || time.Now().After(deadline) {
+				break
+			}
 		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d goroutines, %d at start\n%s", n, before, buf[:runtime.Stack(buf, true)])
+		if len(leaked) > 0 {
+			fmt.Fprintf(os.Stderr, "%d goroutines of this package leaked:\n%s\n", len(leaked), strings.Join(leaked, "\n\n"))
 			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// leakedGoroutines returns the stacks of goroutines running this package's
+// code, other than the caller's.
+func leakedGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var leaked []string
+	for _, g := range strings.Split(string(buf), "\n\n")[1:] {
+		if strings.Contains(g, "kappa/internal/sandbox/oci.") {
+			leaked = append(leaked, g)
+		}
+	}
+	return leaked
 }
 
 // testEnv is one Runtime under test and where it keeps its state.
@@ -88,9 +102,6 @@ func newTestEnv(t testing.TB, name string) testEnv {
 func (te testEnv) runtime(t testing.TB, mustWork bool) *Runtime {
 	t.Helper()
 	level := slog.LevelWarn
-	if testing.Verbose() {
-		level = slog.LevelDebug
-	}
 	r, err := New(context.Background(), Options{
 		Runtime:      te.name,
 		StateDir:     te.stateDir,
@@ -154,45 +165,42 @@ func (te testEnv) checkClean(t *testing.T) {
 			}
 		}
 	}
-	if pids := sandboxProcesses(); len(pids) > 0 {
-		t.Errorf("processes of uid %d left: %v", sandboxUID, pids)
-	}
-	if kids := children(); len(kids) > 0 {
-		t.Errorf("child processes (zombies?) left: %v", kids)
+	if pids := strayProcesses(te.parent); len(pids) > 0 {
+		t.Errorf("processes left: %v", pids)
 	}
 }
 
-// sandboxProcesses lists the host's processes running as the sandbox uid.
-func sandboxProcesses() []int {
+// strayProcesses lists the processes that descend from this one or sit in
+// a cgroup under parent. (Other tests on the host may run processes as the
+// sandbox uid, so the uid says nothing.)
+func strayProcesses(parent string) []string {
 	entries, _ := os.ReadDir("/proc")
-	var pids []int
+	ppids := map[int]int{}
+	var stray []string
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-		if err != nil {
-			continue
+		if ppid, err := parentPID(pid); err == nil {
+			ppids[pid] = ppid
 		}
-		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && f[1] == strconv.Itoa(sandboxUID) {
-				pids = append(pids, pid)
+		cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+		if strings.Contains(string(cg), "/"+parent+"/") {
+			stray = append(stray, fmt.Sprintf("%d (in cgroup)", pid))
+		}
+	}
+	self := os.Getpid()
+	for pid := range ppids {
+		for p, hops := ppids[pid], 0; p > 1 && hops < 64; p, hops = ppids[p], hops+1 {
+			if p == self {
+				comm, _ := readComm(pid)
+				stray = append(stray, fmt.Sprintf("%d (%s, descendant)", pid, comm))
+				break
 			}
 		}
 	}
-	return pids
-}
-
-// children lists this process's child processes.
-func children() []string {
-	tasks, _ := filepath.Glob("/proc/self/task/*/children")
-	var kids []string
-	for _, f := range tasks {
-		data, _ := os.ReadFile(f)
-		kids = append(kids, strings.Fields(string(data))...)
-	}
-	return kids
+	return stray
 }
 
 func TestConformance(t *testing.T) {

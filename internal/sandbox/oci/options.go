@@ -9,12 +9,12 @@ type Options struct {
 	// works and runc otherwise.
 	Runtime string
 	// StateDir holds one bundle directory per environment (config.json,
-	// hosts, runtime log), e.g. <data-dir>/sandboxes. Keep it short: the
-	// runtimes put socket paths under it.
+	// hosts, pid file, runtime log), e.g. <data-dir>/sandboxes.
 	StateDir string
 	// RunDir holds the runtime's state (--root <RunDir>/<runtime>) and the
 	// network namespace pins (<RunDir>/netns/<id>), e.g. /run/kappa. It
-	// should be on a tmpfs so a reboot clears it.
+	// should be on a tmpfs so a reboot clears it, and short: the runtimes
+	// create fifos and sockets under it.
 	RunDir string
 	// CgroupParent is the cgroup under which every environment gets
 	// <CgroupParent>/<id>, relative to the root of each hierarchy;

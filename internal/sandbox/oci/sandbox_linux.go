@@ -23,6 +23,7 @@ import (
 const (
 	killTimeout    = 10 * time.Second // for the processes to die after SIGKILL
 	execTimeout    = 10 * time.Second // for the init process to exec after start
+	createTimeout  = 60 * time.Second // for `<runtime> create`
 	destroyTimeout = 30 * time.Second // for all of Destroy
 	outputDrain    = 2 * time.Second  // for output still in the pipes after exit
 )
@@ -108,16 +109,14 @@ func (s *Sandbox) create(ctx context.Context) error {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
 
-	if err := os.Mkdir(s.dir, 0o700); errors.Is(err, os.ErrExist) {
-		// A bundle left by a crash: it holds only our files.
-		if err := removeBundle(s.dir); err != nil {
-			return err
+	err := os.Mkdir(s.dir, 0o700)
+	if errors.Is(err, os.ErrExist) {
+		// A bundle left by a crash; removeBundle removes only our files.
+		if err = removeBundle(s.dir); err == nil {
+			err = os.Mkdir(s.dir, 0o700)
 		}
-		err = os.Mkdir(s.dir, 0o700)
-		if err != nil {
-			return err
-		}
-	} else if err != nil {
+	}
+	if err != nil {
 		return err
 	}
 	ln, err := newNetNS(s.netnsPath)
@@ -137,16 +136,18 @@ func (s *Sandbox) create(ctx context.Context) error {
 	// The root filesystem is read-only, so the runtime cannot create a
 	// mount point for /etc/hosts; images without one do without.
 	if _, err := os.Lstat(filepath.Join(s.spec.RootFS, "etc", "hosts")); err != nil {
-		s.r.log.Warn("image has no /etc/hosts; not providing one", "id", s.spec.ID)
+		s.r.log.Debug("image has no /etc/hosts mount point; not providing one", "id", s.spec.ID)
 		hostsPath = ""
 	}
+	bpf := s.r.cachedSeccompBPF()
 	cfg, err := json.Marshal(newSpec(bundleSpec{
-		spec:      s.spec,
-		netnsPath: s.netnsPath,
-		hostsPath: hostsPath,
-		cgroup:    s.cgPath,
-		cgroupNS:  s.r.cgroupNS,
-		seccomp:   s.r.seccomp,
+		spec:       s.spec,
+		netnsPath:  s.netnsPath,
+		hostsPath:  hostsPath,
+		cgroup:     s.cgPath,
+		cgroupNS:   s.r.cgroupNS,
+		seccomp:    s.r.seccomp,
+		seccompBPF: bpf,
 	}))
 	if err != nil {
 		return err
@@ -168,7 +169,11 @@ func (s *Sandbox) create(ctx context.Context) error {
 	// The init process inherits the runtime's stdio; the runtime prints its
 	// own errors on stderr too (see package doc).
 	pidFile := filepath.Join(s.dir, pidFileName)
-	cmd := s.r.cli.command(ctx, s.logFile(), "create", "--bundle", s.dir, "--pid-file", pidFile, s.spec.ID)
+	// The caller's ctx does not interrupt the runtime: killing `create`
+	// midway can orphan a half-made init process. ctx is checked after.
+	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	defer cancel()
+	cmd := s.r.cli.command(runCtx, s.logFile(), "create", "--bundle", s.dir, "--pid-file", pidFile, s.spec.ID)
 	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
 	s.state = stateCreated // from here on Destroy deletes the container
 	runErr := cmd.Run()
@@ -178,6 +183,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 		stdoutR.Close()
 		said := readAvailable(stderrR)
 		stderrR.Close()
+		reapLeftover(pidFile)
 		err := classify(s.spec, s.r.cli.failure("create", runErr, said, s.logFile()))
 		if errors.Is(err, sandbox.ErrInvalidEntrypoint) || errors.Is(err, sandbox.ErrInvalidWorkingDir) {
 			// The image's fault, reported by Start like an exec
@@ -188,6 +194,9 @@ func (s *Sandbox) create(ctx context.Context) error {
 		return err
 	}
 
+	if bpf == "" {
+		s.r.learnSeccompBPF(s.spec.ID)
+	}
 	pid, err := readPIDFile(pidFile)
 	if err == nil {
 		s.init, err = adoptInit(pid)
@@ -203,10 +212,30 @@ func (s *Sandbox) create(ctx context.Context) error {
 		return err
 	}
 	go s.watch(stdoutR, stderrR)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if _, err := os.Stat(s.cg.memory); err != nil {
 		return fmt.Errorf("container cgroup: %w", err)
 	}
 	return fixTmpMode(s.init.pid)
+}
+
+// reapLeftover kills and reaps the init process of a failed create, if
+// the runtime got as far as writing its pid and left it behind (as when
+// it was killed by the timeout). The runtimes clean up their own errors.
+func reapLeftover(pidFile string) {
+	pid, err := readPIDFile(pidFile)
+	if err != nil {
+		return
+	}
+	p, err := adoptInit(pid)
+	if err != nil {
+		return
+	}
+	if p.signal(unix.SIGKILL) == nil {
+		_, _, _ = p.wait()
+	}
 }
 
 // readAvailable returns what a pipe holds without waiting for writers
@@ -421,6 +450,9 @@ func (s *Sandbox) setFrozen(ctx context.Context, frozen bool) error {
 func (s *Sandbox) Shutdown(ctx context.Context, grace time.Duration) error {
 	s.lifecycle.Lock()
 	init, destroyed := s.init, s.destroyed
+	if s.state != stateStarted {
+		init = nil // nothing of the function runs yet: no grace needed
+	}
 	var err error
 	if s.frozen && !destroyed {
 		if err = s.cg.freeze(context.WithoutCancel(ctx), false); err == nil {

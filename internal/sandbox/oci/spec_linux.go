@@ -28,7 +28,6 @@ const (
 	minCPUQuota = cpuPeriod / 10
 	pidsLimit   = 1024
 	nofileLimit = 1024
-	nprocLimit  = 1024
 	// shmSizeKB is the size of /dev/shm.
 	shmSizeKB = 65536
 )
@@ -48,7 +47,14 @@ type bundleSpec struct {
 	cgroup    string // cgroupsPath
 	cgroupNS  bool
 	seccomp   *specs.LinuxSeccomp
+	// seccompBPF, for crun, is the filter crun compiled from seccomp
+	// for an earlier container, base64-encoded (see Runtime.seccompBPF).
+	seccompBPF string
 }
+
+// crunSeccompBPF is crun's annotation carrying a precompiled seccomp
+// filter, which it then loads instead of compiling the seccomp section.
+const crunSeccompBPF = "run.oci.seccomp_bpf_data"
 
 // runtimeAPIAddr is where every environment reaches its Runtime API.
 const runtimeAPIAddr = "127.0.0.1:9001"
@@ -118,15 +124,21 @@ func newSpec(b bundleSpec) *specs.Spec {
 		})
 	}
 
+	var annotations map[string]string
+	if b.seccompBPF != "" {
+		annotations = map[string]string{crunSeccompBPF: b.seccompBPF}
+	}
 	return &specs.Spec{
-		Version: "1.0.2",
+		Version:     "1.0.2",
+		Annotations: annotations,
 		Process: &specs.Process{
 			Args: s.Args,
 			Env:  env,
 			Cwd:  s.Cwd,
 			User: specs.User{UID: sandboxUID, GID: sandboxGID},
-			// Every set present and empty: the runtimes treat a missing
-			// capabilities object as "keep the defaults".
+			// Present and empty: every set is cleared. (Empty sets are
+			// omitted from the JSON; a missing capabilities object would
+			// leave the bounding set untouched.)
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding:    []string{},
 				Effective:   []string{},
@@ -135,8 +147,11 @@ func newSpec(b bundleSpec) *specs.Spec {
 				Ambient:     []string{},
 			},
 			Rlimits: []specs.POSIXRlimit{
+				// No RLIMIT_NPROC: it counts every process of the uid on the
+				// whole host, and all environments share uid 993, so it would
+				// let one environment starve the others. Lambda's limit of
+				// 1,024 processes and threads per environment is pids.max.
 				{Type: "RLIMIT_NOFILE", Hard: nofileLimit, Soft: nofileLimit},
-				{Type: "RLIMIT_NPROC", Hard: nprocLimit, Soft: nprocLimit},
 			},
 			NoNewPrivileges: true,
 		},

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package main
+
+import "errors"
+
+func checkSeccompProfile() error { return errors.New("seccomp needs Linux") }
