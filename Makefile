@@ -9,7 +9,7 @@ DATA_DIR   ?= /var/lib/kappa
 LOG        ?= /var/log/kappa.log
 ENDPOINT   := http://$(LISTEN)
 
-.PHONY: up deps build example test test-unit test-e2e fuzz bench down clean
+.PHONY: up deps build example test test-unit test-e2e conformance fuzz bench bench-registry down clean
 
 ## up: install what is missing, build, start the server, deploy and invoke the example
 up: deps build
@@ -25,6 +25,7 @@ build:
 test: deps
 	go vet ./...
 	go test -race -count=1 ./internal/... ./cmd/...
+	scripts/conformance.sh
 	go test -count=1 -timeout 30m -v ./test/e2e/... 2>&1 | scripts/e2e-summary.sh
 
 test-unit:
@@ -32,6 +33,10 @@ test-unit:
 
 test-e2e:
 	go test -count=1 -timeout 30m -v ./test/e2e/...
+
+## conformance: the OCI distribution-spec conformance suite against a live server
+conformance:
+	scripts/conformance.sh
 
 ## fuzz: run every fuzz target for FUZZTIME each
 FUZZTIME ?= 30s
@@ -41,6 +46,10 @@ fuzz:
 ## bench: cold start and warm invoke next to crun run and a bare HTTP echo
 bench: deps
 	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
+
+## bench-registry: registry push/pull and Create-to-Active next to Distribution and crane
+bench-registry:
+	scripts/bench-registry.sh
 
 down:
 	-@pkill -TERM -f "$(KAPPA) server" && sleep 2; true

@@ -2,10 +2,10 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -14,7 +14,7 @@ import (
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
 var Version = "dev"
 
-// Exit codes a script can rely on.
+// Exit codes a script can rely on (and exitFunction, 3, in output.go).
 const (
 	exitOK    = 0
 	exitError = 1
@@ -28,17 +28,16 @@ func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot()
+	if len(os.Args) > 0 && filepath.Base(os.Args[0]) == rieProgram {
+		args = append([]string{"rie"}, args...)
+	}
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "kappa:", err)
-	var ue usageError
-	if errors.As(err, &ue) {
-		return exitUsage
-	}
-	return exitError
+	fmt.Fprintln(os.Stderr, "kappa:", explain(err))
+	return exitCode(err)
 }
 
 func newRoot() *cobra.Command {
@@ -50,6 +49,11 @@ func newRoot() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServerCmd(), newPushCmd(), newInvokeCmd(), newFnCmd(), newVersionCmd())
+	root.AddCommand(newRIECmd())
+	root.AddCommand(newQueueCmd(), newScheduleCmd())
+	root.AddCommand(newAliasCmd(), newLogsCmd())
+	root.AddCommand(newRegistryCmd())
+	root.AddCommand(newBenchCmd())
 	return root
 }
 

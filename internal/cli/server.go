@@ -56,6 +56,23 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.LogLevel, "log-level", envOr("KAPPA_LOG_LEVEL", cfg.LogLevel), "debug, info, warn or error")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/")
 	f.BoolVar(&cfg.SyncWrites, "sync-writes", cfg.SyncWrites, "fsync every state write before acknowledging it")
+	f.StringVar(&cfg.RegistryUser, "registry-user", envOr("KAPPA_REGISTRY_USER", ""), "registry user: push and pull then need credentials (env KAPPA_REGISTRY_USER)")
+	f.StringVar(&cfg.RegistryPassword, "registry-password", envOr("KAPPA_REGISTRY_PASSWORD", ""), "password of --registry-user; prefer the env KAPPA_REGISTRY_PASSWORD, flags show in ps")
+	f.StringVar(&cfg.RegistryHtpasswd, "registry-htpasswd", envOr("KAPPA_REGISTRY_HTPASSWD", ""), "file of registry users, user:bcrypt-hash lines as `htpasswd -B` writes (env KAPPA_REGISTRY_HTPASSWD)")
+	f.StringVar(&cfg.RegistryRealm, "registry-realm", envOr("KAPPA_REGISTRY_REALM", ""), "token URL the registry advertises (default: http://<host the client used>/v2/token); set it behind a TLS proxy")
+	f.DurationVar(&cfg.LogRetention, "log-retention", cfg.LogRetention, "how long function logs are kept (0: until --log-max-bytes pushes them out)")
+	f.Var(sizeFlag{&cfg.LogMaxBytes}, "log-max-bytes", "most stored log bytes per function, oldest dropped first (0: unlimited)")
+	f.Var(sizeFlag{&cfg.LogRateLimit}, "log-rate-limit", "bytes per second one execution environment may log; beyond it lines are dropped with a logsDropped record (0: unlimited)")
+	f.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", envOr("KAPPA_OTLP_ENDPOINT", envOr("OTEL_EXPORTER_OTLP_ENDPOINT", "")), "OTLP/HTTP receiver for invocation spans, e.g. http://127.0.0.1:4318 (env KAPPA_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT)")
+	f.DurationVar(&cfg.AsyncRetryDelay, "async-retry-delay", cfg.AsyncRetryDelay, "wait before retrying an asynchronous invocation that returned a function error; the n-th retry waits n times as long")
+	f.DurationVar(&cfg.AsyncBackoffMin, "async-backoff-min", cfg.AsyncBackoffMin, "first back-off of a throttled asynchronous invocation (doubles up to --async-backoff-max)")
+	f.DurationVar(&cfg.AsyncBackoffMax, "async-backoff-max", cfg.AsyncBackoffMax, "longest back-off of a throttled asynchronous invocation")
+	f.DurationVar(&cfg.AsyncAckWait, "async-ack-wait", cfg.AsyncAckWait, "how long an asynchronous invocation may go unacknowledged before it is delivered again (after a crash: the redelivery delay)")
+	f.IntVar(&cfg.AsyncConcurrency, "async-concurrency", cfg.AsyncConcurrency, "most asynchronous invocations running at once; the rest of --concurrency-limit stays with synchronous ones")
+	f.IntVar(&cfg.AsyncFunctionConcurrency, "async-function-concurrency", cfg.AsyncFunctionConcurrency, "most asynchronous invocations of one function running at once (reserved concurrency lowers it)")
+	f.IntVar(&cfg.ScheduleCatchUp, "schedule-catch-up", cfg.ScheduleCatchUp, "most missed ticks one schedule fires after the server was down (the latest)")
+	f.StringVar(&cfg.IAMAccessKeyID, "iam-access-key-id", envOr("KAPPA_IAM_ACCESS_KEY_ID", ""), "access key AWS_IAM function URLs accept (env KAPPA_IAM_ACCESS_KEY_ID)")
+	f.StringVar(&cfg.IAMSecretAccessKey, "iam-secret-access-key", envOr("KAPPA_IAM_SECRET_ACCESS_KEY", ""), "its secret; prefer the env KAPPA_IAM_SECRET_ACCESS_KEY, flags show in ps")
 	return cmd
 }
 

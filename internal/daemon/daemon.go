@@ -38,8 +38,10 @@ type Daemon struct {
 	images    *image.Store
 	runtime   *oci.Runtime
 	logs      *logs.Store
+	obs       *observability
 	invoker   *invoker.Invoker
 	functions *function.Service
+	events    *events
 	api       *lambdaapi.API
 	http      *http.Server
 }
@@ -69,13 +71,15 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 	}); err != nil {
 		return nil, err
 	}
-	if d.registry, err = registry.New(filepath.Join(cfg.DataDir, "registry"), log.With("svc", "registry")); err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+	keychain, err := d.openRegistry(addr)
+	if err != nil {
+		return nil, err
 	}
 	port := fmt.Sprint(addr.Port)
 	if d.images, err = image.NewStore(image.Options{
 		Dir:                filepath.Join(cfg.DataDir, "images"),
 		Logger:             log.With("svc", "image"),
+		Keychain:           keychain,
 		InsecureRegistries: []string{cfg.Listen, addr.String(), "localhost:" + port, "127.0.0.1:" + port},
 	}); err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
@@ -92,13 +96,20 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 	if err := d.runtime.Cleanup(ctx); err != nil {
 		log.Warn("cleaning up leftovers of a previous run", "err", err)
 	}
-	if d.logs, err = logs.NewStore(filepath.Join(cfg.DataDir, "logs"), log); err != nil {
+	if d.logs, err = logs.Open(logs.Options{
+		Dir: filepath.Join(cfg.DataDir, "logs"), MaxAge: cfg.LogRetention, MaxBytes: cfg.LogMaxBytes,
+		RateLimit: float64(cfg.LogRateLimit), Logger: log.With("svc", "logs"),
+	}); err != nil {
+		return nil, err
+	}
+	if d.obs, err = newObservability(cfg, d.logs, d.runtime); err != nil {
 		return nil, err
 	}
 	d.invoker = invoker.New(invoker.Options{
-		Runtime:         d.runtime,
+		Runtime:         d.obs.runtime,
 		Images:          d.images,
 		Logs:            d.logs,
+		Observer:        d.obs,
 		Region:          cfg.Region,
 		Account:         cfg.Account,
 		MaxEnvironments: cfg.MaxEnvironments,
@@ -108,6 +119,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		MinMemAvailable: minMemAvailable(),
 		Logger:          log.With("svc", "invoker"),
 	})
+	d.obs.attach(d.invoker)
 	bucket, err := d.store.Bucket(ctx, "functions")
 	if err != nil {
 		return nil, err
@@ -122,6 +134,9 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 
 		AccountConcurrency: cfg.AccountConcurrency,
 	})
+	if err := d.startEvents(ctx, addr.Port, d.obs.wrap(d.invoker)); err != nil {
+		return nil, err
+	}
 	if err := d.functions.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -132,14 +147,19 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 	}
 	d.api = lambdaapi.New(lambdaapi.Options{
 		Functions:      d.functions,
-		Invoker:        d.invoker,
+		Invoker:        d.obs.wrap(d.invoker),
 		Region:         cfg.Region,
 		Account:        cfg.Account,
 		MaxConcurrency: cfg.AccountConcurrency,
 		Provisioning:   d.invoker,
 		Logger:         log.With("svc", "api"),
+		Async:          d.events.async,
+		URLs:           d.events.urls,
+		Queues:         d.events.async.Queues(),
+		Schedules:      d.events.scheduler,
 	})
 	d.http = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 30 * time.Second}
+	d.http.RegisterOnShutdown(d.logs.CloseFollowers) // open log tails must not hold up shutdown
 	log.Info("kappa server ready", "listen", addr.String(), "data", cfg.DataDir, "runtime", d.runtime.Name())
 	return d, nil
 }
@@ -166,6 +186,7 @@ var pprofMux = func() *http.ServeMux {
 // configurations go, and provisioned concurrency follows the new state.
 func (d *Daemon) changed(name string) {
 	d.invoker.Retire(name)
+	d.eventsChanged(name)
 	d.reconcile(name)
 }
 
@@ -196,11 +217,20 @@ func (d *Daemon) Addr() string { return d.listener.Addr().String() }
 
 func (d *Daemon) routes() http.Handler {
 	reg := d.registry.Handler()
+	admin := d.registry.Guard(&registryAdmin{d: d})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		switch {
+		case d.events.isFunctionURL(r) && (d.cfg.Insecure || loopbackPeer(r)):
+			d.events.urlServer.ServeHTTP(w, r)
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			reg.ServeHTTP(w, r)
+		case strings.HasPrefix(p, adminPrefix):
+			admin.ServeHTTP(w, r)
+		case !d.cfg.Insecure && !loopbackPeer(r):
+			refuseRemote(w)
+		case d.obs.owns(p):
+			d.obs.ServeHTTP(w, r)
 		case strings.HasPrefix(p, "/debug/pprof/") && d.cfg.Pprof:
 			pprofMux.ServeHTTP(w, r)
 		case p == "/healthz":
@@ -247,11 +277,18 @@ func (d *Daemon) stop(ctx context.Context) {
 	} else if d.listener != nil {
 		d.listener.Close()
 	}
+	d.stopEvents(ctx)
 	if d.functions != nil {
 		d.functions.Close()
 	}
 	if d.invoker != nil {
 		d.invoker.Close(ctx)
+	}
+	if d.obs != nil {
+		d.obs.close(ctx)
+	}
+	if d.logs != nil {
+		d.logs.Close()
 	}
 	if d.runtime != nil {
 		if err := d.runtime.Cleanup(ctx); err != nil {

@@ -14,8 +14,9 @@
 // uncompressed; layer names at most 4,095 bytes and 256 components deep;
 // zstd windows up to 128 MiB. Extended attributes and device nodes in
 // layers are dropped, setuid/setgid bits cleared. Layers are fetched one
-// after another. One Store at a time may use a directory; nothing is
-// garbage-collected yet. RootFS needs root and overlayfs; with Linux 6.8 or
-// later each layer is passed to the kernel on its own ("lowerdir+"), before
-// that the lowerdir option must fit a page, which the layer cap keeps true.
+// after another. One Store at a time may use a directory; GC removes the
+// images and layers the caller no longer needs, never while mounted.
+// RootFS needs root and overlayfs; with Linux 6.8 or later each layer is
+// passed to the kernel on its own ("lowerdir+"), before that the lowerdir
+// option must fit a page, which the layer cap keeps true.
 package image

@@ -41,7 +41,9 @@ const maxLayers = 128
 // disk) are transient. Concurrent Pulls unpack a shared layer once.
 func (s *Store) Pull(ctx context.Context, imageURI, arch string) (*Image, error) {
 	start := time.Now()
+	s.gcMu.RLock()
 	img, err := s.pull(ctx, imageURI, arch)
+	s.gcMu.RUnlock()
 	if err != nil {
 		s.log.Warn("pull image", "uri", imageURI, "arch", arch, "err", err)
 		return nil, fmt.Errorf("pull %s: %w", imageURI, err)

@@ -59,6 +59,9 @@ type Store struct {
 	transport *http.Transport
 
 	layerLocks keyedLock
+	// gcMu keeps garbage collection (writer) apart from pulls (readers):
+	// a pull finds, unpacks and records layers under it.
+	gcMu sync.RWMutex
 
 	mu     sync.Mutex
 	mounts map[string]*mount // by manifest hex

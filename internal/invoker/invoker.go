@@ -496,7 +496,8 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 			inv.log.Warn("open log stream", "function", c.Name, "err", err)
 		}
 	}
-	e.capture = logs.NewCapture(e.stream, inv.opts.Now)
+	lc := c.LoggingConfig
+	e.capture = logs.NewCapture(e.stream, logs.ParseFormat(lc.LogFormat, lc.ApplicationLogLevel, lc.SystemLogLevel), inv.opts.Now)
 	e.capture.Begin()
 	spec := sandbox.Spec{
 		ID:       "k" + id[:20],

@@ -66,6 +66,12 @@ type Options struct {
 	// MaxConcurrency is reported by GetAccountSettings.
 	MaxConcurrency int
 	Logger         *slog.Logger
+	// Async, URLs, Queues and Schedules serve Event invocations, function
+	// URL configurations, Kappa queues and schedules; nil: not enabled.
+	Async     AsyncInvocations
+	URLs      URLConfigs
+	Queues    Queues
+	Schedules Schedules
 }
 
 // API is the HTTP front of the control plane and Invoke API.
@@ -113,6 +119,29 @@ func New(opts Options) *API {
 	m.HandleFunc("GET /2016-08-19/account-settings", a.accountSettings)
 	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.accountSettings)
 	m.HandleFunc("GET /2017-03-31/tags/{arn}", a.listTags)
+	m.HandleFunc("POST /2014-11-13/functions/{name}/invoke-async", a.invokeAsync)
+	m.HandleFunc("POST /2014-11-13/functions/{name}/invoke-async/{$}", a.invokeAsync)
+	m.HandleFunc("PUT /2019-09-25/functions/{name}/event-invoke-config", a.putEventInvokeConfig)
+	m.HandleFunc("POST /2019-09-25/functions/{name}/event-invoke-config", a.updateEventInvokeConfig)
+	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config", a.getEventInvokeConfig)
+	m.HandleFunc("DELETE /2019-09-25/functions/{name}/event-invoke-config", a.deleteEventInvokeConfig)
+	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config/list", a.listEventInvokeConfigs)
+	m.HandleFunc("POST /2021-10-31/functions/{name}/url", a.createURLConfig)
+	m.HandleFunc("GET /2021-10-31/functions/{name}/url", a.getURLConfig)
+	m.HandleFunc("PUT /2021-10-31/functions/{name}/url", a.updateURLConfig)
+	m.HandleFunc("DELETE /2021-10-31/functions/{name}/url", a.deleteURLConfig)
+	m.HandleFunc("GET /2021-10-31/functions/{name}/urls", a.listURLConfigs)
+	m.HandleFunc("GET /kappa/queues", a.listQueues)
+	m.HandleFunc("PUT /kappa/queues/{queue}", a.createQueue)
+	m.HandleFunc("GET /kappa/queues/{queue}", a.getQueue)
+	m.HandleFunc("DELETE /kappa/queues/{queue}", a.deleteQueue)
+	m.HandleFunc("POST /kappa/queues/{queue}/messages", a.sendQueueMessage)
+	m.HandleFunc("GET /kappa/queues/{queue}/messages", a.readQueue)
+	m.HandleFunc("POST /schedules/{sched}", a.createSchedule)
+	m.HandleFunc("GET /schedules/{sched}", a.getSchedule)
+	m.HandleFunc("PUT /schedules/{sched}", a.updateSchedule)
+	m.HandleFunc("DELETE /schedules/{sched}", a.deleteSchedule)
+	m.HandleFunc("GET /schedules", a.listSchedules)
 	m.HandleFunc("/", a.unknown)
 	return a
 }

@@ -36,8 +36,7 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	case "Event":
-		writeError(w, a.log, apierr.New(apierr.InvalidParameter,
-			"Kappa does not accept InvocationType Event yet: asynchronous invocations need the durable event queue, which is not built. Invoke with RequestResponse."))
+		a.invokeEvent(w, r, req)
 		return
 	}
 	qualifier := req.ref.Qualifier

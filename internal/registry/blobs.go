@@ -16,7 +16,13 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) e
 	if !r.store.blobInRepo(rt.name, rt.dgst) {
 		return newError(http.StatusNotFound, codeBlobUnknown).withDetail(map[string]string{"digest": rt.dgst.String()})
 	}
+	// Opened under the blob's lock and marked seen: garbage collection
+	// keeps a blob a client was just told exists (it may reference it from
+	// a manifest next) and the open file stays readable whatever happens.
+	unlock := r.store.blobLocks.lock(rt.dgst.String())
+	r.markSeen(rt.dgst)
 	f, _, err := r.store.openBlob(rt.dgst)
+	unlock()
 	if errors.Is(err, fs.ErrNotExist) {
 		return newError(http.StatusNotFound, codeBlobUnknown).withDetail(map[string]string{"digest": rt.dgst.String()})
 	}

@@ -31,6 +31,8 @@ const (
 	codePaginationInvalid   code = "PAGINATION_NUMBER_INVALID"
 	codeUnavailable         code = "UNAVAILABLE"
 	codeUnknown             code = "UNKNOWN"
+	codeUnauthorized        code = "UNAUTHORIZED"
+	codeDenied              code = "DENIED"
 )
 
 // codeMessages are the spec's descriptions, used when a regError has no
@@ -51,6 +53,8 @@ var codeMessages = map[code]string{
 	codePaginationInvalid:   "invalid number of results requested",
 	codeUnavailable:         "service unavailable",
 	codeUnknown:             "unknown error",
+	codeUnauthorized:        "authentication required",
+	codeDenied:              "requested access to the resource is denied",
 }
 
 // regError is an error a client sees: an HTTP status, a spec code, a message

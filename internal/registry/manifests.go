@@ -107,6 +107,13 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 	tags = append(tags, tagParams...)
 
 	defer r.repoLocks.lock(rt.name)()
+	if err := r.checkTagsMutable(rt.name, d, tags); err != nil {
+		return err
+	}
+	// From the check of its references to its link, a manifest push and a
+	// garbage collection exclude each other.
+	r.gcMu.RLock()
+	defer r.gcMu.RUnlock()
 	if err := r.checkReferences(rt.name, m); err != nil {
 		return err
 	}

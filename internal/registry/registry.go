@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,21 +37,62 @@ type Registry struct {
 	repoLocks keyedMutex
 	// uploadLocks serialises the requests of one upload session.
 	uploadLocks keyedMutex
+
+	// auth checks credentials; nil when the registry is open to all.
+	auth *authenticator
+
+	// gcMu keeps garbage collection (writer) apart from manifest pushes
+	// (readers), so that no manifest can come to reference a blob between
+	// the moment GC decides it is unreferenced and its removal.
+	gcMu sync.RWMutex
+	// seen records when blobs were last shown to exist to a client (HEAD,
+	// GET, mount, upload), so that GC keeps a blob a client may be about to
+	// reference although no manifest does yet.
+	seenMu sync.Mutex
+	seen   map[digest.Digest]time.Time
+}
+
+// Options configure a Registry.
+type Options struct {
+	// Dir holds the registry's whole state.
+	Dir string
+	// Logger receives the registry's logs; nil discards them.
+	Logger *slog.Logger
+	// Auth, when not nil, requires credentials for every request.
+	Auth *AuthOptions
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // handlerFunc serves one endpoint; a returned error is rendered by
 // writeError, so it must not have written a response.
 type handlerFunc func(w http.ResponseWriter, req *http.Request, rt route) error
 
-// New opens (creating if needed) a registry whose state lives under dir. It
-// takes an exclusive lock on dir, held until Close, and removes temporary
-// files a crash may have left behind. Upload sessions left open survive and
-// can be resumed. A nil logger discards logs.
+// New opens the registry in dir without authentication; see Open.
 func New(dir string, logger *slog.Logger) (*Registry, error) {
+	return Open(Options{Dir: dir, Logger: logger})
+}
+
+// Open opens (creating if needed) a registry whose state lives under
+// o.Dir. It takes an exclusive lock on the directory, held until Close, and
+// removes temporary files a crash may have left behind. Upload sessions
+// left open survive and can be resumed.
+func Open(o Options) (*Registry, error) {
+	logger, dir := o.Logger, o.Dir
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{store: store{root: dir}, logger: logger, now: time.Now}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	r := &Registry{store: store{root: dir}, logger: logger, now: o.Now, seen: map[digest.Digest]time.Time{}}
+	if o.Auth != nil {
+		a, err := newAuthenticator(*o.Auth, o.Now)
+		if err != nil {
+			return nil, err
+		}
+		r.auth = a
+	}
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}
@@ -103,6 +145,12 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		r.writeError(w, req, newError(http.StatusServiceUnavailable, codeUnavailable))
 		return
 	}
+	if req.URL.Path == tokenPath && r.auth != nil {
+		if err := r.auth.serveToken(w, req); err != nil {
+			r.writeError(w, req, err)
+		}
+		return
+	}
 	rt, err := parseRoute(req.URL.Path)
 	if err != nil {
 		r.writeError(w, req, err)
@@ -120,9 +168,77 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 			withHeader("Allow", strings.Join(allow, ", ")))
 		return
 	}
+	if r.auth != nil {
+		if err := r.auth.authorize(req, needs(req, rt)); err != nil {
+			r.writeError(w, req, err)
+			return
+		}
+	}
 	if err := h(w, req, rt); err != nil {
 		r.writeError(w, req, err)
 	}
+}
+
+// tokenPath is the token endpoint. No repository route can be this path:
+// they all have at least two components after /v2/.
+const tokenPath = "/v2/token"
+
+// needs returns the accesses a request to rt needs, as Docker Distribution
+// asks for them: pull to read, pull and push to write, delete to delete,
+// registry:catalog:* to list repositories, and pull on the source of a
+// cross-repository mount.
+func needs(req *http.Request, rt route) []access {
+	repo := func(actions ...string) access { return access{Type: typeRepository, Name: rt.name, Actions: actions} }
+	switch rt.kind {
+	case routeBase:
+		return nil
+	case routeCatalog:
+		return []access{{Type: typeRegistry, Name: registryCatalog, Actions: []string{actionAll}}}
+	case routeTags, routeReferrers:
+		return []access{repo(actionPull)}
+	case routeManifest, routeBlob:
+		switch req.Method {
+		case http.MethodGet, http.MethodHead:
+			return []access{repo(actionPull)}
+		case http.MethodDelete:
+			return []access{repo(actionDelete)}
+		}
+		return []access{repo(actionPull, actionPush)}
+	case routeUploadStart:
+		need := []access{repo(actionPull, actionPush)}
+		q := req.URL.Query()
+		if from := q.Get("from"); q.Get("mount") != "" && from != "" && from != rt.name && validName(from) {
+			need = append(need, access{Type: typeRepository, Name: from, Actions: []string{actionPull}})
+		}
+		return need
+	}
+	return []access{repo(actionPull, actionPush)}
+}
+
+// AuthEnabled reports whether the registry requires credentials.
+func (r *Registry) AuthEnabled() bool { return r.auth != nil }
+
+// Guard wraps h, a handler of Kappa's management API, so that it serves
+// only callers allowed to manage the registry: with authentication, those
+// whose credentials grant registry:admin:* (any user, Basic or token; not
+// the internal user); without, only clients on this host. Refusals get the
+// registry's 401 or 403 error bodies.
+func (r *Registry) Guard(h http.Handler) http.Handler {
+	need := []access{{Type: typeRegistry, Name: registryAdmin, Actions: []string{actionAll}}}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var err error
+		switch {
+		case r.auth != nil:
+			err = r.auth.authorize(req, need)
+		case !loopbackPeer(req.RemoteAddr):
+			err = errorf(http.StatusForbidden, codeDenied, "the registry management API is reachable from this host only unless credentials are configured")
+		}
+		if err != nil {
+			r.writeError(w, req, err)
+			return
+		}
+		h.ServeHTTP(w, req)
+	})
 }
 
 // serveBase answers the API version check.

@@ -49,6 +49,10 @@ var errDigestMismatch = errors.New("content does not match digest")
 // serialise read-modify-write sequences themselves.
 type store struct {
 	root string
+	// blobLocks serialises, per digest, a blob's appearance (the rename of
+	// an ingest, a mount, a client being told it exists) with its removal
+	// by garbage collection.
+	blobLocks keyedMutex
 }
 
 // manifestLink is what a repository records about one of its manifests.
@@ -201,7 +205,10 @@ func (s *store) ingest(r io.Reader, want digest.Digest) (int64, error) {
 	if err := f.Close(); err != nil {
 		return n, err
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	unlock := s.blobLocks.lock(want.String())
+	err = os.Rename(tmp, final)
+	unlock()
+	if err != nil {
 		return n, err
 	}
 	committed = true
@@ -230,7 +237,10 @@ func (s *store) ingestFile(path string, want digest.Digest) (int64, error) {
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return n, err
 	}
-	if err := os.Rename(path, final); err != nil {
+	unlock := s.blobLocks.lock(want.String())
+	err = os.Rename(path, final)
+	unlock()
+	if err != nil {
 		return n, err
 	}
 	return n, syncDir(dir)

@@ -67,6 +67,7 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		if _, err := r.store.ingest(&bodyReader{r: req.Body}, d); err != nil {
 			return uploadError(err, d)
 		}
+		r.markSeen(d)
 		if err := r.store.linkBlob(rt.name, d); err != nil {
 			return err
 		}
@@ -93,13 +94,15 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 }
 
 // mount links blob d of repository from into name. Without from, any blob in
-// the store is mountable: every repository is readable by every client of
-// this registry, so knowing a digest reveals nothing a pull would not.
-// TODO(auth): restrict to repositories the caller may read.
+// the store is mountable: every user of this registry may read every
+// repository, so knowing a digest reveals nothing a pull would not. With
+// from, the caller needs pull on it (see needs).
 func (r *Registry) mount(name, from string, d digest.Digest) (bool, error) {
 	if from != "" && (!validName(from) || !r.store.blobInRepo(from, d)) {
 		return false, nil
 	}
+	defer r.store.blobLocks.lock(d.String())()
+	r.markSeen(d)
 	if _, err := r.store.statBlob(d); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
@@ -167,6 +170,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	if _, err := r.store.ingestFile(r.uploadDataPath(rt.upload), d); err != nil {
 		return uploadError(err, d)
 	}
+	r.markSeen(d)
 	if err := r.store.linkBlob(rt.name, d); err != nil {
 		return err
 	}

@@ -1,13 +1,19 @@
 package runtimeapi
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"time"
 )
 
 // DefaultMaxResponseBytes is the default cap on a /response or /error body:
 // 6 MiB, Lambda's synchronous response limit.
 const DefaultMaxResponseBytes = 6 << 20
+
+// DefaultMaxStreamBytes is the default cap on a streamed response: 200 MiB,
+// Lambda's response streaming limit.
+const DefaultMaxStreamBytes = 200 << 20
 
 // Invocation is one event handed to the runtime through /invocation/next.
 // Every string field is sent as an HTTP header and must not hold control
@@ -31,6 +37,13 @@ type Invocation struct {
 	ClientContext   string // decoded JSON, Lambda-Runtime-Client-Context; sent when non-empty
 	CognitoIdentity string // JSON, Lambda-Runtime-Cognito-Identity; sent when non-empty
 	TenantID        string // Lambda-Runtime-Aws-Tenant-Id; sent when non-empty
+	// Stream asks for the response as it arrives: Invoke returns as soon
+	// as the runtime starts its /response, with Result.Body streaming it,
+	// capped at Options.MaxStreamBytes instead of MaxResponseBytes. The
+	// runtime's response mode header does not matter (aws-lambda-go streams
+	// io.Reader results without it). An /error is returned as for a
+	// buffered invocation.
+	Stream bool
 }
 
 // Result is what the runtime answered for one Invocation.
@@ -48,8 +61,42 @@ type Result struct {
 	// (Function.ResponseSizeTooLarge, Runtime.TruncatedResponse).
 	ErrorType string
 	// Duration runs from the moment the event was written to /next to the
-	// moment the answer was received, by Options.Now: Lambda's "Duration".
+	// moment the answer was received (for a stream: the moment its body
+	// started), by Options.Now. Completion has the durations Lambda reports.
 	Duration time.Duration
+	// Body is set, and Payload nil, when Invocation.Stream asked for a
+	// stream and the runtime answered with /response. The caller must read
+	// it to its end or Close it: until then the runtime's POST is held and
+	// the invocation does not complete. See ResponseStream.
+	Body *ResponseStream
+}
+
+// Completion describes an invocation that ended: the runtime's answer fully
+// received and every extension subscribed to INVOKE back in
+// /extension/event/next. WaitInvokeDone returns it.
+type Completion struct {
+	RequestID string
+	// RuntimeDuration runs from delivery to the end of the runtime's answer
+	// (the last byte of a stream): platform.runtimeDone's durationMs.
+	RuntimeDuration time.Duration
+	// Duration runs from delivery until the runtime and every INVOKE
+	// extension were done: the REPORT line's Duration.
+	Duration time.Duration
+	// ProducedBytes is the size of the response body the runtime sent.
+	ProducedBytes int64
+	// ErrorType is the function error of the invocation, "" on success:
+	// Result.ErrorType, or a streamed response's StreamError.Type.
+	ErrorType string
+}
+
+// FunctionInfo is what the Extensions API tells a registering extension.
+type FunctionInfo struct {
+	Name    string
+	Version string
+	Handler string
+	// AccountID is sent to extensions that register with
+	// Lambda-Extension-Accept-Feature: accountId; omitted when empty.
+	AccountID string
 }
 
 // InitError is returned by WaitInit (and by Invoke from then on) when the
@@ -72,6 +119,18 @@ type Options struct {
 	// MaxResponseBytes caps a /response, /error or /init/error body; 0
 	// means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// MaxStreamBytes caps a streamed response (Invocation.Stream); 0 means
+	// DefaultMaxStreamBytes.
+	MaxStreamBytes int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Function is reported to extensions in their register response.
+	Function FunctionInfo
+	// DialContext connects the telemetry sender to a subscriber's
+	// destination, given as "sandbox.localdomain:<port>" (or the other host
+	// names a subscription may use, all meaning "inside the environment").
+	// Inject a dialer that reaches into the environment's network (its
+	// namespace); nil dials 127.0.0.1:<port> with a net.Dialer, which is
+	// right when the environment shares this process's network.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }

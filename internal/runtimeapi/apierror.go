@@ -19,8 +19,23 @@ const (
 	errInternalServerError         apiErrorType = "InternalServerError"         // 500
 	errNotFound                    apiErrorType = "NotFound"                    // 404
 	errMethodNotAllowed            apiErrorType = "MethodNotAllowed"            // 405
-	errExtensionNotSupported       apiErrorType = "Extension.NotSupported"      // 501
-	errTelemetryNotSupported       apiErrorType = "Telemetry.NotSupported"      // 501
+
+	// Extensions API, all 403.
+	errExtMissingIdentifier  apiErrorType = "Extension.MissingExtensionIdentifier"
+	errExtInvalidIdentifier  apiErrorType = "Extension.InvalidExtensionIdentifier"
+	errExtInvalidName        apiErrorType = "Extension.InvalidExtensionName"
+	errExtRegistrationClosed apiErrorType = "Extension.RegistrationClosed"
+	errExtUnknownIdentifier  apiErrorType = "Extension.UnknownExtensionIdentifier"
+	errExtInvalidState       apiErrorType = "Extension.InvalidExtensionState"
+	errExtMissingHeader      apiErrorType = "Extension.MissingHeader"
+	errExtTooMany            apiErrorType = "Extension.TooManyExtensions"
+	errExtInvalidEventType   apiErrorType = "Extension.InvalidEventType"
+	errInvalidRequestFormat  apiErrorType = "InvalidRequestFormat"
+
+	// Telemetry and Logs APIs.
+	errValidation                  apiErrorType = "ValidationError"              // 400
+	errTelemetrySubscriptionClosed apiErrorType = "Telemetry.SubscriptionClosed" // 403
+	errLogsSubscriptionClosed      apiErrorType = "Logs.SubscriptionClosed"      // 403
 )
 
 // apiError is a Runtime API error response. Message is shown to the runtime;

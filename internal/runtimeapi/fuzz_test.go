@@ -36,6 +36,10 @@ func FuzzRequest(f *testing.F) {
 		{"GET", "/2018-06-01/ping", "", "", 6, 0},
 		{"PUT", "/2022-07-01/telemetry", "", "{}", 2, 1},
 		{"POST", "/2020-01-01/extension/register", "Lambda-Extension-Name: e", "{}", 1, 1},
+		{"POST", "/2020-01-01/extension/register", "Lambda-Extension-Name: e", `{"events":["INVOKE"]}`, 0, 1},
+		{"GET", "/2020-01-01/extension/event/next", "Lambda-Extension-Identifier: 7f6ae0b1-1c1e-4d7e-9d52-1a8ba1f8a1aa", "", 2, 0},
+		{"POST", "/2020-01-01/extension/exit/error", "Lambda-Extension-Identifier: x\nLambda-Extension-Function-Error-Type: E", "", 3, 0},
+		{"PUT", "/2020-08-15/logs", "Lambda-Extension-Identifier: 7f6ae0b1-1c1e-4d7e-9d52-1a8ba1f8a1aa", "{}", 0, 1},
 		{"DELETE", pathNext, "", "", 0, 0},
 		{"GET", "http://127.0.0.1:9001" + pathNext, "", "", 5, 2},
 		{"GET", "/%zz", "", "", 0, 0},
@@ -86,14 +90,14 @@ func FuzzRequest(f *testing.F) {
 		}
 		switch rec.Code {
 		case http.StatusOK:
-			if rec.Header().Get(hdrRequestID) == "" && rec.Body.String() != "pong" {
-				t.Fatalf("200 that is neither an event nor pong: %v %q", rec.Header(), rec.Body)
+			if rec.Header().Get(hdrRequestID) == "" && rec.Body.String() != "pong" && rec.Header().Get(hdrExtIdentifier) == "" {
+				t.Fatalf("200 that is neither an event, pong nor a registration: %v %q", rec.Header(), rec.Body)
 			}
 		case http.StatusAccepted:
 			if rec.Body.String() != `{"status":"OK"}` {
 				t.Fatalf("202 body %q", rec.Body)
 			}
-		case 400, 403, 404, 405, 413, 500, 501:
+		case 400, 403, 404, 405, 413, 500:
 			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 				t.Fatalf("%d with Content-Type %q", rec.Code, ct)
 			}
@@ -116,14 +120,21 @@ func FuzzRequest(f *testing.F) {
 var knownAPIError = map[apiErrorType]bool{
 	errInvalidStateTransition: true, errInvalidRequestID: true, errRequestEntityTooLarge: true,
 	errTruncatedHTTPRequest: true, errInvalidFunctionResponseMode: true, errInternalServerError: true,
-	errNotFound: true, errMethodNotAllowed: true, errExtensionNotSupported: true, errTelemetryNotSupported: true,
+	errNotFound: true, errMethodNotAllowed: true,
+	errExtMissingIdentifier: true, errExtInvalidIdentifier: true, errExtInvalidName: true,
+	errExtRegistrationClosed: true, errExtUnknownIdentifier: true, errExtInvalidState: true,
+	errExtMissingHeader: true, errExtTooMany: true, errExtInvalidEventType: true, errInvalidRequestFormat: true,
+	errValidation: true, errTelemetrySubscriptionClosed: true, errLogsSubscriptionClosed: true,
 }
 
 // unchangedOn lists the errors that refuse a request before it does anything.
 var unchangedOn = map[apiErrorType]bool{
 	errInvalidStateTransition: true, errInvalidRequestID: true, errInvalidFunctionResponseMode: true,
 	errInternalServerError: true, errNotFound: true, errMethodNotAllowed: true,
-	errExtensionNotSupported: true, errTelemetryNotSupported: true,
+	errExtMissingIdentifier: true, errExtInvalidIdentifier: true, errExtInvalidName: true,
+	errExtRegistrationClosed: true, errExtUnknownIdentifier: true, errExtInvalidState: true,
+	errExtMissingHeader: true, errExtTooMany: true, errExtInvalidEventType: true, errInvalidRequestFormat: true,
+	errValidation: true, errTelemetrySubscriptionClosed: true, errLogsSubscriptionClosed: true,
 }
 
 // queue puts an event for id in the pending slot, as Invoke does, where the

@@ -18,11 +18,13 @@ const (
 )
 
 // handleNext serves GET /2018-06-01/runtime/invocation/next: the runtime's
-// long-poll for its next event, without a timeout. The first /next ends init.
-// While an event is pending it is written at once; otherwise the request
-// parks until Invoke queues one, the client goes away (state Idle, nothing
-// consumed) or Close releases it with 500. An event whose write fails is
-// pending again for the following /next.
+// long-poll for its next event, without a timeout. The first /next ends the
+// runtime's init (init as a whole ends when the extensions are done too).
+// While an event is pending and init is complete it is written at once, and
+// the INVOKE extensions get theirs; otherwise the request parks until that
+// holds, the client goes away (state Idle, nothing consumed) or Close
+// releases it with 500. An event whose write fails is pending again for the
+// following /next.
 func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
 	s.mu.Lock()
 	if s.state == StateClosed {
@@ -37,7 +39,8 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
 		return
 	}
 	if from == StateStarted {
-		s.resolveInit(nil)
+		s.runtimeReady = true
+		s.checkInit()
 	}
 
 	// s.mu is held at the top of each iteration. Only this handler moves
@@ -49,10 +52,13 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
 			writeAPIError(w, apiErrClosed)
 			return
 		}
-		if c := s.pending; c != nil {
+		if c := s.pending; c != nil && s.deliverable() {
 			s.fire(evDeliver)
 			s.pending, s.current = nil, c
-			c.delivered = s.now()
+			if c.delivered.IsZero() {
+				c.delivered = s.now()
+			}
+			s.queueInvokeEvents(c)
 			s.mu.Unlock()
 			s.deliver(w, c)
 			return

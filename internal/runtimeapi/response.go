@@ -52,21 +52,14 @@ func parseResponseMode(h http.Header) (responseMode, bool) {
 	return 0, false
 }
 
-// responseSink consumes the body of one /response and returns what becomes
-// Result.Payload. It is the seam for response streaming: today both modes
-// are buffered by bufferSink, capped at Options.MaxResponseBytes. A sink
-// that forwards each chunk to the Invoke caller as it arrives (Lambda allows
-// 200 MB, bandwidth-limited after the first 6 MiB) can be returned by sinkFor
-// for modeStreaming without touching handleResponse.
+// responseSink consumes a request body and returns what becomes the
+// payload: bufferSink keeps it in memory up to a cap. A streamed answer
+// (Invocation.Stream) does not go through a sink: streamResponse forwards
+// each chunk to the Invoke caller as it arrives.
 type responseSink interface {
 	// consume reads body to its end. It fails with errBodyTooLarge or an
 	// error wrapping errBodyTruncated.
 	consume(body io.Reader) ([]byte, error)
-}
-
-// sinkFor picks the sink for c's response.
-func (s *Server) sinkFor(_ *call, _ responseMode) responseSink {
-	return bufferSink{limit: s.maxBytes}
 }
 
 // bufferSink keeps the whole body in memory, up to limit bytes.
@@ -107,7 +100,8 @@ func (s *Server) readRequestBody(w http.ResponseWriter, r *http.Request, sink re
 // 202 ends the invocation with the body as payload. 403 when the runtime owes
 // no answer, 400 for another request id or an invalid response mode header;
 // a body over the cap (413) or one that breaks off (400) also ends it, as
-// Function.ResponseSizeTooLarge or Runtime.TruncatedResponse.
+// Function.ResponseSizeTooLarge or Runtime.TruncatedResponse. For a
+// streaming invocation the body is forwarded as it arrives (streamResponse).
 func (s *Server) handleResponse(w http.ResponseWriter, r *http.Request, id string) {
 	mode, ok := parseResponseMode(r.Header)
 	if !ok {
@@ -119,7 +113,12 @@ func (s *Server) handleResponse(w http.ResponseWriter, r *http.Request, id strin
 		writeAPIError(w, aerr)
 		return
 	}
-	payload, err := s.readRequestBody(w, r, s.sinkFor(c, mode))
+	if c.inv.Stream {
+		s.streamResponse(w, r, c)
+		return
+	}
+	_ = mode // both modes are buffered for a buffered invocation
+	payload, err := s.readRequestBody(w, r, bufferSink{limit: s.maxBytes})
 
 	var res Result
 	var reply *apiError
@@ -215,7 +214,13 @@ func (s *Server) answer(c *call, ev event, res Result) *apiError {
 		return apiErrRefused(from, ev)
 	}
 	s.current = nil
-	res.Duration = s.now().Sub(c.delivered)
+	now := s.now()
+	res.Duration = now.Sub(c.delivered)
+	c.runtimeDone, c.runtimeEnd, c.errorType = true, now, res.ErrorType
+	if ev == evResponse && res.ErrorType == "" {
+		c.produced = int64(len(res.Payload))
+	}
 	c.finish(res, nil)
+	s.maybeComplete(c)
 	return nil
 }

@@ -28,8 +28,8 @@ type router struct {
 	routes []route
 }
 
-// newRouter lists every endpoint. The Extensions and Telemetry APIs will
-// get their own route tables (and files) beside the runtime's.
+// newRouter lists every endpoint of the Runtime, Extensions, Telemetry and
+// Logs APIs.
 func (s *Server) newRouter() *router {
 	rt := &router{s: s, routes: []route{
 		{method: http.MethodGet, pattern: "/2018-06-01/runtime/invocation/next", handle: s.handleNext},
@@ -37,9 +37,12 @@ func (s *Server) newRouter() *router {
 		{method: http.MethodPost, pattern: "/2018-06-01/runtime/invocation/{id}/error", handle: s.handleInvocationError},
 		{method: http.MethodPost, pattern: "/2018-06-01/runtime/init/error", handle: s.handleInitError},
 		{method: http.MethodGet, pattern: "/2018-06-01/ping", handle: s.handlePing},
-		{pattern: "/2020-01-01/extension/*", handle: s.handleExtension},
-		{pattern: "/2022-07-01/telemetry", handle: s.handleTelemetry},
-		{pattern: "/2020-08-15/logs", handle: s.handleTelemetry},
+		{method: http.MethodPost, pattern: "/2020-01-01/extension/register", handle: s.handleExtRegister},
+		{method: http.MethodGet, pattern: "/2020-01-01/extension/event/next", handle: s.handleExtNext},
+		{method: http.MethodPost, pattern: "/2020-01-01/extension/init/error", handle: s.handleExtInitError},
+		{method: http.MethodPost, pattern: "/2020-01-01/extension/exit/error", handle: s.handleExtExitError},
+		{method: http.MethodPut, pattern: "/2022-07-01/telemetry", handle: s.handleTelemetrySubscribe},
+		{method: http.MethodPut, pattern: "/2020-08-15/logs", handle: s.handleLogsSubscribe},
 	}}
 	for i := range rt.routes {
 		rt.routes[i].segs = strings.Split(strings.TrimPrefix(rt.routes[i].pattern, "/"), "/")

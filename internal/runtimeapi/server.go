@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,44 +14,67 @@ import (
 	"time"
 )
 
-// Errors of WaitInit and Invoke, to be tested with errors.Is.
+// Errors of WaitInit, Invoke and WaitInvokeDone, to be tested with errors.Is.
 var (
 	// ErrClosed: Close was called.
 	ErrClosed = errors.New("runtime api closed")
-	// ErrBusy: another Invoke is in progress.
+	// ErrBusy: another invocation is in progress (its runtime answer or its
+	// INVOKE extensions are not done yet; see WaitInvokeDone).
 	ErrBusy = errors.New("another invoke is in progress")
 	// ErrInvalidState: the runtime cannot take an event in its current state
 	// (for instance it has not answered the previous one).
 	ErrInvalidState = errors.New("invalid state transition")
 	// ErrInvalidInvocation: the Invocation breaks a rule of its fields.
 	ErrInvalidInvocation = errors.New("invalid invocation")
+	// ErrNoInvocation: WaitInvokeDone was called before any Invoke.
+	ErrNoInvocation = errNoInvocation
 )
 
-// Server is the Runtime API of one execution environment. Create it with
-// New; the zero value is not usable. All methods are safe for concurrent
-// use. A Server starts no goroutines of its own: its work happens in the
-// HTTP handlers and in the invoker's calls.
+// Server is the Runtime API of one execution environment, with its
+// Extensions API and Telemetry API. Create it with New; the zero value is
+// not usable. All methods are safe for concurrent use. Apart from one
+// telemetry sender per subscription (see Telemetry), a Server starts no
+// goroutines of its own: its work happens in the HTTP handlers and in the
+// invoker's calls. Close ends everything.
 type Server struct {
-	log      *slog.Logger
-	now      func() time.Time
-	maxBytes int64
-	handler  http.Handler
+	log       *slog.Logger
+	now       func() time.Time
+	maxBytes  int64
+	maxStream int64
+	fn        FunctionInfo
+	handler   http.Handler
+	telemetry *Telemetry
 
 	initDone chan struct{} // closed when init resolves; initErr is then set
+	closedCh chan struct{} // closed by Close
 
 	mu           sync.Mutex
 	state        State
+	runtimeReady bool // the runtime called its first /next
 	initResolved bool
 	initErr      error // nil, *InitError or ErrClosed
-	invoking     bool  // an Invoke call is in progress
 	pending      *call // queued by Invoke, not yet written to a /next
 	current      *call // written to a /next, not yet answered
+	inflight     *call // the invocation not yet complete (runtime + extensions)
+	last         *call // the invocation Invoke started last
 	// wake, when non-nil, is closed to tell the parked /next that something
-	// changed (an event is pending, or the server closed).
+	// changed (an event is pending, init ended, or the server closed).
 	wake chan struct{}
 	// transfers are requests moving a body right now; Close puts their
 	// deadlines in the past so no handler stays blocked on a stuck peer.
 	transfers map[*http.ResponseController]transferDir
+
+	// Extensions API.
+	exts       []*extension // registration order
+	extByID    map[string]*extension
+	extByName  map[string]*extension
+	expected   map[string]bool // external extensions (ExpectExtensions)
+	regChanged chan struct{}   // closed and replaced on every registration change
+	extFailure *ExtensionError // the first init/error or exit/error
+	// shutdownWait counts SHUTDOWN events not yet followed by a /next;
+	// shutdownDone is closed when it drops to zero.
+	shutdownWait int
+	shutdownDone chan struct{}
 }
 
 type transferDir uint8
@@ -60,17 +84,32 @@ const (
 	transferWrite                        // writing an event to /next
 )
 
-// call is one Invocation from Invoke to its answer.
+// call is one Invocation from Invoke to its completion.
 type call struct {
 	inv       Invocation
 	header    http.Header // the /next response headers
 	delivered time.Time   // by Server.now, when written to /next
 
-	done      chan struct{} // closed by finish
+	done      chan struct{} // closed by finish: the answer (or a stream's start) is there
 	finished  bool
 	abandoned bool // Invoke returned early; the answer is accepted and dropped
 	res       Result
 	err       error
+
+	stream *io.PipeWriter // a streamed answer in progress
+
+	// Completion: the runtime's answer ended and every extension given the
+	// INVOKE event called /event/next again.
+	extQueued   bool // INVOKE events queued for the extensions
+	extWait     int  // extensions given this INVOKE and not done with it
+	runtimeDone bool
+	runtimeEnd  time.Time
+	produced    int64
+	errorType   string
+	allDone     chan struct{} // closed when completed
+	completed   bool
+	comp        Completion
+	compErr     error
 }
 
 func (c *call) finish(res Result, err error) {
@@ -84,12 +123,19 @@ func (c *call) finish(res Result, err error) {
 // New returns a Server in state Started.
 func New(opts Options) *Server {
 	s := &Server{
-		log:       opts.Logger,
-		now:       opts.Now,
-		maxBytes:  opts.MaxResponseBytes,
-		initDone:  make(chan struct{}),
-		state:     StateStarted,
-		transfers: make(map[*http.ResponseController]transferDir),
+		log:        opts.Logger,
+		now:        opts.Now,
+		maxBytes:   opts.MaxResponseBytes,
+		maxStream:  opts.MaxStreamBytes,
+		fn:         opts.Function,
+		initDone:   make(chan struct{}),
+		closedCh:   make(chan struct{}),
+		state:      StateStarted,
+		transfers:  make(map[*http.ResponseController]transferDir),
+		extByID:    make(map[string]*extension),
+		extByName:  make(map[string]*extension),
+		expected:   make(map[string]bool),
+		regChanged: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -100,14 +146,22 @@ func New(opts Options) *Server {
 	if s.maxBytes <= 0 {
 		s.maxBytes = DefaultMaxResponseBytes
 	}
+	if s.maxStream <= 0 {
+		s.maxStream = DefaultMaxStreamBytes
+	}
+	s.telemetry = newTelemetry(s.log, s.now, opts.DialContext)
 	s.handler = s.newRouter()
 	return s
 }
 
-// Handler returns the HTTP handler of the Runtime API (and the stubs of the
-// Extensions and Telemetry APIs). Serve it on the environment's
-// AWS_LAMBDA_RUNTIME_API listener only.
+// Handler returns the HTTP handler of the Runtime, Extensions and Telemetry
+// APIs. Serve it on the environment's AWS_LAMBDA_RUNTIME_API listener only.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Telemetry returns the environment's telemetry stream: the invoker emits
+// platform events and log lines there, and the Telemetry API's subscribers
+// receive them.
+func (s *Server) Telemetry() *Telemetry { return s.telemetry }
 
 // State returns the current state, for logs and metrics.
 func (s *Server) State() State {
@@ -116,10 +170,14 @@ func (s *Server) State() State {
 	return s.state
 }
 
-// WaitInit blocks until the runtime finishes init (its first GET /next) and
-// returns nil then, even if Close follows. It returns an *InitError if the
-// runtime posted /init/error first, ErrClosed if Close came first, or
-// ctx.Err().
+// WaitInit blocks until init is complete and returns nil then, even if
+// Close follows. Init is complete when the runtime called its first /next,
+// every extension named to ExpectExtensions registered, and every
+// registered extension called its first /extension/event/next. It returns
+// an *InitError if the runtime posted /init/error or an extension posted
+// /extension/init/error or /extension/exit/error first (Type
+// Extension.InitError or Extension.ExitError), ErrClosed if Close came
+// first, or ctx.Err().
 func (s *Server) WaitInit(ctx context.Context) error {
 	select {
 	case <-s.initDone:
@@ -132,16 +190,24 @@ func (s *Server) WaitInit(ctx context.Context) error {
 }
 
 // Invoke hands inv to the runtime's parked /next (or to its next one, also
-// before init finishes) and waits for the /response or /error for
-// inv.RequestID.
+// before init finishes: the event waits for init) and waits for the
+// runtime's /response or /error for inv.RequestID; with inv.Stream, only
+// for the start of the /response (see Result.Body). At the moment the event
+// is written to the runtime, every extension subscribed to INVOKE gets its
+// INVOKE event. Invoke returns as soon as the runtime answered, before the
+// extensions are done: WaitInvokeDone tells when the invocation is
+// complete, and the next Invoke fails with ErrBusy until then.
 //
 // When ctx ends first, Invoke returns ctx.Err(): an event not yet written is
 // withdrawn; an answer to one already written is accepted from the runtime
-// and dropped. It returns ErrClosed when Close is called meanwhile, ErrBusy
-// when another Invoke is in progress, the *InitError once init failed,
-// an error wrapping ErrInvalidState when the runtime still owes an answer,
-// and one wrapping ErrInvalidInvocation when inv breaks a rule of its
-// fields. A function error is a Result with ErrorType set and a nil error.
+// and dropped. Once Invoke has returned, ctx no longer matters: a stream in
+// progress and the extensions are bounded by WaitInvokeDone's ctx or Close.
+// Invoke returns ErrClosed when Close is called meanwhile, ErrBusy while
+// another invocation is not complete, the *InitError once init failed, the
+// *ExtensionError once an extension failed, an error wrapping
+// ErrInvalidState when the runtime still owes an answer, and one wrapping
+// ErrInvalidInvocation when inv breaks a rule of its fields. A function
+// error is a Result with ErrorType set and a nil error.
 func (s *Server) Invoke(ctx context.Context, inv Invocation) (Result, error) {
 	c, err := s.newCall(inv)
 	if err != nil {
@@ -153,11 +219,15 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Result, error) {
 	case s.state == StateClosed:
 		s.mu.Unlock()
 		return Result{}, ErrClosed
-	case s.invoking:
+	case s.inflight != nil:
 		s.mu.Unlock()
 		return Result{}, ErrBusy
 	case s.state == StateInitError:
 		err := s.initErr
+		s.mu.Unlock()
+		return Result{}, err
+	case s.extFailure != nil:
+		err := s.extFailure
 		s.mu.Unlock()
 		return Result{}, err
 	}
@@ -165,7 +235,7 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Result, error) {
 		s.mu.Unlock()
 		return Result{}, fmt.Errorf("invoke %s in state %s: %w", inv.RequestID, from, ErrInvalidState)
 	}
-	s.invoking = true
+	s.inflight, s.last = c, c
 	s.pending = c
 	s.wakeParked()
 	s.mu.Unlock()
@@ -177,39 +247,149 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Result, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.invoking = false
 	if c.finished {
+		if c.err != nil {
+			s.failCall(c, c.err)
+		}
 		return c.res, c.err
 	}
 	c.abandoned = true
 	if s.pending == c {
 		s.pending = nil
 	}
+	s.failCall(c, ctx.Err())
 	s.log.Debug("invoke abandoned", "requestId", inv.RequestID, "state", s.state, "err", ctx.Err())
 	return Result{}, ctx.Err()
 }
 
-// Close releases a parked /next (it gets 500 InternalServerError), fails a
-// waiting Invoke and WaitInit with ErrClosed, interrupts bodies in transfer,
-// and makes every later request fail with 500. It is idempotent.
+// WaitInvokeDone blocks until the invocation that Invoke started last is
+// complete: the runtime's answer fully received (a stream to its last
+// byte) and every extension that got its INVOKE event back in
+// /extension/event/next. It returns the invocation's Completion, or the
+// error that ended it (the ctx error that made Invoke give up, ErrClosed,
+// an *ExtensionError), or ctx.Err() when ctx ends first, or
+// ErrNoInvocation. It may be called any number of times.
+func (s *Server) WaitInvokeDone(ctx context.Context) (Completion, error) {
+	s.mu.Lock()
+	c := s.last
+	s.mu.Unlock()
+	if c == nil {
+		return Completion{}, ErrNoInvocation
+	}
+	select {
+	case <-c.allDone:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return c.comp, c.compErr
+	case <-ctx.Done():
+		return Completion{}, ctx.Err()
+	}
+}
+
+// maybeComplete completes c once the runtime and its extensions are done;
+// s.mu must be held.
+func (s *Server) maybeComplete(c *call) {
+	if c.completed || !c.runtimeDone || c.extWait > 0 {
+		return
+	}
+	now := s.now()
+	c.completed = true
+	c.comp = Completion{
+		RequestID:       c.inv.RequestID,
+		RuntimeDuration: c.runtimeEnd.Sub(c.delivered),
+		Duration:        now.Sub(c.delivered),
+		ProducedBytes:   c.produced,
+		ErrorType:       c.errorType,
+	}
+	close(c.allDone)
+	if s.inflight == c {
+		s.inflight = nil
+	}
+}
+
+// failCall ends c's completion with err; s.mu must be held.
+func (s *Server) failCall(c *call, err error) {
+	if !c.completed {
+		c.completed, c.compErr = true, err
+		close(c.allDone)
+	}
+	if s.inflight == c {
+		s.inflight = nil
+	}
+}
+
+// checkInit resolves init once the runtime and every extension are done
+// with it; s.mu must be held.
+func (s *Server) checkInit() {
+	if s.initResolved || !s.runtimeReady {
+		return
+	}
+	for n := range s.expected {
+		if s.extByName[n] == nil {
+			return
+		}
+	}
+	for _, x := range s.exts {
+		if !x.state.done() {
+			return
+		}
+	}
+	s.resolveInit(nil)
+	s.notifyRegistration()
+	s.wakeParked()
+}
+
+// deliverable reports whether the runtime may get an event: init is
+// complete and nothing failed; s.mu must be held.
+func (s *Server) deliverable() bool {
+	return s.initResolved && s.initErr == nil && s.extFailure == nil
+}
+
+// Close releases a parked /next and every parked /extension/event/next
+// (they get 500 InternalServerError), fails a waiting Invoke, WaitInit,
+// WaitInvokeDone and Shutdown with ErrClosed, interrupts bodies in transfer
+// (a stream in progress ends with ErrClosed), stops the telemetry senders
+// (events not yet sent are dropped) and makes every later request fail
+// with 500. It is idempotent.
 func (s *Server) Close() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.state == StateClosed {
+		s.mu.Unlock()
 		return
 	}
 	s.fire(evClose)
+	close(s.closedCh)
 	s.wakeParked()
-	for _, c := range []*call{s.pending, s.current} {
-		if c != nil {
-			c.finish(Result{}, ErrClosed)
+	for _, c := range []*call{s.pending, s.current, s.inflight, s.last} {
+		if c == nil {
+			continue
 		}
+		c.finish(Result{}, ErrClosed)
+		if c.stream != nil {
+			if c.res.Body != nil {
+				c.res.Body.end(ErrClosed)
+			}
+			c.stream.CloseWithError(ErrClosed)
+		}
+		s.failCall(c, ErrClosed)
 	}
 	s.pending, s.current = nil, nil
 	s.resolveInit(ErrClosed)
+	for _, x := range s.exts {
+		x.wakeParked()
+	}
+	if s.shutdownDone != nil {
+		select {
+		case <-s.shutdownDone:
+		default:
+			close(s.shutdownDone)
+		}
+	}
 	for rc, dir := range s.transfers {
 		expire(rc, dir)
 	}
+	s.mu.Unlock()
+	s.telemetry.close()
 }
 
 // expire makes the blocked read or write of a transfer fail now. Writers
@@ -254,6 +434,7 @@ func (s *Server) resolveInit(err error) {
 	}
 	s.initResolved, s.initErr = true, err
 	close(s.initDone)
+	s.telemetry.endBacklog()
 }
 
 // isClosed reports whether Close was called.
@@ -319,7 +500,7 @@ func (s *Server) newCall(inv Invocation) (*call, error) {
 				inv.RequestID, name, ErrInvalidInvocation)
 		}
 	}
-	return &call{inv: inv, header: h, done: make(chan struct{})}, nil
+	return &call{inv: inv, header: h, done: make(chan struct{}), allDone: make(chan struct{})}, nil
 }
 
 func validRequestID(id string) bool {

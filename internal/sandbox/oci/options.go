@@ -22,4 +22,13 @@ type Options struct {
 	CgroupParent string
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
+	// NetNSPool is how many network namespaces, each with its Runtime API
+	// listener, are kept created ahead for Create; 0 makes one per Create.
+	// A pooled namespace serves one environment only and is destroyed with
+	// it.
+	NetNSPool int
+	// ExecStart makes Start always run `<runtime> start`. By default crun
+	// containers are released through crun's exec fifo, which is what
+	// `crun start` does, without starting a process (see releaseInit).
+	ExecStart bool
 }

@@ -42,6 +42,13 @@ type Runtime struct {
 	// profile is the same for every environment. runc has no equivalent.
 	seccompBPF string
 	noBPFCache bool
+
+	// nsPool holds network namespaces created ahead (nil: none).
+	nsPool *netnsPool
+	// fifoStart is set once New has proved that crun's containers start by
+	// their exec fifo (see releaseInit); Start then runs no process.
+	fifoStart bool
+	execStart bool
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -94,13 +101,17 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	base := Runtime{
-		stateDir: stateDir,
-		netnsDir: filepath.Join(runDir, "netns"),
-		runDir:   runDir,
-		cgParent: parent,
-		log:      log,
-		cgroups:  cgroups,
-		live:     map[string]*Sandbox{},
+		stateDir:  stateDir,
+		netnsDir:  filepath.Join(runDir, "netns"),
+		runDir:    runDir,
+		cgParent:  parent,
+		log:       log,
+		cgroups:   cgroups,
+		live:      map[string]*Sandbox{},
+		execStart: opts.ExecStart,
+	}
+	if opts.NetNSPool > 0 {
+		base.nsPool = newNetNSPool(base.netnsDir, opts.NetNSPool, log)
 	}
 	if _, err := os.Stat("/proc/self/ns/cgroup"); err == nil {
 		base.cgroupNS = true
@@ -149,16 +160,20 @@ func (base *Runtime) with(name string) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{
-		cli:      cli{name: name, bin: bin, root: root},
-		stateDir: base.stateDir,
-		netnsDir: base.netnsDir,
-		runDir:   base.runDir,
-		cgParent: base.cgParent,
-		log:      base.log.With("runtime", name),
-		cgroups:  base.cgroups,
-		cgroupNS: base.cgroupNS,
-		seccomp:  base.seccomp,
-		live:     map[string]*Sandbox{},
+		cli:       cli{name: name, bin: bin, root: root},
+		stateDir:  base.stateDir,
+		netnsDir:  base.netnsDir,
+		runDir:    base.runDir,
+		cgParent:  base.cgParent,
+		log:       base.log.With("runtime", name),
+		cgroups:   base.cgroups,
+		cgroupNS:  base.cgroupNS,
+		seccomp:   base.seccomp,
+		live:      map[string]*Sandbox{},
+		execStart: base.execStart,
+	}
+	if base.nsPool != nil {
+		r.nsPool = newNetNSPool(base.nsPool.dir, base.nsPool.size, r.log)
 	}
 	return r, nil
 }
@@ -185,7 +200,7 @@ func (r *Runtime) probe(ctx context.Context) error {
 		f.Close()
 	}
 	once := func() error {
-		sb, err := r.Create(ctx, sandbox.Spec{
+		sb, err := r.create(ctx, sandbox.Spec{
 			ID:       "probe-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12],
 			RootFS:   rootfs,
 			Args:     []string{"/probe"},
@@ -193,7 +208,7 @@ func (r *Runtime) probe(ctx context.Context) error {
 			MemoryMB: 128,
 			TmpMB:    1,
 			Hostname: "probe",
-		})
+		}, false)
 		if err != nil {
 			return err
 		}
@@ -202,6 +217,7 @@ func (r *Runtime) probe(ctx context.Context) error {
 	if err := once(); err != nil {
 		return err
 	}
+	r.proveFIFOStart(ctx, rootfs)
 	if r.cachedSeccompBPF() == "" {
 		return nil
 	}
@@ -227,6 +243,13 @@ func (r *Runtime) Name() string { return r.cli.name }
 // left behind. ctx bounds the wait but does not interrupt the runtime
 // mid-command.
 func (r *Runtime) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
+	return r.create(ctx, spec, true)
+}
+
+// create is Create; pooled lets the environment take a network namespace
+// from the pool (New's probes do not, so that the pool fills only once
+// the Runtime is in use).
+func (r *Runtime) create(ctx context.Context, spec sandbox.Spec, pooled bool) (*Sandbox, error) {
 	if err := validateSpec(spec); err != nil {
 		return nil, err
 	}
@@ -236,6 +259,7 @@ func (r *Runtime) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 		return nil, fmt.Errorf("create sandbox %s: id in use", spec.ID)
 	}
 	s := newSandbox(r, spec)
+	s.pooledNS = pooled
 	r.live[spec.ID] = s
 	r.mu.Unlock()
 
@@ -287,6 +311,7 @@ func validateSpec(spec sandbox.Spec) error {
 // stop, never while another Runtime uses the same directories.
 func (r *Runtime) Cleanup(ctx context.Context) error {
 	var errs []error
+	errs = append(errs, r.nsPool.drain())
 	r.mu.Lock()
 	live := make([]*Sandbox, 0, len(r.live))
 	for _, s := range r.live {

@@ -54,6 +54,7 @@ type Sandbox struct {
 	spec      sandbox.Spec
 	dir       string // bundle directory
 	netnsPath string
+	pooledNS  bool   // may take its network namespace from the pool
 	cgPath    string // cgroupsPath
 	cg        envCgroup
 	done      chan struct{}
@@ -119,11 +120,15 @@ func (s *Sandbox) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := newNetNS(s.netnsPath)
-	if err != nil {
-		return err
+	if ns, ok := s.takePooledNetNS(); ok {
+		s.netnsPath, s.ln = ns.path, ns.ln
+	} else {
+		ln, err := newNetNS(s.netnsPath)
+		if err != nil {
+			return err
+		}
+		s.ln = ln
 	}
-	s.ln = ln
 	if err := checkCwd(s.spec.RootFS, s.spec.Cwd); err != nil {
 		s.startErr = err
 		return nil
@@ -219,6 +224,15 @@ func (s *Sandbox) create(ctx context.Context) error {
 		return fmt.Errorf("container cgroup: %w", err)
 	}
 	return fixTmpMode(s.init.pid)
+}
+
+// takePooledNetNS takes a network namespace from the runtime's pool when
+// the sandbox may; netnsPath then names the pooled pin.
+func (s *Sandbox) takePooledNetNS() (pooledNetNS, bool) {
+	if !s.pooledNS {
+		return pooledNetNS{}, false
+	}
+	return s.r.nsPool.get()
 }
 
 // reapLeftover kills and reaps the init process of a failed create, if
@@ -350,7 +364,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	if s.destroyed || s.state != stateCreated || s.init == nil {
 		return fmt.Errorf("start sandbox %s: not in created state", s.spec.ID)
 	}
-	if _, err := s.r.cli.run(ctx, s.logFile(), "start", s.spec.ID); err != nil {
+	if err := s.r.start(ctx, s.logFile(), s.spec.ID); err != nil {
 		return fmt.Errorf("start sandbox %s: %w", s.spec.ID, classify(s.spec, err))
 	}
 	s.state = stateStarted

@@ -6,11 +6,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,9 +39,31 @@ type event struct {
 	// Log, when set, is printed to stdout before the op runs, so that
 	// tests can find the function's own output in the log tail of any op.
 	Log string `json:"log"`
+
+	// A function URL request (HTTP payload v2.0); see urlResponse.
+	Version               string            `json:"version"`
+	RouteKey              string            `json:"routeKey"`
+	RawPath               string            `json:"rawPath"`
+	RawQueryString        string            `json:"rawQueryString"`
+	Cookies               []string          `json:"cookies"`
+	Headers               map[string]string `json:"headers"`
+	QueryStringParameters map[string]string `json:"queryStringParameters"`
+	RequestContext        map[string]any    `json:"requestContext"`
+	Body                  string            `json:"body"`
+	IsBase64Encoded       bool              `json:"isBase64Encoded"`
 }
 
 func handle(ctx context.Context, ev event) (map[string]any, error) {
+	if ev.RouteKey == "$default" {
+		return urlResponse(ev)
+	}
+	if ev.Op == "flaky" {
+		return flaky(ev)
+	}
+	if ev.Op == "noop" {
+		// As little work as the runtime allows: for load and leak tests.
+		return map[string]any{"env": envID}, nil
+	}
 	lc, _ := lambdacontext.FromContext(ctx)
 	if ev.Log != "" {
 		fmt.Println(ev.Log)
@@ -119,7 +144,57 @@ func handle(ctx context.Context, ev event) (map[string]any, error) {
 	return out, nil
 }
 
+// urlResponse answers a function URL request by its path: /json returns
+// an object without statusCode (Lambda's default mapping), /binary a
+// base64 body, /status/<code> that status, /error a function error, /cors
+// a response that sets its own CORS header; anything else echoes the event
+// as the JSON body of a structured response with a header and a cookie.
+func urlResponse(ev event) (map[string]any, error) {
+	switch {
+	case ev.RawPath == "/json":
+		return map[string]any{"message": "default mapping"}, nil
+	case ev.RawPath == "/binary":
+		b := make([]byte, 256)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		return map[string]any{"statusCode": 200, "headers": map[string]string{"content-type": "application/octet-stream"},
+			"body": base64.StdEncoding.EncodeToString(b), "isBase64Encoded": true}, nil
+	case strings.HasPrefix(ev.RawPath, "/status/"):
+		code, _ := strconv.Atoi(strings.TrimPrefix(ev.RawPath, "/status/"))
+		return map[string]any{"statusCode": code, "body": "status " + strconv.Itoa(code)}, nil
+	case ev.RawPath == "/error":
+		return nil, errors.New("probe fails the URL request on purpose")
+	case ev.RawPath == "/cors":
+		return map[string]any{"statusCode": 200, "headers": map[string]string{"Access-Control-Allow-Origin": "https://function.example"}, "body": "cors"}, nil
+	}
+	echo, _ := json.Marshal(map[string]any{
+		"version": ev.Version, "routeKey": ev.RouteKey, "rawPath": ev.RawPath, "rawQueryString": ev.RawQueryString,
+		"cookies": ev.Cookies, "headers": ev.Headers, "queryStringParameters": ev.QueryStringParameters,
+		"requestContext": ev.RequestContext, "body": ev.Body, "isBase64Encoded": ev.IsBase64Encoded, "env": envID,
+	})
+	return map[string]any{"statusCode": 201, "headers": map[string]string{"content-type": "application/json", "x-probe": "url"},
+		"cookies": []string{"probe=1; Path=/", "second=2"}, "body": string(echo)}, nil
+}
+
+// flaky fails the first time it sees a text in this environment and
+// succeeds after: for retries of asynchronous invocations.
+func flaky(ev event) (map[string]any, error) {
+	mark := "/tmp/flaky-" + ev.Text
+	if _, err := os.Stat(mark); err != nil {
+		os.WriteFile(mark, nil, 0o600)
+		return nil, errors.New("probe flaky fails the first time: " + ev.Text)
+	}
+	return map[string]any{"env": envID, "op": "flaky", "text": ev.Text, "recovered": true}, nil
+}
+
 func main() {
 	fmt.Println("probe init", envID)
+	if os.Getenv("PROBE_INIT_FAIL") == "1" {
+		// A function whose init always fails: the runtime exits before it
+		// ever asks for an event.
+		fmt.Println("probe init fails on purpose")
+		os.Exit(1)
+	}
 	lambda.Start(handle)
 }

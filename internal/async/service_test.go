@@ -1,0 +1,718 @@
+package async
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/function"
+	"github.com/kappa-run/kappa/internal/invoker"
+	"github.com/kappa-run/kappa/internal/store/jetstream"
+)
+
+// TestMain fails the package when goroutines outlive the tests.
+func TestMain(m *testing.M) {
+	before := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before+2 {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "goroutine leak: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+const (
+	region  = "us-east-1"
+	account = "000000000000"
+)
+
+// fakeFunctions holds Active functions by name.
+type fakeFunctions struct {
+	mu  sync.Mutex
+	fns map[string]*function.Function
+}
+
+func newFakeFunctions(names ...string) *fakeFunctions {
+	f := &fakeFunctions{fns: map[string]*function.Function{}}
+	for _, n := range names {
+		f.add(n, nil)
+	}
+	return f
+}
+
+func (f *fakeFunctions) add(name string, reserved *int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fns[name] = &function.Function{
+		Latest:              function.Config{Name: name, Version: "$LATEST", State: function.StateActive, Timeout: 3},
+		ReservedConcurrency: reserved,
+	}
+}
+
+func (f *fakeFunctions) Get(_ context.Context, name string) (*function.Function, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn, ok := f.fns[name]
+	if !ok {
+		return nil, apierr.New(apierr.NotFound, "Function not found: %s", name)
+	}
+	return fn, nil
+}
+
+func (f *fakeFunctions) Config(ctx context.Context, ref function.Ref) (function.Config, error) {
+	fn, err := f.Get(ctx, ref.Name)
+	if err != nil {
+		return function.Config{}, err
+	}
+	if ref.Qualifier != "" && ref.Qualifier != "$LATEST" && ref.Qualifier != "live" {
+		return function.Config{}, apierr.New(apierr.NotFound, "Function not found: %s:%s", ref.Name, ref.Qualifier)
+	}
+	return fn.Latest, nil
+}
+
+func (f *fakeFunctions) Resolve(ctx context.Context, ref function.Ref) (function.Target, error) {
+	c, err := f.Config(ctx, ref)
+	if err != nil {
+		return function.Target{}, err
+	}
+	fn, _ := f.Get(ctx, ref.Name)
+	return function.Target{Config: c, Reserved: fn.ReservedConcurrency}, nil
+}
+
+func (f *fakeFunctions) ARN(name, q string) string { return function.ARN(region, account, name, q) }
+func (f *fakeFunctions) UnreservedCached() int     { return 1000 }
+
+// fakeInvoker runs invocations with a handler and records them.
+type fakeInvoker struct {
+	mu      sync.Mutex
+	calls   []invoker.Request
+	times   []time.Time
+	handler func(req invoker.Request, n int) (*invoker.Response, error)
+}
+
+func (f *fakeInvoker) Invoke(_ context.Context, req invoker.Request) (*invoker.Response, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, req)
+	f.times = append(f.times, time.Now())
+	n := len(f.calls)
+	h := f.handler
+	f.mu.Unlock()
+	if h == nil {
+		return ok(req.Payload), nil
+	}
+	return h(req, n)
+}
+
+func (f *fakeInvoker) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+func ok(payload []byte) *invoker.Response {
+	return &invoker.Response{Payload: payload, ContentType: "application/json", ExecutedVersion: "$LATEST"}
+}
+
+func fnError() *invoker.Response {
+	return &invoker.Response{Payload: []byte(`{"errorType":"Boom","errorMessage":"failed on purpose"}`),
+		FunctionError: "Unhandled", ExecutedVersion: "$LATEST"}
+}
+
+type harness struct {
+	svc *Service
+	fns *fakeFunctions
+	inv *fakeInvoker
+	now atomic.Int64 // offset added to the clock, in ns
+}
+
+func newHarness(t *testing.T, mutate ...func(*Options)) *harness {
+	t.Helper()
+	ctx := context.Background()
+	st, err := jetstream.Open(ctx, jetstream.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket, err := st.Bucket(ctx, "async")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{fns: newFakeFunctions("f", "g"), inv: &fakeInvoker{}}
+	opts := Options{
+		JetStream: st.JetStream(), Bucket: bucket, Functions: h.fns, Invoker: h.inv,
+		Region: region, Account: account,
+		RetryDelay: 50 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		AckWait: 3 * time.Second,
+		Now:     func() time.Time { return time.Now().Add(time.Duration(h.now.Load())) },
+	}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	h.svc = New(opts)
+	if err := h.svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		h.svc.Close(cctx)
+		st.Close()
+	})
+	return h
+}
+
+func (h *harness) enqueue(t *testing.T, fn string, payload string) string {
+	t.Helper()
+	id := uuid.NewString()
+	if err := h.svc.Enqueue(context.Background(), &Event{RequestID: id, Function: fn, Payload: []byte(payload)}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func (h *harness) configure(t *testing.T, fn string, in ConfigInput) {
+	t.Helper()
+	if _, err := h.svc.PutConfig(context.Background(), fn, "", in); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func queueARN(name string) *string {
+	s := "arn:aws:sqs:" + region + ":" + account + ":" + name
+	return &s
+}
+func ptr[T any](v T) *T { return &v }
+
+// records waits for n records on queue and decodes them.
+func (h *harness) records(t *testing.T, queue string, n int) []Record {
+	t.Helper()
+	var out []Record
+	var after uint64
+	deadline := time.Now().Add(15 * time.Second)
+	for len(out) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s: %d records after 15s, want %d", queue, len(out), n)
+		}
+		msgs, err := h.svc.Queues().Read(context.Background(), queue, after, 100, 200*time.Millisecond)
+		if err != nil && !strings.Contains(err.Error(), "not found") {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			var r Record
+			if err := json.Unmarshal(m.Body, &r); err != nil {
+				t.Fatalf("record %s: %v", m.Body, err)
+			}
+			out = append(out, r)
+			after = m.Seq
+		}
+	}
+	return out
+}
+
+func TestSuccessGoesToOnSuccess(t *testing.T) {
+	h := newHarness(t)
+	h.configure(t, "f", ConfigInput{OnSuccess: queueARN("ok"), OnFailure: queueARN("bad")})
+	id := h.enqueue(t, "f", `{"n":1}`)
+	r := h.records(t, "ok", 1)[0]
+	if r.Version != "1.0" || r.RequestContext.RequestID != id || r.RequestContext.Condition != Success ||
+		r.RequestContext.ApproximateInvokeCount != 1 || r.RequestContext.FunctionArn != "arn:aws:lambda:us-east-1:000000000000:function:f:$LATEST" {
+		t.Errorf("record = %+v", r)
+	}
+	if string(r.RequestPayload) != `{"n":1}` || string(r.ResponsePayload) != `{"n":1}` {
+		t.Errorf("payloads = %s / %s", r.RequestPayload, r.ResponsePayload)
+	}
+	if r.ResponseContext != (ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"}) {
+		t.Errorf("responseContext = %+v", r.ResponseContext)
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05.000Z", r.Timestamp); err != nil {
+		t.Errorf("timestamp %q: %v", r.Timestamp, err)
+	}
+	if req := h.inv.calls[0]; req.RequestID != id || req.InvokedARN != "arn:aws:lambda:us-east-1:000000000000:function:f" {
+		t.Errorf("invoked with %+v", req)
+	}
+}
+
+func TestRetriesExhausted(t *testing.T) {
+	tests := []struct {
+		name    string
+		retries *int
+		want    int
+	}{
+		{"default two retries", nil, 3},
+		{"one retry", ptr(1), 2},
+		{"no retries", ptr(0), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.inv.handler = func(invoker.Request, int) (*invoker.Response, error) { return fnError(), nil }
+			h.configure(t, "f", ConfigInput{MaximumRetryAttempts: tt.retries, OnFailure: queueARN("dlq")})
+			id := h.enqueue(t, "f", `{}`)
+			r := h.records(t, "dlq", 1)[0]
+			if r.RequestContext.Condition != RetriesExhausted || r.RequestContext.ApproximateInvokeCount != tt.want || r.RequestContext.RequestID != id {
+				t.Errorf("requestContext = %+v, want RetriesExhausted after %d", r.RequestContext, tt.want)
+			}
+			if r.ResponseContext.FunctionError != "Unhandled" || r.ResponseContext.StatusCode != 200 || !bytes.Contains(r.ResponsePayload, []byte("failed on purpose")) {
+				t.Errorf("response = %+v %s", r.ResponseContext, r.ResponsePayload)
+			}
+			if n := h.inv.count(); n != tt.want {
+				t.Errorf("%d invocations, want %d", n, tt.want)
+			}
+			// The n-th retry waits n × RetryDelay.
+			for i := 1; i < len(h.inv.times); i++ {
+				if gap := h.inv.times[i].Sub(h.inv.times[i-1]); gap < time.Duration(i)*50*time.Millisecond {
+					t.Errorf("retry %d came %v after the previous attempt, want ≥ %v", i, gap, time.Duration(i)*50*time.Millisecond)
+				}
+				if h.inv.calls[i].RequestID != id {
+					t.Errorf("retry %d has request id %s, want %s", i, h.inv.calls[i].RequestID, id)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryThenSuccess(t *testing.T) {
+	h := newHarness(t)
+	h.inv.handler = func(req invoker.Request, n int) (*invoker.Response, error) {
+		if n == 1 {
+			return fnError(), nil
+		}
+		return ok([]byte(`"fine"`)), nil
+	}
+	h.configure(t, "f", ConfigInput{OnSuccess: queueARN("ok")})
+	h.enqueue(t, "f", `{}`)
+	r := h.records(t, "ok", 1)[0]
+	if r.RequestContext.ApproximateInvokeCount != 2 || r.ResponseContext.FunctionError != "" || string(r.ResponsePayload) != `"fine"` {
+		t.Errorf("record = %+v %s", r.RequestContext, r.ResponsePayload)
+	}
+}
+
+func TestThrottlesAreRetriedNotCounted(t *testing.T) {
+	h := newHarness(t)
+	h.inv.handler = func(req invoker.Request, n int) (*invoker.Response, error) {
+		if n <= 3 {
+			return nil, &apierr.Error{Kind: apierr.TooManyRequests, Message: "Rate Exceeded."}
+		}
+		return ok(req.Payload), nil
+	}
+	h.configure(t, "f", ConfigInput{MaximumRetryAttempts: ptr(0), OnSuccess: queueARN("ok")})
+	h.enqueue(t, "f", `{}`)
+	r := h.records(t, "ok", 1)[0]
+	if r.RequestContext.Condition != Success || r.RequestContext.ApproximateInvokeCount != 1 {
+		t.Errorf("record = %+v", r.RequestContext)
+	}
+	if n := h.inv.count(); n != 4 {
+		t.Errorf("%d attempts, want 3 throttled and 1 run", n)
+	}
+	// Back-off doubles from BackoffMin.
+	for i, want := range []time.Duration{20, 40, 80} {
+		if gap := h.inv.times[i+1].Sub(h.inv.times[i]); gap < want*time.Millisecond {
+			t.Errorf("attempt %d came %v after a throttle, want ≥ %v", i+2, gap, want*time.Millisecond)
+		}
+	}
+}
+
+func TestEventAgeExceeded(t *testing.T) {
+	t.Run("expired while queued", func(t *testing.T) {
+		h := newHarness(t)
+		h.configure(t, "f", ConfigInput{MaximumEventAgeInSeconds: ptr(60), OnFailure: queueARN("late")})
+		id := uuid.NewString()
+		// Accepted 61 s ago, as if it had waited in the queue that long.
+		ev := &Event{RequestID: id, Function: "f", Payload: []byte(`{}`), Accepted: time.Now().Add(-61 * time.Second)}
+		if err := h.svc.Enqueue(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		r := h.records(t, "late", 1)[0]
+		if r.RequestContext.RequestID != id || r.RequestContext.Condition != EventAgeExceeded || r.RequestContext.ApproximateInvokeCount != 0 {
+			t.Errorf("record = %+v", r.RequestContext)
+		}
+		if n := h.inv.count(); n != 0 {
+			t.Errorf("%d invocations of an expired event", n)
+		}
+	})
+	t.Run("throttled until too old", func(t *testing.T) {
+		h := newHarness(t, func(o *Options) { o.BackoffMin, o.BackoffMax = 100*time.Millisecond, 100*time.Millisecond })
+		h.configure(t, "f", ConfigInput{MaximumEventAgeInSeconds: ptr(60), OnFailure: queueARN("late")})
+		h.inv.handler = func(req invoker.Request, n int) (*invoker.Response, error) {
+			h.now.Add(int64(20 * time.Second)) // each throttle costs 20 s of event age
+			return nil, &apierr.Error{Kind: apierr.TooManyRequests, Message: "Rate Exceeded."}
+		}
+		h.enqueue(t, "f", `{}`)
+		r := h.records(t, "late", 1)[0]
+		if r.RequestContext.Condition != EventAgeExceeded || r.ResponseContext.StatusCode != 429 || r.RequestContext.ApproximateInvokeCount != 0 {
+			t.Errorf("record = %+v %+v", r.RequestContext, r.ResponseContext)
+		}
+	})
+	t.Run("retry would come too late", func(t *testing.T) {
+		h := newHarness(t, func(o *Options) { o.RetryDelay = time.Minute })
+		h.configure(t, "f", ConfigInput{MaximumEventAgeInSeconds: ptr(60), OnFailure: queueARN("late")})
+		h.inv.handler = func(invoker.Request, int) (*invoker.Response, error) { return fnError(), nil }
+		h.enqueue(t, "f", `{}`)
+		r := h.records(t, "late", 1)[0]
+		if r.RequestContext.Condition != EventAgeExceeded || r.RequestContext.ApproximateInvokeCount != 1 || r.ResponseContext.FunctionError != "Unhandled" {
+			t.Errorf("record = %+v %+v", r.RequestContext, r.ResponseContext)
+		}
+	})
+}
+
+func TestFunctionDestination(t *testing.T) {
+	h := newHarness(t)
+	fArn := "arn:aws:lambda:us-east-1:000000000000:function:g"
+	h.configure(t, "f", ConfigInput{OnSuccess: &fArn})
+	h.configure(t, "g", ConfigInput{OnSuccess: queueARN("chain")})
+	id := h.enqueue(t, "f", `{"hop":1}`)
+	r := h.records(t, "chain", 1)[0]
+	if !strings.HasSuffix(r.RequestContext.FunctionArn, ":function:g:$LATEST") {
+		t.Errorf("final record from %s, want g", r.RequestContext.FunctionArn)
+	}
+	var inner Record
+	if err := json.Unmarshal(r.RequestPayload, &inner); err != nil || inner.RequestContext.RequestID != id || string(inner.RequestPayload) != `{"hop":1}` {
+		t.Errorf("g was invoked with %s (%v), want f's record", r.RequestPayload, err)
+	}
+}
+
+func TestPayloadLimits(t *testing.T) {
+	h := newHarness(t)
+	h.configure(t, "f", ConfigInput{OnSuccess: queueARN("ok")})
+	// Exactly 1 MB: more than one NATS message holds with the headers.
+	big := append(append([]byte(`"`), bytes.Repeat([]byte("x"), MaxPayload-2)...), '"')
+	h.inv.handler = func(req invoker.Request, n int) (*invoker.Response, error) {
+		return ok([]byte(`{"len":` + fmt.Sprint(len(req.Payload)) + `}`)), nil
+	}
+	if err := h.svc.Enqueue(context.Background(), &Event{RequestID: uuid.NewString(), Function: "f", Payload: big}); err != nil {
+		t.Fatalf("1 MB payload: %v", err)
+	}
+	r := h.records(t, "ok", 1)[0]
+	if string(r.ResponsePayload) != fmt.Sprintf(`{"len":%d}`, MaxPayload) {
+		t.Errorf("function saw %s, want the whole 1 MB payload", r.ResponsePayload)
+	}
+	if len(r.RequestPayload) != 4 || string(r.RequestPayload) != "null" {
+		t.Errorf("record kept a %d-byte requestPayload; want it dropped to fit a message", len(r.RequestPayload))
+	}
+	err := h.svc.Enqueue(context.Background(), &Event{RequestID: uuid.NewString(), Function: "f", Payload: append(big, ' ')})
+	if !isKind(err, apierr.RequestTooLarge) {
+		t.Errorf("1 MB + 1 payload: %v, want RequestTooLarge", err)
+	}
+	// The stored payload is freed once the event is done.
+	time.Sleep(100 * time.Millisecond)
+	if l, _ := h.svc.objects.List(context.Background()); len(l) != 0 {
+		t.Errorf("%d payload objects left after delivery", len(l))
+	}
+}
+
+func TestConcurrencyCaps(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.FunctionConcurrency, o.Concurrency = 3, 4 })
+	h.fns.add("r", ptr(1))
+	var mu sync.Mutex
+	running, peak := map[string]int{}, map[string]int{}
+	total, peakTotal := 0, 0
+	h.inv.handler = func(req invoker.Request, n int) (*invoker.Response, error) {
+		fn := req.Config.Name
+		mu.Lock()
+		running[fn]++
+		total++
+		peak[fn] = max(peak[fn], running[fn])
+		peakTotal = max(peakTotal, total)
+		mu.Unlock()
+		time.Sleep(30 * time.Millisecond)
+		mu.Lock()
+		running[fn]--
+		total--
+		mu.Unlock()
+		return ok(nil), nil
+	}
+	for _, fn := range []string{"f", "g", "r"} {
+		h.configure(t, fn, ConfigInput{OnSuccess: queueARN("done")})
+	}
+	for i := 0; i < 12; i++ {
+		for _, fn := range []string{"f", "g", "r"} {
+			h.enqueue(t, fn, `{}`)
+		}
+	}
+	h.records(t, "done", 36)
+	mu.Lock()
+	defer mu.Unlock()
+	if peak["f"] > 3 || peak["g"] > 3 || peak["r"] > 1 || peakTotal > 4 {
+		t.Errorf("peaks f=%d g=%d r=%d total=%d; want ≤3, ≤3, ≤1 (reserved), ≤4", peak["f"], peak["g"], peak["r"], peakTotal)
+	}
+	if peakTotal < 3 {
+		t.Errorf("peak concurrency %d: the queue did not drain in parallel", peakTotal)
+	}
+}
+
+func TestDeletedFunctionDropsEvents(t *testing.T) {
+	h := newHarness(t)
+	h.configure(t, "f", ConfigInput{OnSuccess: queueARN("ok")})
+	h.fns.mu.Lock()
+	delete(h.fns.fns, "f")
+	h.fns.mu.Unlock()
+	h.enqueue(t, "f", `{}`)
+	time.Sleep(300 * time.Millisecond)
+	if n := h.inv.count(); n != 0 {
+		t.Errorf("%d invocations of a deleted function", n)
+	}
+	h.svc.FunctionDeleted(context.Background(), "f")
+	if cfgs, _ := h.svc.configs.list(context.Background(), "f"); len(cfgs) != 0 {
+		t.Errorf("configs left after delete: %v", cfgs)
+	}
+}
+
+func TestConfigAPI(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.svc.GetConfig(ctx, "f", ""); !isKind(err, apierr.NotFound) {
+		t.Errorf("Get before Put: %v, want NotFound", err)
+	}
+	c, err := h.svc.PutConfig(ctx, "f", "", ConfigInput{MaximumRetryAttempts: ptr(1), OnFailure: queueARN("q1")})
+	if err != nil || c.Qualifier != "$LATEST" || c.Retries() != 1 || c.MaxAge() != 6*time.Hour {
+		t.Fatalf("Put = %+v, %v", c, err)
+	}
+	c, err = h.svc.UpdateConfig(ctx, "f", "$LATEST", ConfigInput{MaximumEventAgeInSeconds: ptr(120)})
+	if err != nil || c.Retries() != 1 || c.MaxAge() != 2*time.Minute || c.Destinations.OnFailure != *queueARN("q1") {
+		t.Fatalf("Update kept = %+v, %v", c, err)
+	}
+	c, err = h.svc.PutConfig(ctx, "f", "", ConfigInput{MaximumEventAgeInSeconds: ptr(120)})
+	if err != nil || c.MaximumRetryAttempts != nil || c.Destinations.OnFailure != "" {
+		t.Fatalf("Put did not reset the other fields: %+v, %v", c, err)
+	}
+	if _, err := h.svc.PutConfig(ctx, "f", "live", ConfigInput{}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := h.svc.ListConfigs(ctx, "f")
+	if err != nil || len(list) != 2 || list[0].Qualifier != "$LATEST" || list[1].Qualifier != "live" {
+		t.Fatalf("List = %v, %v", list, err)
+	}
+	if _, err := h.svc.PutConfig(ctx, "f", "7", ConfigInput{}); !isKind(err, apierr.NotFound) {
+		t.Errorf("Put on a missing version: %v, want NotFound", err)
+	}
+	if _, err := h.svc.PutConfig(ctx, "nope", "", ConfigInput{}); !isKind(err, apierr.NotFound) {
+		t.Errorf("Put on a missing function: %v, want NotFound", err)
+	}
+	if err := h.svc.DeleteConfig(ctx, "f", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.DeleteConfig(ctx, "f", ""); !isKind(err, apierr.NotFound) {
+		t.Errorf("second Delete: %v, want NotFound", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		in   ConfigInput
+		want string // "" = valid
+	}{
+		{"empty", ConfigInput{}, ""},
+		{"bounds", ConfigInput{MaximumRetryAttempts: ptr(0), MaximumEventAgeInSeconds: ptr(60)}, ""},
+		{"upper bounds", ConfigInput{MaximumRetryAttempts: ptr(2), MaximumEventAgeInSeconds: ptr(21600)}, ""},
+		{"retries 3", ConfigInput{MaximumRetryAttempts: ptr(3)}, "Value '3' at 'maximumRetryAttempts' failed to satisfy constraint: Member must have value less than or equal to 2"},
+		{"retries -1", ConfigInput{MaximumRetryAttempts: ptr(-1)}, "greater than or equal to 0"},
+		{"age 59", ConfigInput{MaximumEventAgeInSeconds: ptr(59)}, "Value '59' at 'maximumEventAgeInSeconds' failed to satisfy constraint: Member must have value greater than or equal to 60"},
+		{"age 21601", ConfigInput{MaximumEventAgeInSeconds: ptr(21601)}, "less than or equal to 21600"},
+		{"two errors", ConfigInput{MaximumRetryAttempts: ptr(9), MaximumEventAgeInSeconds: ptr(1)}, "2 validation errors detected"},
+		{"not an arn", ConfigInput{OnSuccess: ptr("queue")}, "destinationConfig.onSuccess.destination"},
+		{"long arn", ConfigInput{OnFailure: ptr("arn:aws:sqs:us-east-1:000000000000:" + strings.Repeat("q", 400))}, "length less than or equal to 350"},
+		{"empty arn removes", ConfigInput{OnFailure: ptr("")}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.in.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !isKind(err, apierr.Validation) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate = %v, want ValidationException with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseDestination(t *testing.T) {
+	tests := []struct {
+		arn  string
+		want Destination
+		err  string
+	}{
+		{arn: "arn:aws:lambda:us-east-1:000000000000:function:g", want: Destination{Function: "g"}},
+		{arn: "arn:aws:lambda:us-east-1:000000000000:function:g:live", want: Destination{Function: "g", Qualifier: "live"}},
+		{arn: "arn:aws:sqs:us-east-1:000000000000:my-queue_1", want: Destination{Queue: "my-queue_1"}},
+		{arn: "arn:aws:sqs:eu-west-1:000000000000:q", err: "only region"},
+		{arn: "arn:aws:sqs:us-east-1:111111111111:q", err: "only region"},
+		{arn: "arn:aws:sns:us-east-1:000000000000:topic", err: "not to sns"},
+		{arn: "arn:aws:lambda:us-east-1:000000000000:layer:x", err: "function ARN"},
+		{arn: "arn:aws:sqs:us-east-1:000000000000:bad.name", err: "queue name"},
+		{arn: "nonsense", err: "not an ARN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.arn, func(t *testing.T) {
+			d, err := ParseDestination(tt.arn, region, account)
+			if tt.err != "" {
+				if !isKind(err, apierr.InvalidParameter) || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want InvalidParameterValue with %q", err, tt.err)
+				}
+				return
+			}
+			tt.want.ARN = tt.arn
+			if err != nil || d != tt.want {
+				t.Fatalf("= %+v, %v; want %+v", d, err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseDestination(f *testing.F) {
+	for _, s := range []string{"arn:aws:lambda:us-east-1:000000000000:function:g:1", "arn:aws:sqs:us-east-1:000000000000:q", "arn:aws:sqs:::", "arn:aws:lambda:us-east-1:000000000000:function::"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arn string) {
+		d, err := ParseDestination(arn, region, account)
+		if err != nil {
+			return
+		}
+		if (d.Function == "") == (d.Queue == "") {
+			t.Fatalf("%q parsed to %+v: want exactly one target", arn, d)
+		}
+		if d.Queue != "" && !ValidQueueName(d.Queue) {
+			t.Fatalf("%q: queue name %q", arn, d.Queue)
+		}
+	})
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	ev := &Event{RequestID: "r", Function: "f", Qualifier: "q", Accepted: time.UnixMilli(5), Invokes: 2, Errors: 1,
+		NotBefore: time.UnixMilli(9), Last: Outcome{StatusCode: 200, FunctionError: "Unhandled"}}
+	h := ev.header()
+	f.Add(h.Get(hRequestID), h.Get(hAccepted), h.Get(hInvokes), h.Get(hNotBefore), h.Get(hLastStatus))
+	f.Fuzz(func(t *testing.T, id, accepted, invokes, notBefore, status string) {
+		h := ev.header()
+		h.Set(hRequestID, id)
+		h.Set(hAccepted, accepted)
+		h.Set(hInvokes, invokes)
+		h.Set(hNotBefore, notBefore)
+		h.Set(hLastStatus, status)
+		got, err := decodeEvent(h, []byte("{}"))
+		if err != nil {
+			return
+		}
+		again, err := decodeEvent(got.header(), got.Payload)
+		if err != nil || again.RequestID != got.RequestID || again.Invokes != got.Invokes || !again.Accepted.Equal(got.Accepted) {
+			t.Fatalf("round trip: %+v → %+v, %v", got, again, err)
+		}
+	})
+}
+
+func TestQueues(t *testing.T) {
+	h := newHarness(t)
+	q := h.svc.Queues()
+	ctx := context.Background()
+	if _, err := q.Read(ctx, "none", 0, 10, 0); !isKind(err, apierr.NotFound) {
+		t.Errorf("Read of a missing queue: %v", err)
+	}
+	for i := 1; i <= 5; i++ {
+		seq, err := q.Send(ctx, "tail", []byte(fmt.Sprintf(`{"i":%d}`, i)))
+		if err != nil || seq != uint64(i) {
+			t.Fatalf("Send %d = %d, %v", i, seq, err)
+		}
+	}
+	msgs, err := q.Read(ctx, "tail", 2, 2, 0)
+	if err != nil || len(msgs) != 2 || msgs[0].Seq != 3 || string(msgs[1].Body) != `{"i":4}` {
+		t.Fatalf("Read(after 2, max 2) = %v, %v", msgs, err)
+	}
+	start := time.Now()
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		q.Send(ctx, "tail", []byte(`{"i":6}`))
+	}()
+	msgs, err = q.Read(ctx, "tail", 5, 10, 5*time.Second)
+	if err != nil || len(msgs) != 1 || msgs[0].Seq != 6 || time.Since(start) > 3*time.Second {
+		t.Fatalf("long poll = %v, %v after %v", msgs, err, time.Since(start))
+	}
+	list, err := q.List(ctx)
+	if err != nil || len(list) != 1 || list[0].Name != "tail" || list[0].Messages != 6 || list[0].ARN != "arn:aws:sqs:us-east-1:000000000000:tail" {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+	if err := q.Delete(ctx, "tail"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Get(ctx, "tail"); !isKind(err, apierr.NotFound) {
+		t.Errorf("Get after Delete: %v", err)
+	}
+	if _, err := q.Create(ctx, "bad name"); !isKind(err, apierr.Validation) {
+		t.Errorf("Create with a bad name: %v", err)
+	}
+}
+
+func TestResumeAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func(inv *fakeInvoker) (*Service, func()) {
+		st, err := jetstream.Open(ctx, jetstream.Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bucket, _ := st.Bucket(ctx, "async")
+		svc := New(Options{JetStream: st.JetStream(), Bucket: bucket, Functions: newFakeFunctions("f"), Invoker: inv,
+			Region: region, Account: account, AckWait: time.Second, RetryDelay: 10 * time.Millisecond})
+		if err := svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return svc, func() {
+			cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			svc.Close(cctx)
+			st.Close()
+		}
+	}
+	// First run: the function blocks, so nothing is acknowledged before
+	// the server goes away.
+	block := make(chan struct{})
+	defer close(block)
+	first := &fakeInvoker{handler: func(invoker.Request, int) (*invoker.Response, error) { <-block; return ok(nil), nil }}
+	svc, stop := open(first)
+	if _, err := svc.PutConfig(ctx, "f", "", ConfigInput{OnSuccess: queueARN("ok")}); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		id := uuid.NewString()
+		ids[id] = true
+		if err := svc.Enqueue(ctx, &Event{RequestID: id, Function: "f", Payload: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for first.count() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+
+	second := &fakeInvoker{}
+	svc, stop = open(second)
+	defer stop()
+	h := &harness{svc: svc}
+	for _, r := range h.records(t, "ok", 20) {
+		delete(ids, r.RequestContext.RequestID)
+	}
+	if len(ids) != 0 {
+		t.Errorf("%d events not delivered after the restart", len(ids))
+	}
+}

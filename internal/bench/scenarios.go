@@ -1,0 +1,465 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const noop = `{"op":"noop"}`
+
+// deploy pushes the root filesystem and creates fn from it.
+func (r *run) deploy(ctx context.Context, fn string, memoryMB int32) error {
+	ref, err := r.srv.push(r.rootfs, "bench/"+fn+":v1")
+	if err != nil {
+		return err
+	}
+	return r.srv.createFunction(ctx, fn, ref, memoryMB)
+}
+
+// cold measures cold starts two ways, both next to `<runtime> run` (and
+// `podman run`) of the same root filesystem:
+//
+//   - recent version: the function ran recently, but its only environment
+//     is gone (the previous, untimed, invocation made the runtime exit);
+//     this is the cold start of a function in use, which a created-ahead
+//     container serves.
+//   - new configuration: every sample follows a configuration change, so
+//     nothing prepared for the old one fits.
+func (r *run) cold(ctx context.Context) error {
+	const fn = "bench-cold"
+	n := r.opts.ColdSamples
+	r.progress("cold start: %d samples per variant", n)
+	if err := r.deploy(ctx, fn, 1769); err != nil {
+		return err
+	}
+	if _, err := r.srv.invoke(ctx, fn, noop); err != nil {
+		return err
+	}
+	stopProfile := r.startProfile(ctx, "cold-recent.pprof", time.Duration(n)*400*time.Millisecond)
+	var recent []time.Duration
+	prev := ""
+	for range n {
+		// Untimed: the runtime exits mid-invocation, so the environment
+		// is discarded. Then give background work a moment, as real
+		// traffic would.
+		if _, err := r.srv.invoke(ctx, fn, `{"op":"exit"}`); !errors.Is(err, errFunction) {
+			return fmt.Errorf("reset invocation: want a function error, got %v", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+		start := time.Now()
+		body, err := r.srv.invoke(ctx, fn, noop)
+		if err != nil {
+			return err
+		}
+		recent = append(recent, time.Since(start))
+		env := envOf(body)
+		if env == prev {
+			return fmt.Errorf("cold sample ran in the previous environment %s", env)
+		}
+		prev = env
+	}
+	stopProfile()
+
+	stopProfile = r.startProfile(ctx, "cold-new.pprof", time.Duration(n)*400*time.Millisecond)
+	var fresh []time.Duration
+	for i := range n {
+		if err := r.srv.reconfigure(ctx, fn, fmt.Sprint(i)); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond) // let the retired environment go
+		start := time.Now()
+		if _, err := r.srv.invoke(ctx, fn, noop); err != nil {
+			return err
+		}
+		fresh = append(fresh, time.Since(start))
+	}
+	stopProfile()
+
+	r.progress("cold start: baseline %s run", r.raw.name)
+	if _, err := r.raw.run(ctx); err != nil { // warm-up, not counted
+		return err
+	}
+	var raw []time.Duration
+	for range n {
+		d, err := r.raw.run(ctx)
+		if err != nil {
+			return err
+		}
+		raw = append(raw, d)
+	}
+	rawName := r.raw.name + " run (Go no-op)"
+	r.report.Rows = append(r.report.Rows,
+		Row{Scenario: "cold start, recent version", Unit: Duration, Kappa: durations(recent), Baseline: rawName, Base: durations(raw),
+			Target: "≤10ms p50, ≤25ms p99"},
+		Row{Scenario: "cold start, new configuration", Unit: Duration, Kappa: durations(fresh), Baseline: rawName, Base: durations(raw)},
+	)
+	p, err := newPodman(ctx, r.work, r.rootfs)
+	if err != nil {
+		r.progress("cold start: no podman baseline: %v", err)
+		return nil
+	}
+	defer p.close()
+	r.progress("cold start: baseline podman run")
+	if _, err := p.run(ctx); err != nil {
+		r.progress("cold start: no podman baseline: %v", err)
+		return nil
+	}
+	var pod []time.Duration
+	for range min(n, 20) {
+		d, err := p.run(ctx)
+		if err != nil {
+			return err
+		}
+		pod = append(pod, d)
+	}
+	r.report.Rows = append(r.report.Rows, Row{Scenario: "cold start, recent version", Unit: Duration, Kappa: durations(recent),
+		Baseline: "podman run (Go no-op)", Base: durations(pod), Target: "≤1/20 of podman"})
+	return nil
+}
+
+// startProfile takes a CPU profile of the server over at most d into
+// ProfileDir/name; the returned func ends it early and waits for it.
+func (r *run) startProfile(ctx context.Context, name string, d time.Duration) func() {
+	if r.opts.ProfileDir == "" {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// pprof ends the profile early when the request is cancelled, and
+		// then writes nothing: profile in slices of 5 s and keep them.
+		for i := 0; ctx.Err() == nil && d > 0; i++ {
+			slice := min(d, 5*time.Second)
+			path := filepath.Join(r.opts.ProfileDir, fmt.Sprintf("%s.%d", name, i))
+			if err := r.srv.profile(ctx, max(slice, time.Second), path); err != nil && ctx.Err() == nil {
+				r.progress("profile %s: %v", name, err)
+				return
+			}
+			d -= slice
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// warm measures sequential invocations of a warm environment next to a
+// round trip to the bare echo server, with the same client.
+func (r *run) warm(ctx context.Context) error {
+	const fn = "bench-warm"
+	n := r.opts.WarmSamples
+	r.progress("warm invoke: %d samples", n)
+	if err := r.deploy(ctx, fn, 1769); err != nil {
+		return err
+	}
+	for range 20 {
+		if _, err := r.srv.invoke(ctx, fn, noop); err != nil {
+			return err
+		}
+	}
+	var kappa []time.Duration
+	for range n {
+		start := time.Now()
+		if _, err := r.srv.invoke(ctx, fn, noop); err != nil {
+			return err
+		}
+		kappa = append(kappa, time.Since(start))
+	}
+	var echo []time.Duration
+	for i := range n + 20 {
+		start := time.Now()
+		if err := post(ctx, r.srv.client, r.echo.url("/"), noop); err != nil {
+			return err
+		}
+		if i >= 20 {
+			echo = append(echo, time.Since(start))
+		}
+	}
+	k, b := durations(kappa), durations(echo)
+	r.report.Rows = append(r.report.Rows, Row{Scenario: "warm invoke", Unit: Duration, Kappa: k,
+		Baseline: "HTTP echo round trip", Base: b, Target: "≤250µs added p50",
+		Note: "added latency over the echo round trip: p50 " + format(Duration, k.P50-b.P50) + ", p99 " + format(Duration, k.P99-b.P99)})
+	return nil
+}
+
+func post(ctx context.Context, c *http.Client, url, body string) error {
+	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("POST %s: HTTP %d", url, resp.StatusCode)
+	}
+	return nil
+}
+
+// throughput runs Concurrency clients invoking a no-op for ThroughputTime,
+// then the same clients against the echo server.
+func (r *run) throughput(ctx context.Context) error {
+	const fn = "bench-throughput"
+	c := r.opts.Concurrency
+	r.progress("throughput: %d clients for %s", c, r.opts.ThroughputTime)
+	if err := r.deploy(ctx, fn, 1769); err != nil {
+		return err
+	}
+	// Start the environments first: throughput is a warm measure.
+	for range 3 {
+		if _, err := burst(ctx, c, func() error { _, err := r.srv.invoke(ctx, fn, noop); return err }); err != nil {
+			return err
+		}
+	}
+	kRate, kLat, err := load(ctx, c, r.opts.ThroughputTime, func() error { _, err := r.srv.invoke(ctx, fn, noop); return err })
+	if err != nil {
+		return err
+	}
+	bRate, bLat, err := load(ctx, c, r.opts.ThroughputTime, func() error { return post(ctx, r.srv.client, r.echo.url("/"), noop) })
+	if err != nil {
+		return err
+	}
+	k, b := durations(kLat), durations(bLat)
+	r.report.Rows = append(r.report.Rows,
+		Row{Scenario: fmt.Sprintf("throughput, c=%d", c), Unit: PerSecond, Kappa: Stat{P50: kRate, P99: kRate, N: 1},
+			Baseline: "HTTP echo", Base: Stat{P50: bRate, P99: bRate, N: 1}, Target: "≥10,000/s"},
+		Row{Scenario: fmt.Sprintf("latency under load, c=%d", c), Unit: Duration, Kappa: k, Baseline: "HTTP echo", Base: b},
+	)
+	return nil
+}
+
+// burst runs f n times at once and returns how long until the last ended.
+func burst(ctx context.Context, n int, f func() error) (time.Duration, error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	gate := make(chan struct{})
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			if err := f(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	start := time.Now()
+	close(gate)
+	wg.Wait()
+	d := time.Since(start)
+	close(errs)
+	return d, <-errs
+}
+
+// load runs c workers calling f for d and returns the rate and latencies.
+func load(ctx context.Context, c int, d time.Duration, f func() error) (float64, []time.Duration, error) {
+	var (
+		mu    sync.Mutex
+		lat   []time.Duration
+		count atomic.Int64
+		first error
+	)
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(stop) && ctx.Err() == nil {
+				t := time.Now()
+				if err := f(); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+				mine = append(mine, time.Since(t))
+				count.Add(1)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	return float64(count.Load()) / elapsed.Seconds(), lat, first
+}
+
+// scale starts ScaleOut environments at once from none, ScaleRounds
+// times, next to as many concurrent `<runtime> run`s of the no-op.
+func (r *run) scale(ctx context.Context) error {
+	const fn = "bench-scale"
+	n := r.opts.ScaleOut
+	r.progress("scale-out: 0 to %d environments, %d rounds", n, r.opts.ScaleRounds)
+	if err := r.deploy(ctx, fn, 128); err != nil {
+		return err
+	}
+	var kappa, base []time.Duration
+	var note []string
+	for round := range r.opts.ScaleRounds {
+		if err := r.retire(ctx, fn, fmt.Sprint("round-", round)); err != nil {
+			return err
+		}
+		var mu sync.Mutex
+		envs := map[string]bool{}
+		d, err := burst(ctx, n, func() error {
+			body, err := r.srv.invoke(ctx, fn, noop)
+			mu.Lock()
+			envs[envOf(body)] = true
+			mu.Unlock()
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		kappa = append(kappa, d)
+		note = append(note, fmt.Sprint(len(envs)))
+		d, err = burst(ctx, n, func() error { _, err := r.raw.run(ctx); return err })
+		if err != nil {
+			return err
+		}
+		base = append(base, d)
+	}
+	if err := r.retire(ctx, fn, "done"); err != nil {
+		return err
+	}
+	r.report.Rows = append(r.report.Rows, Row{Scenario: fmt.Sprintf("scale-out 0→%d", n), Unit: Duration,
+		Kappa: durations(kappa), Baseline: fmt.Sprintf("%d × %s run at once", n, r.raw.name), Base: durations(base),
+		Target: "≤2s", Note: "distinct environments that answered per round: " + strings.Join(note, ", ")})
+	return nil
+}
+
+// retire changes fn's configuration, which destroys its idle
+// environments, and waits until the server's live count stops falling.
+func (r *run) retire(ctx context.Context, fn, sample string) error {
+	if err := r.srv.reconfigure(ctx, fn, sample); err != nil {
+		return err
+	}
+	prev := -1
+	for range 600 {
+		live, _, err := r.srv.health(ctx)
+		if err != nil {
+			return err
+		}
+		if live == prev {
+			return nil
+		}
+		prev = live
+		time.Sleep(200 * time.Millisecond)
+	}
+	return nil
+}
+
+// density starts Density idle environments and reports the server's
+// resident memory per environment and the idle CPU, next to the echo
+// server holding as many idle long-poll requests.
+func (r *run) density(ctx context.Context) error {
+	const fn = "bench-density"
+	n := r.opts.Density
+	r.progress("density: %d idle environments", n)
+	if err := r.deploy(ctx, fn, 128); err != nil {
+		return err
+	}
+	// One environment first, so that one-time costs (the image's root
+	// filesystem, code paths run for the first time) are not counted.
+	if _, err := r.srv.invoke(ctx, fn, noop); err != nil {
+		return err
+	}
+	settle := func() { time.Sleep(2 * time.Second); r.srv.gc(ctx) }
+	settle()
+	pid := r.srv.pid()
+	before, err := rss(pid)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	envs := map[string]bool{}
+	if _, err := burst(ctx, n, func() error {
+		body, err := r.srv.invoke(ctx, fn, noop)
+		mu.Lock()
+		envs[envOf(body)] = true
+		mu.Unlock()
+		return err
+	}); err != nil {
+		return err
+	}
+	settle()
+	after, err := rss(pid)
+	if err != nil {
+		return err
+	}
+	added := len(envs) - 1 // the first one existed before
+	if added < 1 {
+		return fmt.Errorf("density: only %d environments answered", len(envs))
+	}
+	perEnv := (float64(after) - float64(before)) / float64(added)
+	srvCPU, envCPU, nChildren := idleCPU(pid, r.opts.IdleWindow)
+
+	// Baseline: the echo server holding n idle long polls.
+	epid := r.echo.cmd.Process.Pid
+	ebefore, _ := rss(epid)
+	tr := &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: n}
+	defer tr.CloseIdleConnections()
+	pctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(pctx, "GET", r.echo.url("/wait"), nil)
+			if resp, err := tr.RoundTrip(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	eafter, _ := rss(epid)
+	echoCPU, _, _ := idleCPU(epid, r.opts.IdleWindow)
+	cancel()
+	wg.Wait()
+	perConn := (float64(eafter) - float64(ebefore)) / float64(n)
+
+	r.report.Rows = append(r.report.Rows,
+		Row{Scenario: fmt.Sprintf("density: server RSS per idle env (%d)", added), Unit: Bytes,
+			Kappa: Stat{P50: perEnv, P99: perEnv, N: 1}, Baseline: "bare Go server, per idle long poll",
+			Base: Stat{P50: perConn, P99: perConn, N: 1}, Target: "≤1MB",
+			Note: fmt.Sprintf("server RSS %s → %s for %d environments (function processes excluded)", format(Bytes, float64(before)), format(Bytes, float64(after)), added)},
+		Row{Scenario: fmt.Sprintf("idle CPU, server (%d envs)", added+1), Unit: Percent,
+			Kappa: Stat{P50: srvCPU, P99: srvCPU, N: 1}, Baseline: "bare Go server, idle polls",
+			Base: Stat{P50: echoCPU, P99: echoCPU, N: 1}, Target: "~0"},
+		Row{Scenario: fmt.Sprintf("idle CPU, %d function processes", nChildren), Unit: Percent,
+			Kappa: Stat{P50: envCPU, P99: envCPU, N: 1}, Baseline: "-"},
+	)
+	return r.retire(ctx, fn, "done")
+}
+
+// idleCPU samples, over window, the CPU use of pid and of its children in
+// percent of one CPU.
+func idleCPU(pid int, window time.Duration) (self, children float64, n int) {
+	_, s0, _ := procStat(pid)
+	c0, _ := childrenCPU(pid)
+	start := time.Now()
+	time.Sleep(window)
+	_, s1, _ := procStat(pid)
+	c1, n := childrenCPU(pid)
+	el := time.Since(start).Seconds()
+	return 100 * (s1 - s0).Seconds() / el, 100 * (c1 - c0).Seconds() / el, n
+}

@@ -1,0 +1,395 @@
+package logs
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Query selects stored lines of one function. The zero Query selects all.
+type Query struct {
+	// Since and Until bound the lines' times (inclusive); zero is unbounded.
+	Since, Until time.Time
+	// Filter keeps lines whose message contains it (case-sensitive).
+	Filter string
+	// RequestID keeps the lines attributed to one invocation.
+	RequestID string
+	// Stream keeps the lines of one log stream.
+	Stream string
+	// Limit keeps only the newest Limit lines of the history; 0 keeps all.
+	Limit int
+}
+
+func (q Query) match(stream string, r record) bool {
+	if !q.Since.IsZero() && r.nanos < q.Since.UnixNano() {
+		return false
+	}
+	if !q.Until.IsZero() && r.nanos > q.Until.UnixNano() {
+		return false
+	}
+	if q.Stream != "" && stream != q.Stream {
+		return false
+	}
+	if q.RequestID != "" && r.request != q.RequestID {
+		return false
+	}
+	return q.Filter == "" || bytes.Contains(r.msg, []byte(q.Filter))
+}
+
+// Event is one stored line as queries return it.
+type Event struct {
+	Time      time.Time `json:"time"`
+	Stream    string    `json:"stream"`
+	RequestID string    `json:"requestId,omitempty"`
+	// Type is "function" for the function's output, "platform" for
+	// START/END/REPORT and logsDropped records, "notice" for messages of
+	// the log API itself (a follower that fell behind).
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	nanos   int64
+}
+
+func newEvent(stream string, r record) Event {
+	typ := "function"
+	if r.platform {
+		typ = "platform"
+	}
+	return Event{
+		Time: time.Unix(0, r.nanos).UTC(), Stream: stream, RequestID: r.request,
+		Type: typ, Message: string(r.msg), nanos: r.nanos,
+	}
+}
+
+// StreamInfo describes one stored stream.
+type StreamInfo struct {
+	Name      string    `json:"name"`
+	LastWrite time.Time `json:"lastEventTime"`
+	Bytes     int64     `json:"storedBytes"`
+	Open      bool      `json:"open"`
+}
+
+// Streams lists a function's stored streams, most recently written first.
+func (s *Store) Streams(fn string) ([]StreamInfo, error) {
+	if !ValidFunction(fn) {
+		return nil, errors.New("invalid function name")
+	}
+	segs, err := s.segments(fn)
+	if err != nil {
+		return nil, err
+	}
+	root := filepath.Join(s.opts.Dir, fn)
+	by := map[string]*StreamInfo{}
+	for _, sg := range segs {
+		rel, err := filepath.Rel(root, filepath.Dir(sg.path))
+		if err != nil {
+			continue
+		}
+		name := filepath.ToSlash(rel)
+		si := by[name]
+		if si == nil {
+			si = &StreamInfo{Name: name}
+			by[name] = si
+		}
+		si.Bytes += sg.size
+		if sg.mod.After(si.LastWrite) {
+			si.LastWrite = sg.mod
+		}
+		si.Open = si.Open || sg.active
+	}
+	out := make([]StreamInfo, 0, len(by))
+	for _, si := range by {
+		out = append(out, *si)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LastWrite.After(out[j].LastWrite) })
+	return out, nil
+}
+
+// streamReader reads one stream's segments in order.
+type streamReader struct {
+	name  string
+	paths []string
+	f     *os.File
+	sc    *bufio.Scanner
+	cur   record
+}
+
+// next advances to the next well-formed record; false at the end.
+func (r *streamReader) next() bool {
+	for {
+		if r.sc == nil {
+			if len(r.paths) == 0 {
+				return false
+			}
+			f, err := os.Open(r.paths[0])
+			r.paths = r.paths[1:]
+			if err != nil {
+				continue // pruned meanwhile
+			}
+			r.f = f
+			r.sc = bufio.NewScanner(f)
+			r.sc.Buffer(make([]byte, 64<<10), maxLine+4096)
+		}
+		if r.sc.Scan() {
+			rec, err := decodeRecord(r.sc.Bytes())
+			if err != nil {
+				continue
+			}
+			r.cur = rec
+			return true
+		}
+		r.close()
+	}
+}
+
+func (r *streamReader) close() {
+	if r.f != nil {
+		r.f.Close()
+	}
+	r.f, r.sc = nil, nil
+}
+
+// readers is a heap of stream readers ordered by their current record.
+type readers []*streamReader
+
+func (h readers) Len() int           { return len(h) }
+func (h readers) Less(i, j int) bool { return h[i].cur.nanos < h[j].cur.nanos }
+func (h readers) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *readers) Push(x any)        { *h = append(*h, x.(*streamReader)) }
+func (h *readers) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Query calls emit with the function's stored lines that q selects, oldest
+// first, merging its streams by time. It stops at emit's first error and
+// returns it.
+func (s *Store) Query(ctx context.Context, fn string, q Query, emit func(Event) error) error {
+	_, err := s.query(ctx, fn, q, emit)
+	return err
+}
+
+// query is Query that also returns, per stream, the time of the last record
+// read, for a follower to skip lines it already sent.
+func (s *Store) query(ctx context.Context, fn string, q Query, emit func(Event) error) (map[string]int64, error) {
+	if !ValidFunction(fn) {
+		return nil, errors.New("invalid function name")
+	}
+	s.flushFunction(fn)
+	root := filepath.Join(s.opts.Dir, fn)
+	byStream := map[string][]string{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if _, ok := segmentNumber(d.Name()); !ok {
+			return nil
+		}
+		if !q.Since.IsZero() {
+			if info, err := d.Info(); err != nil || info.ModTime().Before(q.Since) {
+				return nil // written to last before the window
+			}
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return nil
+		}
+		name := filepath.ToSlash(rel)
+		if q.Stream == "" || q.Stream == name {
+			byStream[name] = append(byStream[name], path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var h readers
+	for name, paths := range byStream {
+		sort.Strings(paths)
+		r := &streamReader{name: name, paths: paths}
+		if r.next() {
+			h = append(h, r)
+		}
+	}
+	defer func() {
+		for _, r := range h {
+			r.close()
+		}
+	}()
+	heap.Init(&h)
+	seen := map[string]int64{}
+	var ring []Event // the newest q.Limit events, when limited
+	start := 0
+	for n := 0; len(h) > 0; n++ {
+		if n%1024 == 0 && ctx.Err() != nil {
+			return seen, ctx.Err()
+		}
+		r := h[0]
+		rec := r.cur
+		seen[r.name] = rec.nanos
+		if q.match(r.name, rec) {
+			ev := newEvent(r.name, rec)
+			switch {
+			case q.Limit <= 0:
+				if err := emit(ev); err != nil {
+					return seen, err
+				}
+			case len(ring) < q.Limit:
+				ring = append(ring, ev)
+			default:
+				ring[start] = ev
+				start = (start + 1) % q.Limit
+			}
+		}
+		if r.next() {
+			heap.Fix(&h, 0)
+		} else {
+			r.close()
+			heap.Pop(&h)
+		}
+	}
+	for i := range ring {
+		if err := emit(ring[(start+i)%len(ring)]); err != nil {
+			return seen, err
+		}
+	}
+	return seen, nil
+}
+
+// subscriber is one follower of a function's new lines.
+type subscriber struct {
+	ch   chan []Event
+	lost atomic.Int64 // events not delivered because ch was full
+}
+
+func (s *Store) subscribe(fn string) *subscriber {
+	sub := &subscriber{ch: make(chan []Event, 256)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		close(sub.ch)
+		return sub
+	}
+	if s.subs[fn] == nil {
+		s.subs[fn] = map[*subscriber]struct{}{}
+	}
+	s.subs[fn][sub] = struct{}{}
+	return sub
+}
+
+func (s *Store) unsubscribe(fn string, sub *subscriber) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.subs[fn]; m != nil {
+		if _, ok := m[sub]; ok {
+			delete(m, sub)
+			close(sub.ch)
+		}
+		if len(m) == 0 {
+			delete(s.subs, fn)
+		}
+	}
+}
+
+// publish hands records just written to the function's followers, never
+// blocking: a follower that cannot keep up loses lines and is told so.
+func (s *Store) publish(fn, stream string, batch []record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	subs := s.subs[fn]
+	if len(subs) == 0 {
+		return
+	}
+	evs := make([]Event, len(batch))
+	for i, r := range batch {
+		evs[i] = newEvent(stream, r)
+	}
+	for sub := range subs {
+		select {
+		case sub.ch <- evs:
+		default:
+			sub.lost.Add(int64(len(evs)))
+		}
+	}
+}
+
+// CloseFollowers ends every Follow call, now and later; for server
+// shutdown, so that open tails do not hold it up.
+func (s *Store) CloseFollowers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for fn, m := range s.subs {
+		for sub := range m {
+			close(sub.ch)
+		}
+		delete(s.subs, fn)
+	}
+}
+
+// Follow is Query followed by every new line that q selects (its Until
+// and Limit apply to the history only), until ctx ends or the store's
+// followers are closed; emit gets a batch at a time. A follower that falls
+// behind gets a "notice" event counting the lines it missed.
+func (s *Store) Follow(ctx context.Context, fn string, q Query, emit func([]Event) error) error {
+	sub := s.subscribe(fn)
+	defer s.unsubscribe(fn, sub)
+	var hist []Event
+	seen, err := s.query(ctx, fn, q, func(e Event) error {
+		hist = append(hist, e)
+		if len(hist) >= 512 {
+			err := emit(hist)
+			hist = hist[:0]
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(hist) > 0 {
+		if err := emit(hist); err != nil {
+			return err
+		}
+	}
+	live := q
+	live.Since, live.Until = time.Time{}, time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case evs, ok := <-sub.ch:
+			if !ok {
+				return nil
+			}
+			var out []Event
+			if n := sub.lost.Swap(0); n > 0 {
+				out = append(out, Event{Time: time.Now().UTC(), Type: "notice",
+					Message: "kappa: this follower fell behind and missed " + strconv.FormatInt(n, 10) + " lines"})
+			}
+			for _, e := range evs {
+				if e.nanos <= seen[e.Stream] {
+					continue // already sent from the history
+				}
+				if live.match(e.Stream, record{nanos: e.nanos, request: e.RequestID, msg: []byte(e.Message)}) {
+					out = append(out, e)
+				}
+			}
+			if len(out) > 0 {
+				if err := emit(out); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,82 @@
+// Command stream is a Lambda function (aws-lambda-go) for the response
+// streaming, extension and telemetry tests. The event's "op" picks what it
+// does: "echo" returns the event's data; "log" prints the event's lines to
+// stdout; "sleep" sleeps ms milliseconds; "stream" returns an io.Reader
+// that yields n chunks "chunk-<i>\n", ms milliseconds apart (aws-lambda-go
+// streams an io.Reader result with chunked encoding); "streamfail" does the
+// same and then fails mid-stream (the error travels in the trailers);
+// "exit" exits with status 3.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+)
+
+type event struct {
+	Op    string          `json:"op"`
+	N     int             `json:"n"`
+	Ms    int             `json:"ms"`
+	Lines []string        `json:"lines"`
+	Data  json.RawMessage `json:"data"`
+}
+
+type response struct {
+	Data json.RawMessage `json:"data,omitempty"`
+	Ok   bool            `json:"ok"`
+}
+
+// midStreamError is what "streamfail" fails with.
+type midStreamError struct{}
+
+func (midStreamError) Error() string { return "failed after streaming" }
+
+func handle(ctx context.Context, ev event) (any, error) {
+	switch ev.Op {
+	case "echo":
+		return response{Data: ev.Data, Ok: true}, nil
+	case "log":
+		for _, l := range ev.Lines {
+			fmt.Println(l)
+		}
+		return response{Ok: true}, nil
+	case "sleep":
+		select {
+		case <-time.After(time.Duration(ev.Ms) * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return response{Ok: true}, nil
+	case "stream", "streamfail":
+		r, w := io.Pipe()
+		go func() {
+			for i := range ev.N {
+				if i > 0 {
+					time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
+				}
+				if _, err := fmt.Fprintf(w, "chunk-%d\n", i); err != nil {
+					return
+				}
+			}
+			if ev.Op == "streamfail" {
+				w.CloseWithError(midStreamError{})
+				return
+			}
+			w.Close()
+		}()
+		return io.Reader(r), nil
+	case "exit":
+		os.Exit(3)
+	}
+	return nil, errors.New("unknown op " + ev.Op)
+}
+
+func main() {
+	lambda.Start(handle)
+}
