@@ -23,6 +23,7 @@ build:
 
 ## test: install what the tests need and run every test
 test: deps
+	scripts/console-deps.sh
 	go vet ./...
 	go test -race -count=1 ./internal/... ./cmd/...
 	scripts/conformance.sh
@@ -45,7 +46,7 @@ fuzz:
 
 ## bench: cold start and warm invoke next to crun run and a bare HTTP echo
 bench: deps
-	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
+	go test -run '^$$' -bench InvokeLatency -benchtime 1x -timeout 30m ./test/e2e/
 
 ## bench-registry: registry push/pull and Create-to-Active next to Distribution and crane
 bench-registry:

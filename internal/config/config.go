@@ -94,6 +94,20 @@ type Server struct {
 	// OTLPEndpoint is the OTLP/HTTP receiver invocation spans are sent to
 	// ("http://127.0.0.1:4318"); empty sends none.
 	OTLPEndpoint string
+
+	// Spares is how many created-but-not-started environments are kept for
+	// recently invoked configurations, across all functions, so that their
+	// cold starts only start one (0: none).
+	Spares int
+	// SpareIdleTimeout is how long a configuration's spare is kept after
+	// the configuration was last invoked.
+	SpareIdleTimeout time.Duration
+	// NetNSPool is how many network namespaces, with their Runtime API
+	// listeners, are kept created ahead (0: one is made per environment).
+	NetNSPool int
+	// ExecStart starts containers with `<runtime> start` rather than
+	// through crun's exec fifo (which needs no process).
+	ExecStart bool
 }
 
 // RegistryAuth reports whether registry credentials are configured.
@@ -112,6 +126,8 @@ func Defaults() Server {
 		MaxEnvironments:          1000,
 		AccountConcurrency:       1000,
 		IdleTimeout:              10 * time.Minute,
+		FreezeIdle:               true,
+		DrainTimeout:             15 * time.Minute,
 		LogLevel:                 "info",
 		SyncWrites:               true,
 		AsyncRetryDelay:          time.Minute,
@@ -124,6 +140,9 @@ func Defaults() Server {
 		LogRetention:             7 * 24 * time.Hour,
 		LogMaxBytes:              256 << 20,
 		LogRateLimit:             4 << 20,
+		Spares:                   16,
+		SpareIdleTimeout:         5 * time.Minute,
+		NetNSPool:                8,
 	}
 }
 

@@ -167,6 +167,7 @@ func (s *Service) UpdateAlias(ctx context.Context, fn string, in AliasInput) (*A
 		if err != nil {
 			return nil, apierr.Wrap(apierr.Internal, err, "write alias")
 		}
+		s.changed(fn) // provisioned concurrency on the alias follows it
 		return a, nil
 	}
 	return nil, apierr.New(apierr.Internal, "too much contention on alias %s", in.Name)
@@ -181,6 +182,11 @@ func (s *Service) DeleteAlias(ctx context.Context, fn, name string) error {
 	if err := s.opts.Bucket.Delete(ctx, aliasKey(fn, name)); err != nil {
 		return apierr.Wrap(apierr.Internal, err, "delete alias")
 	}
+	// The alias's provisioned concurrency goes with it.
+	if err := s.opts.Bucket.Delete(ctx, provisionedKey(fn, name)); err != nil {
+		return apierr.Wrap(apierr.Internal, err, "delete provisioned concurrency")
+	}
+	s.changed(fn)
 	return nil
 }
 

@@ -46,6 +46,8 @@ type env struct {
 	// digest is the image whose root filesystem images holds for us.
 	digest string
 	images RootFSProvider
+	// seq orders environments by creation (see Invoker.retiredAt).
+	seq uint64
 	// owner is the provisioned-concurrency config that keeps this
 	// environment ("" for on-demand ones); such environments are never
 	// reaped while provisioned.

@@ -18,6 +18,7 @@ import (
 	"github.com/kappa-run/kappa/internal/logs"
 	"github.com/kappa-run/kappa/internal/runtimeapi"
 	"github.com/kappa-run/kappa/internal/sandbox"
+	"github.com/kappa-run/kappa/internal/spare"
 )
 
 // RootFSProvider returns the read-only root filesystem of an image digest;
@@ -61,6 +62,9 @@ type Options struct {
 	Now        func() time.Time
 	// Observer is told every invocation's outcome; nil ignores them.
 	Observer Observer
+	// Spares keeps created-but-not-started environments for recently used
+	// configurations (see SpareOptions); the zero value keeps none.
+	Spares SpareOptions
 }
 
 // Request is one synchronous invocation.
@@ -119,6 +123,13 @@ type Invoker struct {
 	initFailures map[string]*initFailure
 	// provisions are the provisioned-concurrency targets by owner.
 	provisions map[string]*provision
+	// seq numbers environments in creation order; retiredAt[fn] is the
+	// seq at the function's last Retire: older on-demand environments of
+	// it are destroyed when released instead of going back to the pool.
+	seq       uint64
+	retiredAt map[string]uint64
+	// spares are created sandboxes for cold starts (nil: none kept).
+	spares *spare.Pool[*prepared]
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -155,8 +166,10 @@ func New(opts Options) *Invoker {
 		idle: map[string][]*env{}, all: map[*env]struct{}{},
 		inflight: map[string]int{}, scaling: map[string]*rate.Limiter{},
 		initFailures: map[string]*initFailure{}, provisions: map[string]*provision{},
-		stop: make(chan struct{}),
+		retiredAt: map[string]uint64{},
+		stop:      make(chan struct{}),
 	}
+	inv.spares = newSpares(opts)
 	inv.wg.Add(1)
 	go inv.reaper()
 	return inv
@@ -234,6 +247,7 @@ func (inv *Invoker) attempt(ctx context.Context, req Request, start time.Time, f
 		finish()
 	}
 	inv.release(e, healthy)
+	inv.wantSpare(req.Config)
 	return resp, false, nil
 }
 
@@ -390,7 +404,8 @@ func (inv *Invoker) release(e *env, healthy bool) {
 		inv.mu.Unlock()
 		return
 	}
-	if healthy && !inv.closed {
+	stale := e.owner == "" && e.seq <= inv.retiredAt[e.fn]
+	if healthy && !inv.closed && !stale {
 		e.lastUsed = inv.opts.Now()
 		inv.idle[e.key] = append(inv.idle[e.key], e)
 		inv.mu.Unlock()
@@ -482,15 +497,13 @@ func (inv *Invoker) platformError(req Request, fe *functionError, start time.Tim
 // coldStart creates, starts and initialises a new environment for req.
 func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType string, initTimeout time.Duration) (*env, error) {
 	start := inv.opts.Now()
-	rootfs, err := inv.opts.Images.RootFS(ctx, c.Code.Digest)
+	p, err := inv.prepare(ctx, c, initType)
 	if err != nil {
-		return nil, apierr.Wrap(apierr.Internal, err, "prepare root filesystem")
+		return nil, err
 	}
-	id := newID()
-	stream := streamName(start, c.Version, id)
-	e := &env{id: id, key: configKey(c), fn: c.Name, digest: c.Code.Digest, images: inv.opts.Images}
+	e := &env{id: p.id, key: configKey(c), fn: c.Name, digest: c.Code.Digest, images: inv.opts.Images}
 	if inv.opts.Logs != nil {
-		if s, err := inv.opts.Logs.Stream(c.Name, stream); err == nil {
+		if s, err := inv.opts.Logs.Stream(c.Name, p.stream); err == nil {
 			e.stream = s
 		} else {
 			inv.log.Warn("open log stream", "function", c.Name, "err", err)
@@ -499,37 +512,18 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	lc := c.LoggingConfig
 	e.capture = logs.NewCapture(e.stream, logs.ParseFormat(lc.LogFormat, lc.ApplicationLogLevel, lc.SystemLogLevel), inv.opts.Now)
 	e.capture.Begin()
-	spec := sandbox.Spec{
-		ID:       "k" + id[:20],
-		RootFS:   rootfs,
-		Args:     command(c),
-		Env:      environment(c, inv.opts.Region, stream, initType),
-		Cwd:      workingDir(c),
-		MemoryMB: c.MemorySize,
-		TmpMB:    c.EphemeralStorage,
-		Hostname: "localhost",
-		Stdout:   e.capture.Writer(),
-		Stderr:   e.capture.Writer(),
-	}
-	if len(spec.Args) == 0 {
-		inv.opts.Images.Release(c.Code.Digest)
-		return nil, &functionError{Type: "Runtime.InvalidEntrypoint",
-			Message: "the image has no ENTRYPOINT or CMD and ImageConfig sets neither", tail: e.capture.End()}
-	}
-	sb, err := inv.opts.Runtime.Create(ctx, spec)
-	if err != nil {
-		if e.stream != nil {
-			e.stream.Close()
-		}
-		inv.opts.Images.Release(c.Code.Digest)
-		return nil, apierr.Wrap(apierr.Internal, err, "create execution environment")
-	}
+	p.stdout.bind(e.capture.Writer())
+	p.stderr.bind(e.capture.Writer())
+	args, cwd := command(c), workingDir(c)
+	sb := p.sb
 	e.sb = sb
 	e.api = runtimeapi.New(runtimeapi.Options{Logger: inv.log, Now: inv.opts.Now})
 	e.srv = &http.Server{Handler: e.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go e.srv.Serve(sb.RuntimeAPIListener())
 
 	inv.mu.Lock()
+	inv.seq++
+	e.seq = inv.seq
 	inv.all[e] = struct{}{}
 	inv.mu.Unlock()
 	fail := func(fe *functionError) (*env, error) {
@@ -546,11 +540,11 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 		case errors.Is(err, sandbox.ErrInvalidEntrypoint):
 			inv.log.Debug("invalid entrypoint", "function", c.Name, "err", err)
 			return fail(&functionError{Type: "Runtime.InvalidEntrypoint",
-				Message: fmt.Sprintf("fork/exec %s: no such file, or not an executable the function user may run", spec.Args[0])})
+				Message: fmt.Sprintf("fork/exec %s: no such file, or not an executable the function user may run", args[0])})
 		case errors.Is(err, sandbox.ErrInvalidWorkingDir):
 			inv.log.Debug("invalid working directory", "function", c.Name, "err", err)
 			return fail(&functionError{Type: "Runtime.InvalidWorkingDir",
-				Message: fmt.Sprintf("chdir %s: no such directory, or not one the function user may enter", spec.Cwd)})
+				Message: fmt.Sprintf("chdir %s: no such directory, or not one the function user may enter", cwd)})
 		default:
 			inv.mu.Lock()
 			delete(inv.all, e)
@@ -762,6 +756,7 @@ func reportLine(reqID string, d time.Duration, memMB int, maxMem uint64, initDur
 // destroyed when they finish if their configuration is no longer current
 // (their key is never acquired again).
 func (inv *Invoker) Retire(name string) {
+	inv.dropSpares(name)
 	inv.mu.Lock()
 	var victims []*env
 	for key, list := range inv.idle {
@@ -901,6 +896,9 @@ func (inv *Invoker) Close(ctx context.Context) {
 	}
 	inv.idle = map[string][]*env{}
 	inv.mu.Unlock()
+	if inv.spares != nil {
+		inv.spares.Close()
+	}
 	close(inv.stop)
 	inv.wg.Wait()
 	var wg sync.WaitGroup
