@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -85,6 +86,9 @@ type Request struct {
 	// Unreserved is the account concurrency left for functions without a
 	// reservation, shared by all of them.
 	Unreserved int
+	// Stream asks for the response as the runtime produces it
+	// (InvokeWithResponseStream): see Response.Stream.
+	Stream bool
 }
 
 // Response is the outcome of an invocation that ran (successfully or with a
@@ -99,6 +103,13 @@ type Response struct {
 	// ColdStart is true when a new environment was started for it.
 	ColdStart bool
 	Duration  time.Duration
+	// Stream, when set (Request.Stream and the runtime streamed), is the
+	// response body as the function produces it; Payload is then nil. The
+	// caller reads it and then calls Finish.
+	Stream io.ReadCloser
+
+	end    func() (healthy bool, se StreamEnd)
+	finish func() StreamEnd
 }
 
 // Invoker owns every execution environment of the server. Safe for
@@ -192,16 +203,31 @@ func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) 
 		}
 		return nil, err
 	}
-	defer inv.done(req)
 	start := inv.opts.Now()
 	// A warm environment that turns out dead (its runtime exited after the
 	// previous invocation) or cannot be thawed is discarded and the
 	// invocation tried again; the last attempt always starts a new one.
 	for attempt := 0; ; attempt++ {
 		resp, retry, err := inv.attempt(ctx, req, start, attempt >= 2)
-		if !retry {
-			return resp, err
+		if retry {
+			continue
 		}
+		if resp != nil && resp.Stream != nil {
+			// The invocation runs on while the caller reads the stream.
+			finish := resp.finish
+			var once sync.Once
+			var se StreamEnd
+			resp.finish = func() StreamEnd {
+				once.Do(func() {
+					se = finish()
+					inv.done(req)
+				})
+				return se
+			}
+			return resp, nil
+		}
+		inv.done(req)
+		return resp, err
 	}
 }
 
@@ -241,6 +267,14 @@ func (inv *Invoker) attempt(ctx context.Context, req Request, start time.Time, f
 	}
 	resp.Duration = inv.opts.Now().Sub(start)
 	resp.ColdStart = cold
+	if resp.Stream != nil {
+		resp.finish = func() StreamEnd {
+			healthy, se := resp.end()
+			inv.release(e, healthy)
+			return se
+		}
+		return resp, false, nil
+	}
 	if finish != nil {
 		// Synchronous on purpose: a client's next request must find this
 		// environment idle, or sequential invocations would cold-start.
@@ -611,7 +645,12 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 	// clock (Lambda-Runtime-Deadline-Ms), whatever clock measures durations.
 	deadline := time.Now().Add(timeout)
 	runCtx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+	keep := false // a streamed response outlives run
+	defer func() {
+		if !keep {
+			cancel()
+		}
+	}()
 
 	type outcome struct {
 		res runtimeapi.Result
@@ -627,6 +666,7 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 			TraceID:            req.TraceID,
 			ClientContext:      req.ClientContext,
 			TenantID:           req.TenantID,
+			Stream:             req.Stream,
 		})
 		done <- outcome{res, err}
 	}()
@@ -660,6 +700,10 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 		}
 		fe = exitError(e.sb.Exit())
 		status = "failure"
+	case o.err == nil && o.res.Body != nil:
+		keep = true
+		inv.stream(e, req, cold, start, resp, o.res.Body, runCtx, cancel, timeout)
+		return resp, true, nil
 	case o.err == nil:
 		resp.Payload, resp.ContentType = o.res.Payload, o.res.ContentType
 		if resp.ContentType == "" {
@@ -690,31 +734,10 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 	}
 	dur := inv.opts.Now().Sub(start)
 	finish = func() {
-		stats := e.sb.Stats()
-		e.capture.Line(fmt.Appendf(nil, "END RequestId: %s", req.RequestID))
-		e.capture.Line([]byte(reportLine(req.RequestID, dur, c.MemorySize, stats.MaxMemoryBytes, e.initDuration, cold)))
-		e.initDurationReported = 0
-		if cold {
-			e.initDurationReported = e.initDuration
-		}
-		e.initDuration = 0
-		e.invocations++
-		tail := e.capture.End()
+		tail := inv.report(e, req, cold, start, dur, status, errorType(resp, fe))
 		if req.Tail {
 			resp.LogTail = tail
 		}
-		billed := time.Duration(math.Ceil(float64(dur)/float64(time.Millisecond))) * time.Millisecond
-		if cold {
-			billed += e.initDurationReported
-		}
-		inv.opts.Observer.Invoked(Record{
-			Function: c.Name, Version: c.Version, RequestID: req.RequestID, TraceID: req.TraceID,
-			Start: start, Duration: dur, Billed: billed, InitDuration: e.initDurationReported, Cold: cold,
-			Status: status, ErrorType: errorType(resp, fe), MemoryMB: c.MemorySize,
-			MaxMemoryBytes: stats.MaxMemoryBytes, Provisioned: e.owner != "",
-		})
-		inv.log.Debug("invoked", "function", c.Name, "request", req.RequestID, "status", status,
-			"cold", cold, "duration", dur)
 	}
 	if req.Tail {
 		inv.settleLogs(e)
@@ -722,6 +745,119 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 		return resp, healthy, nil
 	}
 	return resp, healthy, finish
+}
+
+// report writes an invocation's END and REPORT lines, tells the Observer,
+// and returns the invocation's log tail.
+func (inv *Invoker) report(e *env, req Request, cold bool, start time.Time, dur time.Duration, status, errType string) []byte {
+	c := req.Config
+	stats := e.sb.Stats()
+	e.capture.Line(fmt.Appendf(nil, "END RequestId: %s", req.RequestID))
+	e.capture.Line([]byte(reportLine(req.RequestID, dur, c.MemorySize, stats.MaxMemoryBytes, e.initDuration, cold)))
+	e.initDurationReported = 0
+	if cold {
+		e.initDurationReported = e.initDuration
+	}
+	e.initDuration = 0
+	e.invocations++
+	tail := e.capture.End()
+	billed := time.Duration(math.Ceil(float64(dur)/float64(time.Millisecond))) * time.Millisecond
+	if cold {
+		billed += e.initDurationReported
+	}
+	inv.opts.Observer.Invoked(Record{
+		Function: c.Name, Version: c.Version, RequestID: req.RequestID, TraceID: req.TraceID,
+		Start: start, Duration: dur, Billed: billed, InitDuration: e.initDurationReported, Cold: cold,
+		Status: status, ErrorType: errType, MemoryMB: c.MemorySize,
+		MaxMemoryBytes: stats.MaxMemoryBytes, Provisioned: e.owner != "",
+	})
+	inv.log.Debug("invoked", "function", c.Name, "request", req.RequestID, "status", status,
+		"cold", cold, "duration", dur)
+	return tail
+}
+
+// StreamEnd is how a streamed response ended.
+type StreamEnd struct {
+	// ErrorType and ErrorMessage describe a failure ("" on success): the
+	// runtime's error trailers, Sandbox.Timedout, Runtime.ExitError, …
+	ErrorType    string
+	ErrorMessage string
+	// LogTail is the last 4 KB of the log when Request.Tail was set.
+	LogTail []byte
+}
+
+// Finish waits for a streamed invocation (Response.Stream set) to end —
+// the caller reads Stream to its end or closes it first — and releases its
+// environment. It must be called exactly once for a streamed response.
+func (r *Response) Finish() StreamEnd { return r.finish() }
+
+// stream completes resp for a streamed answer: Stream is the runtime's
+// body; a watcher ends it at the deadline or when the runtime dies, and
+// resp.end reports the outcome once the runtime's answer is complete.
+func (inv *Invoker) stream(e *env, req Request, cold bool, start time.Time, resp *Response,
+	body *runtimeapi.ResponseStream, runCtx context.Context, cancel context.CancelFunc, timeout time.Duration) {
+	resp.Stream = body
+	resp.ContentType = "application/octet-stream"
+	type ended struct {
+		err error
+	}
+	endc := make(chan ended, 1)
+	go func() {
+		waitCtx, stop := context.WithCancel(runCtx)
+		defer stop()
+		go func() {
+			select {
+			case <-e.sb.Done():
+				stop()
+			case <-waitCtx.Done():
+			}
+		}()
+		_, err := e.api.WaitInvokeDone(waitCtx)
+		if err != nil {
+			body.Close() // a reader blocked on a dead or late runtime gets an error
+		}
+		endc <- ended{err}
+	}()
+	resp.end = func() (healthy bool, se StreamEnd) {
+		st := <-endc
+		cancel()
+		status := "success"
+		healthy = true
+		var serr *runtimeapi.StreamError
+		switch {
+		case st.err == nil && errors.As(body.Err(), &serr):
+			status, se.ErrorType = "error", serr.Type
+			var doc struct {
+				ErrorMessage string `json:"errorMessage"`
+			}
+			json.Unmarshal(serr.Payload, &doc)
+			se.ErrorMessage = doc.ErrorMessage
+		case st.err == nil:
+		case runCtx.Err() == context.DeadlineExceeded:
+			status, healthy = "timeout", false
+			se.ErrorType = "Sandbox.Timedout"
+			se.ErrorMessage = fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", req.RequestID, timeout.Seconds())
+			e.capture.Line(fmt.Appendf(nil, "%s %s Task timed out after %.2f seconds",
+				inv.opts.Now().UTC().Format("2006-01-02T15:04:05.000Z"), req.RequestID, timeout.Seconds()))
+		default:
+			status, healthy = "failure", false
+			fe := &functionError{Type: "Sandbox.Failure", Message: st.err.Error()}
+			select {
+			case <-e.sb.Done():
+				fe = exitError(e.sb.Exit())
+			default:
+			}
+			se.ErrorType, se.ErrorMessage = fe.Type, fmt.Sprintf("RequestId: %s Error: %s", req.RequestID, fe.Message)
+		}
+		if req.Tail {
+			inv.settleLogs(e)
+		}
+		tail := inv.report(e, req, cold, start, inv.opts.Now().Sub(start), status, se.ErrorType)
+		if req.Tail {
+			se.LogTail = tail
+		}
+		return healthy, se
+	}
 }
 
 // settleLogs waits briefly for output the runtime wrote just before

@@ -115,6 +115,7 @@ func New(opts Options) *API {
 	m.HandleFunc("DELETE /2019-09-30/functions/{name}/provisioned-concurrency", a.deleteProvisioned)
 	m.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", a.deleteConcurrency)
 	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invoke)
+	m.HandleFunc("POST /2021-11-15/functions/{name}/response-streaming-invocations", a.invokeStream)
 	m.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.getConcurrency)
 	m.HandleFunc("GET /2016-08-19/account-settings", a.accountSettings)
 	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.accountSettings)
