@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in crun runc skopeo podman umoci iproute2 curl ca-certificates; do
+for pkg in crun runc skopeo podman umoci iproute2 curl ca-certificates busybox-static; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
