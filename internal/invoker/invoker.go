@@ -19,7 +19,6 @@ import (
 	"github.com/kappa-run/kappa/internal/logs"
 	"github.com/kappa-run/kappa/internal/runtimeapi"
 	"github.com/kappa-run/kappa/internal/sandbox"
-	"github.com/kappa-run/kappa/internal/spare"
 )
 
 // RootFSProvider returns the read-only root filesystem of an image digest;
@@ -140,7 +139,7 @@ type Invoker struct {
 	seq       uint64
 	retiredAt map[string]uint64
 	// spares are created sandboxes for cold starts (nil: none kept).
-	spares *spare.Pool[*prepared]
+	spares *spares
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -862,8 +861,14 @@ func (inv *Invoker) stream(e *env, req Request, cold bool, start time.Time, resp
 
 // settleLogs waits briefly for output the runtime wrote just before
 // answering to arrive through the pipe, so the tail includes it.
+//
+// The runtime writes its output before it answers, so those bytes are in
+// the pipe by now but may not have been read: give the reader a moment
+// (the first sleep), then wait for 2 ms of quiet, 20 ms at most. Only
+// invocations that asked for a tail pay this.
 func (inv *Invoker) settleLogs(e *env) {
 	deadline := time.Now().Add(20 * time.Millisecond)
+	time.Sleep(2 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		if time.Since(e.capture.LastWrite()) > 2*time.Millisecond {
 			return
@@ -1032,9 +1037,7 @@ func (inv *Invoker) Close(ctx context.Context) {
 	}
 	inv.idle = map[string][]*env{}
 	inv.mu.Unlock()
-	if inv.spares != nil {
-		inv.spares.Close()
-	}
+	inv.spares.close()
 	close(inv.stop)
 	inv.wg.Wait()
 	var wg sync.WaitGroup

@@ -149,12 +149,17 @@ func TestInvokeErrors(t *testing.T) {
 	})
 
 	t.Run("event", func(t *testing.T) {
-		_, err := s.Lambda.Invoke(context.Background(), &lambda.InvokeInput{
-			FunctionName: aws.String("errs"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{}`),
+		// Event invocations are queued durably and answered 202 with no body
+		// (their delivery is covered by the async tests). The echo op keeps
+		// it from disturbing the subtests after it.
+		out, err := s.Lambda.Invoke(context.Background(), &lambda.InvokeInput{
+			FunctionName: aws.String("errs"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"op":"echo"}`),
 		})
-		w := asWireError(t, err)
-		if w.status < 400 || w.status >= 500 || w.code == "" || !strings.Contains(w.message, "Event") {
-			t.Errorf("Event invoke = HTTP %d %s %q, want a 4xx error that names the Event invocation type", w.status, w.code, w.message)
+		if err != nil {
+			t.Fatalf("Event invoke: %v", err)
+		}
+		if out.StatusCode != 202 || len(out.Payload) != 0 {
+			t.Errorf("Event invoke = HTTP %d %q, want 202 and no body", out.StatusCode, out.Payload)
 		}
 	})
 
