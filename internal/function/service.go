@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,9 @@ import (
 // Images pulls and unpacks images; *image.Store implements it.
 type Images interface {
 	Pull(ctx context.Context, imageURI, arch string) (*image.Image, error)
+	// CheckPlatform refuses at once an image that cannot run on arch (an
+	// index without it); every other problem is left to Pull.
+	CheckPlatform(ctx context.Context, imageURI, arch string) error
 }
 
 // Options configure a Service.
@@ -238,6 +242,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Function, error)
 		return nil, err
 	}
 	cfg.LoggingConfig.LogGroup = defaultLogGroup(cfg.LoggingConfig.LogGroup, cfg.Name)
+	if err := s.checkPlatform(ctx, cfg.Code.ImageURI, cfg.Architectures); err != nil {
+		return nil, err
+	}
 	cfg.State, cfg.StateReason, cfg.StateReasonCode = StatePending, "The function is being created.", ReasonCreating
 	s.stamp(&cfg)
 	fn := &Function{Latest: cfg, Tags: in.Tags, Generation: 1, PublishPending: in.Publish}
@@ -261,6 +268,17 @@ func (s *Service) UpdateCode(ctx context.Context, name string, in UpdateCodeInpu
 	}
 	if err := validateArchitectures(in.Architectures); err != nil {
 		return nil, err
+	}
+	if !in.DryRun {
+		archs := in.Architectures
+		if archs == nil {
+			if cur, err := s.Get(ctx, name); err == nil {
+				archs = cur.Latest.Architectures
+			}
+		}
+		if err := s.checkPlatform(ctx, in.ImageURI, archs); err != nil {
+			return nil, err
+		}
 	}
 	fn, err := s.mutate(ctx, name, func(fn *Function) error {
 		c := &fn.Latest
@@ -479,6 +497,31 @@ func failureReason(uri string, err error) (code, reason string) {
 	default:
 		return ReasonInternalError, fmt.Sprintf("Kappa could not pull %s: %v", uri, err)
 	}
+}
+
+// checkPlatform turns an image that cannot run on the function's
+// architecture into an InvalidParameterValueException, as CreateFunction
+// and UpdateFunctionCode answer in Lambda.
+func (s *Service) checkPlatform(ctx context.Context, uri string, archs []string) error {
+	arch := "x86_64"
+	if len(archs) == 1 {
+		arch = archs[0]
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.opts.Images.CheckPlatform(ctx, uri, Arch(arch)); errors.Is(err, image.ErrInvalid) {
+		return apierr.New(apierr.InvalidParameter, "The image %s cannot run on architecture %s: %s", uri, arch, errorCause(err))
+	}
+	return nil
+}
+
+// errorCause is an error's text without the "invalid image: " class prefix.
+func errorCause(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, image.ErrInvalid.Error()+": "); i >= 0 {
+		return msg[i+len(image.ErrInvalid.Error())+2:]
+	}
+	return msg
 }
 
 func defaultLogGroup(group, name string) string {

@@ -40,6 +40,8 @@ func (f *fakeImages) Pull(ctx context.Context, uri, arch string) (*image.Image, 
 		Config: image.Config{Entrypoint: []string{"/bootstrap"}}}, nil
 }
 
+func (f *fakeImages) CheckPlatform(context.Context, string, string) error { return nil }
+
 func newTestService(t *testing.T, imgs *fakeImages) *Service {
 	t.Helper()
 	b, _ := memstore.New().Bucket(context.Background(), "functions")

@@ -34,6 +34,8 @@ func (pendingImages) Pull(ctx context.Context, _, _ string) (*image.Image, error
 	return nil, ctx.Err()
 }
 
+func (pendingImages) CheckPlatform(context.Context, string, string) error { return nil }
+
 func newTestAPI(t testing.TB) (*API, *fakeInvoker, *function.Service) {
 	t.Helper()
 	b, _ := memstore.New().Bucket(context.Background(), "f")

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"crypto/subtle"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/google/go-containerregistry/pkg/authn"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -85,8 +89,22 @@ func TestRegistryRemote(t *testing.T) {
 			mutate.IndexAddendum{Add: platformImage(t, "s390x"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}}},
 		)
 		pushIndex(t, other.registry()+"/remote/armonly:v1", idx, auth)
-		s.expectFailed(t, "remote-armonly", other.registry()+"/remote/armonly:v1", types.StateReasonCodeInvalidImage,
-			"no linux/amd64 image", "linux/arm64", "linux/s390x")
+		// Lambda refuses such an image in CreateFunction itself.
+		_, err := s.Lambda.CreateFunction(context.Background(), &lambda.CreateFunctionInput{
+			FunctionName: aws.String("remote-armonly"),
+			PackageType:  types.PackageTypeImage,
+			Code:         &types.FunctionCode{ImageUri: aws.String(other.registry() + "/remote/armonly:v1")},
+			Role:         aws.String(testRole),
+		})
+		var ipe *types.InvalidParameterValueException
+		if !errors.As(err, &ipe) {
+			t.Fatalf("CreateFunction of an index without amd64 = %v, want InvalidParameterValueException", err)
+		}
+		for _, w := range []string{"no linux/amd64 image", "linux/arm64", "linux/s390x"} {
+			if !strings.Contains(aws.ToString(ipe.Message), w) {
+				t.Errorf("message %q does not say %q", aws.ToString(ipe.Message), w)
+			}
+		}
 	})
 
 	t.Run("missing layer", func(t *testing.T) {
