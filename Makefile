@@ -19,7 +19,7 @@ deps:
 	@scripts/deps.sh
 
 build:
-	go build -o $(KAPPA) ./cmd/kappa
+	CGO_ENABLED=0 go build -o $(KAPPA) ./cmd/kappa
 
 ## test: install what the tests need and run every test
 test: deps

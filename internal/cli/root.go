@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kappa-run/kappa/internal/envinit"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -25,6 +27,9 @@ type usageError struct{ error }
 
 // Main runs the CLI with args and returns the process exit code.
 func Main(args []string) int {
+	if len(os.Args) > 0 && filepath.Base(os.Args[0]) == envinit.InitName {
+		return envinit.Main(args)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot()
@@ -42,8 +47,13 @@ func Main(args []string) int {
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "kappa",
-		Short:         "Kappa runs AWS Lambda container-image functions on your own machines",
+		Use:   "kappa",
+		Short: "Kappa runs AWS Lambda container-image functions on your own machines",
+		Long: `Kappa runs AWS Lambda container-image functions on your own machines.
+
+Exit status: 0 success, 1 error, 2 wrong command line (flags, arguments),
+3 the invoked function failed (kappa invoke). Client commands talk to
+--endpoint or KAPPA_ENDPOINT (default http://127.0.0.1:9070).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

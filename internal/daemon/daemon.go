@@ -90,6 +90,8 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		RunDir:       cfg.RunDir,
 		CgroupParent: cgroupParent(cfg.RunDir),
 		Logger:       log.With("svc", "sandbox"),
+		NetNSPool:    cfg.NetNSPool,
+		ExecStart:    cfg.ExecStart,
 	}); err != nil {
 		return nil, fmt.Errorf("sandbox runtime: %w", err)
 	}
@@ -118,7 +120,12 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		MemAvailable:    memAvailable,
 		MinMemAvailable: minMemAvailable(),
 		Logger:          log.With("svc", "invoker"),
+		Spares:          invoker.SpareOptions{Max: cfg.Spares, IdleTimeout: cfg.SpareIdleTimeout},
+		InitBinary:      staticSelf(),
 	})
+	if staticSelf() == "" {
+		log.Warn("this kappa binary is not statically linked: images with /opt/extensions run without their extensions (build with CGO_ENABLED=0)")
+	}
 	d.obs.attach(d.invoker)
 	bucket, err := d.store.Bucket(ctx, "functions")
 	if err != nil {
@@ -159,6 +166,8 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		Schedules:      d.events.scheduler,
 	})
 	d.http = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 30 * time.Second}
+	// Queue long polls must not hold up shutdown either.
+	d.http.RegisterOnShutdown(d.events.async.Queues().StopWaiting)
 	d.http.RegisterOnShutdown(d.logs.CloseFollowers) // open log tails must not hold up shutdown
 	log.Info("kappa server ready", "listen", addr.String(), "data", cfg.DataDir, "runtime", d.runtime.Name())
 	return d, nil
@@ -188,6 +197,10 @@ func (d *Daemon) changed(name string) {
 	d.invoker.Retire(name)
 	d.eventsChanged(name)
 	d.reconcile(name)
+	// A function in use gets a spare of its new configuration right away.
+	if cfg, err := d.functions.Config(context.Background(), function.Ref{Name: name}); err == nil && cfg.State == function.StateActive {
+		d.invoker.Prewarm(cfg)
+	}
 }
 
 // reconcile makes the invoker's provisioned environments match the

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"fmt"
 	"os"
 	"strconv"
@@ -35,4 +36,25 @@ func minMemAvailable() uint64 {
 		return 256 << 20
 	}
 	return max(total/20, 256<<20)
+}
+
+// staticSelf returns the path of this executable when it is statically
+// linked (no ELF interpreter), so it can run inside any image as the init of
+// environments with extensions; "" otherwise.
+func staticSelf() string {
+	path, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return ""
+		}
+	}
+	return path
 }

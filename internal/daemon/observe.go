@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -161,7 +162,7 @@ func (o *observability) Throttled(function, reason string) { o.metrics.Throttled
 
 // Environments implements metrics.Host.
 func (o *observability) Environments() metrics.Environments {
-	e := metrics.Environments{MemoryMB: o.runtime.committedMB.Load()}
+	e := metrics.Environments{MemoryMB: o.runtime.committedMB.Load(), Spare: int(o.runtime.spares.Load())}
 	inv := o.inv.Load()
 	if inv == nil {
 		return e
@@ -293,11 +294,13 @@ func aliasOf(arn string) string {
 	return q
 }
 
-// countingRuntime counts the memory of the environments it created that
-// still exist.
+// countingRuntime counts the environments it created that still exist:
+// started ones (live environments, whose MemorySize is committed) and
+// created-but-not-started ones (the invoker's spares).
 type countingRuntime struct {
 	sandbox.Runtime
-	committedMB atomic.Int64
+	committedMB atomic.Int64 // started, not destroyed
+	spares      atomic.Int64 // created, not started, not destroyed
 }
 
 func (r *countingRuntime) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
@@ -305,19 +308,55 @@ func (r *countingRuntime) Create(ctx context.Context, spec sandbox.Spec) (sandbo
 	if err != nil {
 		return nil, err
 	}
-	r.committedMB.Add(int64(spec.MemoryMB))
+	r.spares.Add(1)
 	return &countedSandbox{Sandbox: sb, r: r, mb: int64(spec.MemoryMB)}, nil
 }
 
 type countedSandbox struct {
 	sandbox.Sandbox
-	r    *countingRuntime
-	mb   int64
-	once sync.Once
+	r       *countingRuntime
+	mb      int64
+	mu      sync.Mutex
+	started bool
+	gone    bool
+}
+
+func (s *countedSandbox) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.started && !s.gone {
+		s.started = true
+		s.r.spares.Add(-1)
+		s.r.committedMB.Add(s.mb)
+	}
+	s.mu.Unlock()
+	return s.Sandbox.Start(ctx)
 }
 
 func (s *countedSandbox) Destroy(ctx context.Context) error {
 	err := s.Sandbox.Destroy(ctx)
-	s.once.Do(func() { s.r.committedMB.Add(-s.mb) })
+	s.mu.Lock()
+	if !s.gone {
+		s.gone = true
+		if s.started {
+			s.r.committedMB.Add(-s.mb)
+		} else {
+			s.r.spares.Add(-1)
+		}
+	}
+	s.mu.Unlock()
 	return err
+}
+
+// DialContext forwards to the wrapped sandbox's, so telemetry still reaches
+// subscribers inside the environment.
+func (s *countedSandbox) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if d, ok := s.Sandbox.(sandbox.Dialer); ok {
+		return d.DialContext(ctx, network, addr)
+	}
+	var d net.Dialer
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
 }

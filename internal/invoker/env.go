@@ -46,6 +46,8 @@ type env struct {
 	// digest is the image whose root filesystem images holds for us.
 	digest string
 	images RootFSProvider
+	// extensions is true when the image runs external extensions.
+	extensions bool
 	// seq orders environments by creation (see Invoker.retiredAt).
 	seq uint64
 	// owner is the provisioned-concurrency config that keeps this
@@ -63,6 +65,18 @@ func newID() string {
 // streamName is Lambda's log stream name: YYYY/MM/DD/[$LATEST]<32 hex>.
 func streamName(now time.Time, version, id string) string {
 	return fmt.Sprintf("%s/[%s]%s", now.UTC().Format("2006/01/02"), version, id)
+}
+
+// handler is the function's handler setting (_HANDLER): CMD's first word.
+func handler(c function.Config) string {
+	cmd := c.ImageConfig.Command
+	if len(cmd) == 0 {
+		cmd = c.Code.Cmd
+	}
+	if len(cmd) > 0 {
+		return cmd[0]
+	}
+	return ""
 }
 
 // command combines the image's ENTRYPOINT and CMD with the function's

@@ -62,6 +62,10 @@ type Options struct {
 	Now        func() time.Time
 	// Observer is told every invocation's outcome; nil ignores them.
 	Observer Observer
+	// InitBinary is a static kappa executable mounted into environments
+	// whose image has external extensions, to run them (package envinit);
+	// "" disables external extensions.
+	InitBinary string
 	// Spares keeps created-but-not-started environments for recently used
 	// configurations (see SpareOptions); the zero value keeps none.
 	Spares SpareOptions
@@ -274,10 +278,10 @@ func (inv *Invoker) attempt(ctx context.Context, req Request, start time.Time, f
 		}
 		return resp, false, nil
 	}
-	if finish != nil {
-		// Synchronous on purpose: a client's next request must find this
-		// environment idle, or sequential invocations would cold-start.
-		finish()
+	// Synchronous on purpose: a client's next request must find this
+	// environment idle, or sequential invocations would cold-start.
+	if finish != nil && !finish() {
+		healthy = false
 	}
 	inv.release(e, healthy)
 	inv.wantSpare(req.Config)
@@ -550,7 +554,17 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	args, cwd := command(c), workingDir(c)
 	sb := p.sb
 	e.sb = sb
-	e.api = runtimeapi.New(runtimeapi.Options{Logger: inv.log, Now: inv.opts.Now})
+	apiOpts := runtimeapi.Options{Logger: inv.log, Now: inv.opts.Now,
+		Function: runtimeapi.FunctionInfo{Name: c.Name, Version: c.Version, Handler: handler(c), AccountID: inv.opts.Account}}
+	if d, ok := sb.(sandbox.Dialer); ok {
+		apiOpts.DialContext = d.DialContext // telemetry reaches subscribers inside the environment
+	}
+	e.api = runtimeapi.New(apiOpts)
+	if len(p.extensions) > 0 {
+		e.extensions = true
+		e.api.ExpectExtensions(p.extensions...)
+		e.capture.OnFunctionLine(e.api.Telemetry().FunctionLog)
+	}
 	e.srv = &http.Server{Handler: e.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go e.srv.Serve(sb.RuntimeAPIListener())
 
@@ -568,6 +582,8 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 		return nil, fe
 	}
 
+	e.api.Telemetry().Platform(runtimeapi.PlatformInitStart{InitializationType: initType, Phase: "init",
+		FunctionName: c.Name, FunctionVersion: c.Version})
 	if err := sb.Start(ctx); err != nil {
 		switch {
 		case errors.Is(err, sandbox.ErrInvalidEntrypoint):
@@ -618,8 +634,15 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 		return fail(fe)
 	}
 	e.initDuration = inv.opts.Now().Sub(start)
+	tel := e.api.Telemetry()
+	tel.Platform(runtimeapi.PlatformInitRuntimeDone{InitializationType: initType, Phase: "init", Status: runtimeapi.StatusSuccess})
+	tel.Platform(runtimeapi.PlatformInitReport{InitializationType: initType, Phase: "init", Status: runtimeapi.StatusSuccess,
+		Metrics: runtimeapi.InitReportMetrics{DurationMs: ms(e.initDuration)}})
 	return e, nil
 }
+
+// ms is d in milliseconds, as telemetry records carry durations.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func exitError(st sandbox.ExitStatus) *functionError {
 	if st.OOMKilled {
@@ -632,12 +655,13 @@ func exitError(st sandbox.ExitStatus) *functionError {
 //
 // finish, when not nil, writes the END and REPORT lines; the caller runs it
 // before e serves again.
-func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ *Response, healthy bool, finish func()) {
+func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ *Response, healthy bool, finish func() bool) {
 	c := req.Config
 	if !cold {
 		e.capture.Begin()
 	}
 	e.capture.Line(fmt.Appendf(nil, "START RequestId: %s Version: %s", req.RequestID, c.Version))
+	e.api.Telemetry().Platform(runtimeapi.PlatformStart{RequestID: req.RequestID, Version: c.Version})
 	timeout := time.Duration(c.Timeout) * time.Second
 	start := inv.opts.Now()
 	// The deadline is wall-clock time: the runtime compares it with its own
@@ -732,15 +756,32 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 		}
 	}
 	dur := inv.opts.Now().Sub(start)
-	finish = func() {
+	// finish reports false when the environment must not serve again.
+	finish = func() bool {
+		ok := true
+		if e.extensions && fe == nil {
+			// The invocation ends when every INVOKE extension is back in
+			// /event/next; its REPORT Duration includes their work.
+			wctx, wcancel := context.WithDeadline(context.Background(), deadline)
+			comp, err := e.api.WaitInvokeDone(wctx)
+			wcancel()
+			if err != nil {
+				ok, status = false, "timeout"
+			} else {
+				dur = comp.Duration
+			}
+		}
 		tail := inv.report(e, req, cold, start, dur, status, errorType(resp, fe))
 		if req.Tail {
 			resp.LogTail = tail
 		}
+		return ok
 	}
 	if req.Tail {
 		inv.settleLogs(e)
-		finish()
+		if !finish() {
+			healthy = false
+		}
 		return resp, healthy, nil
 	}
 	return resp, healthy, finish
@@ -764,6 +805,20 @@ func (inv *Invoker) report(e *env, req Request, cold bool, start time.Time, dur 
 	if cold {
 		billed += e.initDurationReported
 	}
+	telStatus := status
+	if telStatus != runtimeapi.StatusSuccess && telStatus != runtimeapi.StatusError && telStatus != runtimeapi.StatusTimeout {
+		telStatus = runtimeapi.StatusFailure
+	}
+	tel := e.api.Telemetry()
+	tel.Platform(runtimeapi.PlatformRuntimeDone{RequestID: req.RequestID, Status: telStatus, ErrorType: errType,
+		Metrics: &runtimeapi.RuntimeDoneMetrics{DurationMs: ms(dur)}})
+	rm := runtimeapi.ReportMetrics{DurationMs: ms(dur), BilledDurationMs: billed.Milliseconds(), MemorySizeMB: c.MemorySize,
+		MaxMemoryUsedMB: int(math.Ceil(float64(stats.MaxMemoryBytes) / (1 << 20)))}
+	if cold && e.initDurationReported > 0 {
+		init := ms(e.initDurationReported)
+		rm.InitDurationMs = &init
+	}
+	tel.Platform(runtimeapi.PlatformReport{RequestID: req.RequestID, Status: telStatus, ErrorType: errType, Metrics: rm})
 	inv.opts.Observer.Invoked(Record{
 		Function: c.Name, Version: c.Version, RequestID: req.RequestID, TraceID: req.TraceID,
 		Start: start, Duration: dur, Billed: billed, InitDuration: e.initDurationReported, Cold: cold,
@@ -971,7 +1026,16 @@ func (inv *Invoker) reapIdle() {
 // shutdown stops an environment gracefully (SIGTERM, grace, SIGKILL) and
 // destroys it.
 func (inv *Invoker) shutdown(e *env) {
-	e.sb.Shutdown(context.Background(), inv.opts.ShutdownGrace)
+	grace := inv.opts.ShutdownGrace
+	if e.extensions {
+		// SHUTDOWN to the extensions, with Lambda's grace for what is
+		// registered (500 ms internal, 2 s external).
+		grace = max(grace, e.api.ShutdownGrace())
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		e.api.Shutdown(ctx, runtimeapi.ShutdownSpindown, time.Now().Add(grace))
+		cancel()
+	}
+	e.sb.Shutdown(context.Background(), grace)
 	e.destroy(context.Background())
 }
 
@@ -1045,6 +1109,10 @@ func (inv *Invoker) Close(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if e.extensions {
+				inv.shutdown(e) // SHUTDOWN to its extensions, with their grace
+				return
+			}
 			e.sb.Shutdown(ctx, 0)
 			e.destroy(ctx)
 		}()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/kappa-run/kappa/internal/envinit"
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,11 +21,12 @@ import (
 // SpareOptions configure the created-but-not-started environments (spares)
 // the invoker keeps for recently used configurations: after an invocation
 // of a configuration, one is created in the background, and the next cold
-// start of that configuration only starts it. A spare is made for one
-// configuration key (function, version, code, revision, and everything its
-// sandbox is built from) and only ever handed to a cold start of that same
-// key. Spares are not counted in MaxEnvironments. The zero value keeps
-// none.
+// start of that configuration only starts it. A spare is filed under the
+// configuration key it was made for (function, version, code, revision)
+// and handed only to an on-demand cold start of that key whose sandbox
+// would be built from exactly the same values (the fingerprint); any other
+// is discarded. Spares are not counted in MaxEnvironments. The zero value
+// keeps none.
 type SpareOptions struct {
 	// Max bounds the spares across all configurations; 0 disables them.
 	Max int
@@ -39,8 +42,18 @@ type SpareOptions struct {
 // environments are reaped.
 const spareHeadroom = 512 << 20
 
-// newSpares returns the spare pool of opts, or nil when spares are off.
-func newSpares(opts Options) *spare.Pool[*prepared] {
+// spares are the invoker's spare sandboxes. A nil *spares keeps none.
+type spares struct {
+	pool *spare.Pool[*prepared]
+
+	mu sync.Mutex
+	// retired is when the configurations of a function whose spares
+	// Retire dropped were last wanted, for Prewarm.
+	retired map[string]time.Time
+}
+
+// newSpares returns the spares of opts, or nil when they are off.
+func newSpares(opts Options) *spares {
 	if opts.Spares.Max <= 0 {
 		return nil
 	}
@@ -51,14 +64,24 @@ func newSpares(opts Options) *spare.Pool[*prepared] {
 			return err == nil && avail >= opts.MinMemAvailable+spareHeadroom
 		}
 	}
-	return spare.New(spare.Options{
-		Max:         opts.Spares.Max,
-		PerKey:      opts.Spares.PerKey,
-		IdleTimeout: opts.Spares.IdleTimeout,
-		Room:        room,
-		Now:         opts.Now,
-		Logger:      opts.Logger.With("part", "spares"),
-	}, (*prepared).discard)
+	return &spares{
+		pool: spare.New(spare.Options{
+			Max:         opts.Spares.Max,
+			PerKey:      opts.Spares.PerKey,
+			IdleTimeout: opts.Spares.IdleTimeout,
+			Room:        room,
+			Now:         opts.Now,
+			Logger:      opts.Logger.With("part", "spares"),
+		}, (*prepared).discard),
+		retired: map[string]time.Time{},
+	}
+}
+
+// close discards every spare.
+func (s *spares) close() {
+	if s != nil {
+		s.pool.Close()
+	}
 }
 
 // prepared is a created, not yet started sandbox with the per-environment
@@ -66,13 +89,17 @@ func newSpares(opts Options) *spare.Pool[*prepared] {
 // environment variables) and its output, which goes nowhere until bound
 // to the environment's log capture.
 type prepared struct {
-	key            string // spareKey of the configuration it was made for
+	// fingerprint is that of the configuration it was made for.
+	fingerprint    string
 	id             string
 	stream         string
 	sb             sandbox.Sandbox
 	stdout, stderr *retarget
 	digest         string
 	images         RootFSProvider
+	// extensions are the image's external extensions; when there are any,
+	// Kappa's init runs them and the runtime (see package envinit).
+	extensions []string
 }
 
 // discard destroys a prepared sandbox that no environment took.
@@ -81,11 +108,12 @@ func (p *prepared) discard() {
 	p.images.Release(p.digest)
 }
 
-// spareKey identifies what a prepared sandbox of c is made of: c's
-// configuration key and a digest of everything of c its sandbox spec is
-// built from, so that a spare can only ever serve a configuration that
-// would have produced the same sandbox.
-func spareKey(c function.Config, region, initType string) string {
+// fingerprint identifies what a prepared sandbox of c is made of: c's
+// configuration key, the init type and a digest of everything of c its
+// sandbox spec is built from, so that a spare only ever serves a
+// configuration that would have produced the same sandbox, even should a
+// revision id be reused.
+func fingerprint(c function.Config, region, initType string) string {
 	h := sha256.New()
 	field := func(s string) {
 		h.Write([]byte(strconv.Itoa(len(s))))
@@ -108,22 +136,22 @@ func spareKey(c function.Config, region, initType string) string {
 }
 
 // prepare returns a created sandbox for a cold start of c: a spare of c's
-// key when the pool holds one, else a new one.
+// configuration when the pool holds one, else a new one.
 func (inv *Invoker) prepare(ctx context.Context, c function.Config, initType string) (*prepared, error) {
-	if inv.spares != nil {
-		key := spareKey(c, inv.opts.Region, initType)
-		if p, ok := inv.spares.Take(key); ok {
+	if inv.spares != nil && initType == initOnDemand {
+		if p, ok := inv.spares.pool.Take(configKey(c)); ok {
 			select {
 			case <-p.sb.Done():
 				// Its init process died while waiting: never start it.
 				go p.discard()
 			default:
-				if p.key == key {
+				if fp := fingerprint(c, inv.opts.Region, initType); p.fingerprint == fp {
 					return p, nil
 				}
-				// Unreachable: the pool files spares by the key they
-				// were made for. Refuse rather than trust it.
-				inv.log.Error("spare of another configuration handed out; discarding it", "want", key, "got", p.key)
+				// Same configuration key, other settings: a revision id
+				// was reused. Never hand it out.
+				inv.log.Warn("spare made from other settings of the same configuration key; discarding it",
+					"function", c.Name, "version", c.Version)
 				go p.discard()
 			}
 		}
@@ -146,13 +174,21 @@ func (inv *Invoker) create(ctx context.Context, c function.Config, initType stri
 	}
 	id := newID()
 	p := &prepared{
-		key:    spareKey(c, inv.opts.Region, initType),
-		id:     id,
-		stream: streamName(inv.opts.Now(), c.Version, id),
-		stdout: &retarget{}, stderr: &retarget{},
+		fingerprint: fingerprint(c, inv.opts.Region, initType),
+		id:          id,
+		stream:      streamName(inv.opts.Now(), c.Version, id),
+		stdout:      &retarget{}, stderr: &retarget{},
 		digest: c.Code.Digest, images: inv.opts.Images,
 	}
+	var mounts []sandbox.Mount
+	if inv.opts.InitBinary != "" {
+		if p.extensions = envinit.Extensions(rootfs); len(p.extensions) > 0 {
+			args = append([]string{envinit.Path}, args...)
+			mounts = []sandbox.Mount{{Source: inv.opts.InitBinary, Destination: envinit.Path}}
+		}
+	}
 	p.sb, err = inv.opts.Runtime.Create(ctx, sandbox.Spec{
+		Mounts:   mounts,
 		ID:       "k" + id[:20],
 		RootFS:   rootfs,
 		Args:     args,
@@ -172,22 +208,65 @@ func (inv *Invoker) create(ctx context.Context, c function.Config, initType stri
 }
 
 // wantSpare notes that c was invoked, so that the pool keeps a spare of it.
+// It runs on every invocation: keep it cheap.
 func (inv *Invoker) wantSpare(c function.Config) {
 	if inv.spares == nil {
 		return
 	}
-	inv.spares.Want(spareKey(c, inv.opts.Region, initOnDemand), func(ctx context.Context) (*prepared, error) {
-		return inv.create(ctx, c, initOnDemand)
-	})
+	inv.spares.pool.Want(configKey(c), inv.spareBuild(c))
 }
 
-// dropSpares discards the spares of every configuration of function name.
+func (inv *Invoker) spareBuild(c function.Config) spare.Build[*prepared] {
+	return func(ctx context.Context) (*prepared, error) {
+		return inv.create(ctx, c, initOnDemand)
+	}
+}
+
+// dropSpares discards the spares of every configuration of function name,
+// remembering when they were last wanted for Prewarm.
 func (inv *Invoker) dropSpares(name string) {
 	if inv.spares == nil {
 		return
 	}
 	prefix := name + "/"
-	inv.spares.Drop(func(key string) bool { return len(key) > len(prefix) && key[:len(prefix)] == prefix })
+	last := inv.spares.pool.Drop(func(key string) bool { return strings.HasPrefix(key, prefix) })
+	if last.IsZero() {
+		return
+	}
+	s := inv.spares
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last.After(s.retired[name]) {
+		s.retired[name] = last
+	}
+	// Forget functions retired long ago.
+	idle := inv.opts.Spares.IdleTimeout
+	if idle <= 0 {
+		idle = 5 * time.Minute
+	}
+	now := inv.opts.Now()
+	for fn, t := range s.retired {
+		if now.Sub(t) >= idle {
+			delete(s.retired, fn)
+		}
+	}
+}
+
+// Prewarm makes a spare of c, a function's new serving configuration (after
+// a deploy or an update), when the function's earlier configurations were
+// in use within the spare idle timeout, so that its first cold start after
+// the change only starts one. c must be Active. It returns at once.
+func (inv *Invoker) Prewarm(c function.Config) {
+	if inv.spares == nil {
+		return
+	}
+	s := inv.spares
+	s.mu.Lock()
+	last, ok := s.retired[c.Name]
+	s.mu.Unlock()
+	if ok {
+		s.pool.WantSince(configKey(c), inv.spareBuild(c), last)
+	}
 }
 
 // retarget is the stdout or stderr of a prepared sandbox: output is held

@@ -120,14 +120,6 @@ func TestSpareNeverHandedToAnotherConfiguration(t *testing.T) {
 	mem.MemorySize, mem.RevisionID = 256, "r3"
 	b := label(cfg("fn-b", "exit-after"), "b")
 	configs := []function.Config{a, v1, r2, code, mem, b}
-	if keys := map[string]bool{}; true {
-		for _, c := range configs {
-			keys[spareKey(c, "us-east-1", initOnDemand)] = true
-		}
-		if len(keys) != len(configs) {
-			t.Fatalf("spare keys collide: %d keys for %d configurations", len(keys), len(configs))
-		}
-	}
 
 	owner := map[string]string{} // sandbox id → configuration key it served
 	fromSpare := map[string]int{}
@@ -169,9 +161,9 @@ func TestSpareNeverHandedToAnotherConfiguration(t *testing.T) {
 	}
 	waitSpares := func(n int) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); inv.spares.Len() < n; time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); inv.spares.pool.Len() < n; time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d spares ready, want %d", inv.spares.Len(), n)
+				t.Fatalf("%d spares ready, want %d", inv.spares.pool.Len(), n)
 			}
 		}
 	}
@@ -229,12 +221,12 @@ func TestSpareNeverHandedToAnotherConfiguration(t *testing.T) {
 	inv.mu.Unlock()
 }
 
-// TestSpareKeyCoversTheSandbox checks that configurations sharing a
+// TestFingerprintCoversTheSandbox checks that configurations sharing a
 // configuration key (same function, version, code and revision) but
-// differing in anything their sandbox is built from get different spare
-// keys, so that even a revision id reused by mistake cannot hand out a
-// sandbox built for other settings.
-func TestSpareKeyCoversTheSandbox(t *testing.T) {
+// differing in anything their sandbox is built from get different
+// fingerprints, so that even a revision id reused by mistake cannot hand
+// out a spare built for other settings.
+func TestFingerprintCoversTheSandbox(t *testing.T) {
 	base := cfg("f", "echo")
 	tests := []struct {
 		name   string
@@ -250,7 +242,7 @@ func TestSpareKeyCoversTheSandbox(t *testing.T) {
 		{"image env", func(c *function.Config) { c.Code.Env = []string{"A=1"} }},
 		{"log format", func(c *function.Config) { c.LoggingConfig.LogFormat = "JSON" }},
 	}
-	want := spareKey(base, "us-east-1", initOnDemand)
+	want := fingerprint(base, "us-east-1", initOnDemand)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base
@@ -259,26 +251,59 @@ func TestSpareKeyCoversTheSandbox(t *testing.T) {
 			if configKey(c) != configKey(base) {
 				t.Fatal("test case changes the configuration key itself")
 			}
-			if got := spareKey(c, "us-east-1", initOnDemand); got == want {
+			if got := fingerprint(c, "us-east-1", initOnDemand); got == want {
 				t.Errorf("spare key unchanged by a different %s", tt.name)
 			}
 		})
 	}
 	t.Run("init type", func(t *testing.T) {
-		if spareKey(base, "us-east-1", initProvisioned) == want {
-			t.Error("on-demand and provisioned sandboxes share a spare key")
+		if fingerprint(base, "us-east-1", initProvisioned) == want {
+			t.Error("on-demand and provisioned sandboxes share a fingerprint")
 		}
 	})
 	t.Run("map order", func(t *testing.T) {
 		c := base
 		c.Environment = map[string]string{"MODE": "echo", "A": "1", "B": "2", "C": "3", "D": "4"}
-		first := spareKey(c, "us-east-1", initOnDemand)
+		first := fingerprint(c, "us-east-1", initOnDemand)
 		for range 20 {
-			if spareKey(c, "us-east-1", initOnDemand) != first {
+			if fingerprint(c, "us-east-1", initOnDemand) != first {
 				t.Fatal("spare key depends on map iteration order")
 			}
 		}
 	})
+}
+
+// TestSpareOfOtherSettingsDiscarded reuses a revision id for other
+// settings (which the function service never does): the spare made for the
+// first settings must be discarded, not started for the second.
+func TestSpareOfOtherSettingsDiscarded(t *testing.T) {
+	inv, rt, _ := newSpareInvoker(t)
+	x := cfg("f", "exit-after")
+	y := x
+	y.MemorySize = 256
+	if configKey(x) != configKey(y) {
+		t.Fatal("x and y must share a configuration key")
+	}
+	if _, err := inv.Invoke(context.Background(), request(x, `1`)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); inv.spares.pool.Len() < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no spare made")
+		}
+	}
+	<-servedBy(t, inv, x).done // x's environment has exited: y starts cold
+	before := rt.created()
+	if _, err := inv.Invoke(context.Background(), request(y, `2`)); err != nil {
+		t.Fatal(err)
+	}
+	sb := servedBy(t, inv, y)
+	if sb.spec.MemoryMB != 256 {
+		t.Errorf("y (256 MB) ran in a sandbox of %d MB", sb.spec.MemoryMB)
+	}
+	if rt.number(sb.spec.ID) <= before {
+		t.Error("y ran in a sandbox created before it was invoked")
+	}
 }
 
 // TestSpareOutputReachesItsEnvironment checks that what a spare's process
@@ -289,7 +314,7 @@ func TestSpareOutputReachesItsEnvironment(t *testing.T) {
 	if _, err := inv.Invoke(context.Background(), request(c, `1`)); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); inv.spares.Len() < 1; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); inv.spares.pool.Len() < 1; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no spare made")
 		}
@@ -319,13 +344,13 @@ func TestSparesRetiredWithTheirFunction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(10 * time.Second); inv.spares.Len() < 2; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); inv.spares.pool.Len() < 2; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("spares not made")
 		}
 	}
 	inv.Retire("f") // f's idle environment and spare go
-	if n := inv.spares.Len(); n != 1 {
+	if n := inv.spares.pool.Len(); n != 1 {
 		t.Errorf("%d spares after Retire(f), want 1 (g's)", n)
 	}
 	if n := rt.count(); n != 2 { // g's environment and spare
@@ -334,7 +359,7 @@ func TestSparesRetiredWithTheirFunction(t *testing.T) {
 	if n := imgs.refs.Load(); n != 2 {
 		t.Errorf("%d root filesystem references after Retire(f), want 2", n)
 	}
-	if _, ok := inv.spares.Take(spareKey(f, "us-east-1", initOnDemand)); ok {
+	if _, ok := inv.spares.pool.Take(configKey(f)); ok {
 		t.Error("f's spare survived Retire")
 	}
 }
@@ -351,4 +376,41 @@ func TestSparesOff(t *testing.T) {
 	if inv.spares != nil || rt.created() != 1 {
 		t.Errorf("spares off: %d sandboxes created, want 1", rt.created())
 	}
+}
+
+// TestPrewarm checks that a new configuration of a function in use gets a
+// spare as soon as it is deployed, and one of a function not in use none.
+func TestPrewarm(t *testing.T) {
+	inv, rt, _ := newSpareInvoker(t)
+	old := cfg("f", "exit-after")
+	if _, err := inv.Invoke(context.Background(), request(old, `1`)); err != nil {
+		t.Fatal(err)
+	}
+	updated := old
+	updated.RevisionID = "r2"
+	inv.Retire("f")
+	inv.Prewarm(updated)
+	for deadline := time.Now().Add(10 * time.Second); inv.spares.pool.Len() < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no spare made for the new configuration")
+		}
+	}
+	before := rt.created()
+	if _, err := inv.Invoke(context.Background(), request(updated, `2`)); err != nil {
+		t.Fatal(err)
+	}
+	if sb := servedBy(t, inv, updated); rt.number(sb.spec.ID) > before || envValue(sb.spec.Env, "AWS_LAMBDA_FUNCTION_NAME") != "f" {
+		t.Error("the first invocation after the update did not start the prewarmed spare")
+	}
+
+	// A function that was never invoked has nothing to prewarm for.
+	unused := cfg("g", "echo")
+	inv.Retire("g")
+	inv.spares.mu.Lock()
+	_, known := inv.spares.retired["g"]
+	inv.spares.mu.Unlock()
+	if known {
+		t.Error("Retire of a function never invoked recorded a use")
+	}
+	inv.Prewarm(unused) // must not make a spare; Close checks nothing is left
 }

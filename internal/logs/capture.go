@@ -17,7 +17,9 @@ const maxLine = 256 * 1024
 // Capture is one execution environment's log: the io.Writers its stdout
 // and stderr write to, and Line for the platform's own lines. It splits
 // output into lines, attributes each to the invocation running at the time
-// (the request id of the last START line, until its REPORT), applies the
+// (the request id of the last START line; output between invocations, such
+// as lines that reach Kappa after the runtime answered, stays with the
+// previous one; init output before the first START has none), applies the
 // Format, keeps a per-invocation tail for X-Amz-Log-Result and hands the
 // lines to the environment's Stream. It never blocks on storage: lines the
 // Stream refuses are counted and reported by a logsDropped record. Safe for
@@ -34,6 +36,19 @@ type Capture struct {
 
 	droppedRecords, droppedBytes int64
 	dropReason                   DropReason
+
+	// onFunction, when set, also receives every function line (the
+	// Telemetry API's "function" stream).
+	onFunction func(line []byte)
+}
+
+// OnFunctionLine makes f receive a copy of every line the function writes
+// (after format filtering), e.g. for Telemetry API subscribers. Set it
+// before the environment starts; f must not block.
+func (c *Capture) OnFunctionLine(f func(line []byte)) {
+	c.mu.Lock()
+	c.onFunction = f
+	c.mu.Unlock()
 }
 
 // NewCapture returns a Capture appending to stream (which may be nil: lines
@@ -102,17 +117,20 @@ func (c *Capture) functionLine(line []byte) {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := c.now()
 	c.last = now
 	c.emit(now, line, false)
+	hook := c.onFunction
+	c.mu.Unlock()
+	if hook != nil {
+		hook(append([]byte(nil), line...))
+	}
 }
 
 // Line records one line the platform writes, in Lambda's text form:
 // "START RequestId: <id> Version: <v>", "END RequestId: <id>", "REPORT
 // RequestId: <id>\t…", or "<time> <id> Task timed out after …". A START
-// line attributes the lines that follow to its request id until the REPORT
-// line. In the JSON format these lines become Telemetry records
+// line attributes the lines that follow to its request id. In the JSON format these lines become Telemetry records
 // (platform.start, platform.runtimeDone, platform.report) filtered by the
 // system level; in the Text format they are kept as they are.
 func (c *Capture) Line(line []byte) {
@@ -138,7 +156,10 @@ func (c *Capture) Line(line []byte) {
 		c.emit(now, out, true)
 	}
 	if p.kind == "report" {
-		c.request, c.status = "", ""
+		// The request id stays: output that reaches the pipe after the
+		// runtime answered (the pipe and the Runtime API race) or that
+		// the invocation left running belongs to it, not to no one.
+		c.status = ""
 	}
 }
 

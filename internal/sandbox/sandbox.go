@@ -34,6 +34,22 @@ type Spec struct {
 	// Stdout and Stderr receive the process's output. They are written from
 	// goroutines owned by the sandbox until the process exits.
 	Stdout, Stderr io.Writer
+	// Mounts are extra read-only bind mounts of host files into the
+	// environment (Kappa's own init, for images with extensions).
+	Mounts []Mount
+}
+
+// Mount is a read-only bind mount of a host file or directory.
+type Mount struct {
+	Source      string // host path
+	Destination string // absolute path inside the environment
+}
+
+// Dialer is implemented by sandboxes whose network is not the host's:
+// DialContext connects to addr as seen from inside the environment, where
+// the host name sandbox.localdomain means the environment itself.
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Runtime creates execution environments. Implementations are safe for

@@ -62,7 +62,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	kappaBin = filepath.Join(tmp, "kappa")
-	if out, err := goBuild(kappaBin, "./cmd/kappa", false); err != nil {
+	if out, err := goBuild(kappaBin, "./cmd/kappa", true); err != nil {
 		fmt.Fprintf(os.Stderr, "build kappa: %v\n%s", err, out)
 		return 1
 	}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,6 +50,8 @@ type Runtime struct {
 	// their exec fifo (see releaseInit); Start then runs no process.
 	fifoStart bool
 	execStart bool
+	// awaiting counts the Starts waiting for their process to exec.
+	awaiting atomic.Int64
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)

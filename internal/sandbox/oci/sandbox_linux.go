@@ -28,6 +28,15 @@ const (
 	outputDrain    = 2 * time.Second  // for output still in the pipes after exit
 )
 
+// Polling of an init process's exec (see awaitExec): every execPoll times
+// the number of starts waiting, for execPollClose, then backing off from a
+// millisecond up to execPollMax.
+const (
+	execPoll      = 50 * time.Microsecond
+	execPollClose = 3 * time.Millisecond
+	execPollMax   = 5 * time.Millisecond
+)
+
 // hostsFile is the /etc/hosts of every environment.
 const hostsFile = "127.0.0.1 localhost\n127.0.0.1 sandbox.localdomain\n"
 
@@ -376,35 +385,71 @@ func (s *Sandbox) Start(ctx context.Context) error {
 
 // awaitExec waits until the init process has executed the environment's
 // program or has exited trying.
+//
+// Nothing signals an exec, so it polls the process's name: closely at
+// first, since an exec takes about a millisecond and the poll interval adds
+// to every cold start, then backing off. The close polls sleep in
+// nanosleep, because the Go runtime's timers wake up a millisecond late at
+// best here; concurrent starts spread their polls so that together they
+// cost a bounded share of a CPU.
 func (s *Sandbox) awaitExec(ctx context.Context) error {
-	deadline := time.Now().Add(execTimeout)
-	delay := 20 * time.Microsecond
-	t := time.NewTimer(delay)
-	defer t.Stop()
+	s.r.awaiting.Add(1)
+	defer s.r.awaiting.Add(-1)
+	start := time.Now()
+	deadline := start.Add(execTimeout)
+	var delay time.Duration
+	var t *time.Timer
 	for {
 		if execed, ok := s.init.execed(); ok && execed {
 			return nil
 		}
 		select {
 		case <-s.done:
-			s.mu.Lock()
-			execed, st := s.execed, s.exit
-			s.mu.Unlock()
-			if execed {
-				return nil
+			return s.execFailed()
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			return fmt.Errorf("init process did not exec %q within %s", s.spec.Args[0], execTimeout)
+		}
+		if now.Sub(start) < execPollClose {
+			delay = time.Duration(s.r.awaiting.Load()) * execPoll
+			if delay < time.Millisecond {
+				ts := unix.NsecToTimespec(int64(delay))
+				_ = unix.Nanosleep(&ts, nil) // EINTR: poll again early
+				continue
 			}
-			return fmt.Errorf("%w %q: exec failed, init process ended with %s (the runtime's message is on the function's stderr)",
-				sandbox.ErrInvalidEntrypoint, s.spec.Args[0], st)
+		} else {
+			delay = min(max(2*delay, time.Millisecond), execPollMax)
+		}
+		if t == nil {
+			t = time.NewTimer(delay)
+			defer t.Stop()
+		} else {
+			t.Reset(delay)
+		}
+		select {
+		case <-s.done:
+			return s.execFailed()
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("init process did not exec %q within %s", s.spec.Args[0], execTimeout)
-		}
-		delay = min(2*delay, 5*time.Millisecond)
-		t.Reset(delay)
 	}
+}
+
+// execFailed is awaitExec's verdict once the init process has exited.
+func (s *Sandbox) execFailed() error {
+	s.mu.Lock()
+	execed, st := s.execed, s.exit
+	s.mu.Unlock()
+	if execed {
+		return nil
+	}
+	return fmt.Errorf("%w %q: exec failed, init process ended with %s (the runtime's message is on the function's stderr)",
+		sandbox.ErrInvalidEntrypoint, s.spec.Args[0], st)
 }
 
 // Done is closed when the init process has exited and its output has been

@@ -123,6 +123,14 @@ func newSpec(b bundleSpec) *specs.Spec {
 			Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"},
 		})
 	}
+	for _, m := range s.Mounts {
+		// Read-only, and nosuid: an executable may be mounted (Kappa's init),
+		// never with privileges.
+		mounts = append(mounts, specs.Mount{
+			Destination: m.Destination, Type: "bind", Source: m.Source,
+			Options: []string{"bind", "ro", "nosuid", "nodev"},
+		})
+	}
 
 	var annotations map[string]string
 	if b.seccompBPF != "" {

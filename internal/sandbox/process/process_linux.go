@@ -123,7 +123,15 @@ type Sandbox struct {
 	exts       []*proc
 	exit       sandbox.ExitStatus
 	peak       uint64
+	// tree caches the pids of the process trees; walking them costs a
+	// read per thread, so it is refreshed at most every treeRefresh.
+	tree   []int
+	treeAt time.Time
 }
+
+// treeRefresh is how often Stats walks the process trees anew; between
+// walks it reads VmHWM of the processes it found last.
+const treeRefresh = time.Second
 
 // proc is one child process and its process group.
 type proc struct {
@@ -426,7 +434,8 @@ func (s *Sandbox) Destroy(_ context.Context) error {
 
 // Stats samples the peak memory of the environment: the sum of VmHWM over
 // every live process of its trees, kept as the highest sum seen (and at
-// least the peak RSS of the runtime once it exited).
+// least the peak RSS of the runtime once it exited). The trees are walked
+// anew at most every second; in between the processes found last are read.
 func (s *Sandbox) Stats() sandbox.Stats {
 	s.sample()
 	s.mu.Lock()
@@ -446,7 +455,19 @@ func (s *Sandbox) sample() {
 	if len(roots) == 0 {
 		return
 	}
-	sum := treeHWM(roots)
+	s.mu.Lock()
+	pids, fresh := s.tree, time.Since(s.treeAt) < treeRefresh && len(s.tree) >= len(roots)
+	s.mu.Unlock()
+	if !fresh {
+		pids = treePids(roots)
+		s.mu.Lock()
+		s.tree, s.treeAt = pids, time.Now()
+		s.mu.Unlock()
+	}
+	var sum uint64
+	for _, pid := range pids {
+		sum += vmHWM(pid)
+	}
 	s.mu.Lock()
 	s.peak = max(s.peak, sum)
 	s.mu.Unlock()

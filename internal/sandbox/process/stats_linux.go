@@ -9,13 +9,11 @@ import (
 	"strings"
 )
 
-// treeHWM sums VmHWM (peak resident set size) over the processes rooted at
-// roots and all their descendants, in bytes. Processes that vanish while it
-// reads are skipped.
-func treeHWM(roots []int) uint64 {
+// treePids lists the processes rooted at roots and all their descendants.
+func treePids(roots []int) []int {
 	seen := map[int]bool{}
 	queue := append([]int(nil), roots...)
-	var sum uint64
+	var out []int
 	for len(queue) > 0 {
 		pid := queue[0]
 		queue = queue[1:]
@@ -23,10 +21,10 @@ func treeHWM(roots []int) uint64 {
 			continue
 		}
 		seen[pid] = true
-		sum += vmHWM(pid)
+		out = append(out, pid)
 		queue = append(queue, children(pid)...)
 	}
-	return sum
+	return out
 }
 
 // vmHWM reads VmHWM of pid from /proc/<pid>/status, in bytes.

@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kappa-run/kappa/internal/imagebuild"
+)
+
+// TestExternalExtension runs an image whose /opt/extensions holds the
+// lifecycle test extension (testdata/extensions/lifecycle) in a real
+// container: Kappa's init starts it beside the runtime, init waits for it,
+// each invocation waits for its post-invoke work, and SHUTDOWN reaches it
+// when the server stops.
+func TestExternalExtension(t *testing.T) {
+	s := startServer(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "var", "task"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "opt", "extensions"), 0o755)
+	data, err := os.ReadFile(filepath.Join(probeDir, "bootstrap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "bootstrap"), data, 0o755)
+	if out, err := goBuild(filepath.Join(dir, "opt", "extensions", "lifecycle"), "./testdata/extensions/lifecycle", true); err != nil {
+		t.Fatalf("build extension: %v\n%s", err, out)
+	}
+	layer, err := imagebuild.DirLayer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := mutate.AppendLayers(empty.Image, layer)
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Entrypoint = []string{"/bootstrap"}
+	img, _ = mutate.ConfigFile(img, cf)
+	ref := s.registry() + "/ext:v1"
+	r, _ := name.ParseReference(ref)
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	s.createFunction(t, "withext", ref, func(in *lambda.CreateFunctionInput) {
+		in.Environment = &types.Environment{Variables: map[string]string{
+			"KAPPA_TEST_INIT_MS": "300", "KAPPA_TEST_INVOKE_MS": "200"}}
+	})
+
+	out, res := invoke(t, s, "withext", map[string]any{"op": "echo", "text": "x"}, withTail)
+	if out.FunctionError != nil || res["text"] != "x" {
+		t.Fatalf("invoke = %s", out.Payload)
+	}
+	tail := tailOf(t, out)
+	if !strings.Contains(tail, "[lifecycle] registered") {
+		t.Errorf("tail lacks the extension's registration:\n%s", tail)
+	}
+	if init := reportField(tail, "Init Duration"); init < 300 {
+		t.Errorf("Init Duration %.0f ms: init did not wait for the extension's 300 ms\n%s", init, tail)
+	}
+	if d := reportField(tail, "Duration"); d < 200 {
+		t.Errorf("REPORT Duration %.0f ms: the invocation did not wait for the extension's 200 ms\n%s", d, tail)
+	}
+	// Warm: the same environment takes the next event after the extension
+	// is back in /event/next.
+	out2, res2 := invoke(t, s, "withext", map[string]any{"op": "echo", "text": "y"}, withTail)
+	if out2.FunctionError != nil || res2["env"] != res["env"] {
+		t.Fatalf("second invoke = %s (env %v, want warm %v)", out2.Payload, res2["env"], res["env"])
+	}
+	if tail2 := tailOf(t, out2); !strings.Contains(tail2, "[lifecycle] event INVOKE") {
+		t.Errorf("second tail lacks the extension's INVOKE event:\n%s", tail2)
+	}
+
+	// Stopping the server sends SHUTDOWN; the extension logs it.
+	s.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		found := false
+		filepath.Walk(filepath.Join(s.dataDir, "logs"), func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.Mode().IsRegular() {
+				if b, _ := os.ReadFile(p); strings.Contains(string(b), "event SHUTDOWN") {
+					found = true
+				}
+			}
+			return nil
+		})
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no SHUTDOWN event in the function's logs after the server stopped")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = context.Background
+	_ = aws.String
+}
+
+// reportField reads a "<name>: <ms> ms" field of the REPORT line.
+func reportField(tail, field string) float64 {
+	re := regexp.MustCompile(`REPORT RequestId: .*\t` + regexp.QuoteMeta(field) + `: ([0-9.]+) ms`)
+	m := re.FindStringSubmatch(tail)
+	if m == nil {
+		re = regexp.MustCompile(`REPORT RequestId: [^\t]*\t` + regexp.QuoteMeta(field) + `: ([0-9.]+) ms`)
+		if m = re.FindStringSubmatch(tail); m == nil {
+			return -1
+		}
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
