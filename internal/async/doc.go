@@ -19,7 +19,12 @@
 // an event is acknowledged only after its outcome was handled (destination
 // record stored, retry re-queued), and an in-progress ack every AckWait/3
 // keeps long invocations from being redelivered. A server killed mid-way
-// redelivers the unacknowledged events after AckWait.
+// redelivers the unacknowledged events after AckWait. Since JetStream may
+// lose an acknowledgement in a crash too, a durable marker per handled
+// attempt (kept DoneMarkerTTL) is written before the ack; a redelivered
+// attempt that has one is acknowledged without running again. Duplicates
+// are left to the windows between running a function and storing its
+// outcome, and to outages longer than DoneMarkerTTL.
 //
 // A function error (X-Amz-Function-Error) is retried MaximumRetryAttempts
 // times (default 2), the n-th retry RetryDelay×n later (Lambda: about 1 and

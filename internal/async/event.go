@@ -30,6 +30,8 @@ type Event struct {
 	// payloadObject names the object holding a payload too large for the
 	// message itself.
 	payloadObject string
+	// doneKey marks this delivery attempt as handled (see Service.done).
+	doneKey string
 }
 
 // Outcome is what one attempt returned, as a destination record shows it.
@@ -143,9 +145,21 @@ func decodeEvent(h nats.Header, body []byte) (*Event, error) {
 	}
 	ev.Last.ExecutedVersion = h.Get(hLastVersion)
 	ev.Last.FunctionError = h.Get(hLastError)
+	ev.doneKey = doneKey(ev.RequestID, ev.Invokes)
 	return ev, nil
 }
 
 func natsMsg(subject string, h nats.Header, body []byte) *nats.Msg {
 	return &nats.Msg{Subject: subject, Header: h, Data: body}
+}
+
+// doneKey names the done marker of the attempt that follows invokes
+// invocations of a request; "" when the id cannot be a key.
+func doneKey(requestID string, invokes int) string {
+	for _, r := range requestID {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return ""
+		}
+	}
+	return requestID + "." + strconv.Itoa(invokes)
 }

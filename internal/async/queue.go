@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -51,12 +52,18 @@ type QueueMessage struct {
 type Queues struct {
 	js              jetstream.JetStream
 	region, account string
+	stop            chan struct{} // closed by StopWaiting
+	once            sync.Once
 }
 
 // NewQueues returns the queues of js.
 func NewQueues(js jetstream.JetStream, region, account string) *Queues {
-	return &Queues{js: js, region: region, account: account}
+	return &Queues{js: js, region: region, account: account, stop: make(chan struct{})}
 }
+
+// StopWaiting ends every Read waiting for messages, and the waits of later
+// ones (the server is shutting down).
+func (q *Queues) StopWaiting() { q.once.Do(func() { close(q.stop) }) }
 
 // ARN is a queue's ARN.
 func (q *Queues) ARN(name string) string {
@@ -199,6 +206,8 @@ func (q *Queues) Read(ctx context.Context, name string, after uint64, max int, w
 		}
 		select {
 		case <-ctx.Done():
+			return nil, nil
+		case <-q.stop:
 			return nil, nil
 		case <-time.After(100 * time.Millisecond):
 		}

@@ -63,11 +63,20 @@ type Options struct {
 	Now        func() time.Time
 }
 
+// DoneMarkerTTL is how long the marker of a handled delivery attempt is
+// kept. A crash can lose the acknowledgement of an attempt whose outcome was
+// already stored; if the server is back within this time, the redelivered
+// attempt is recognised and acknowledged without running again. After a
+// longer outage it runs again (at-least-once). One marker is written per
+// attempt, so the bound keeps the bucket small under load.
+const DoneMarkerTTL = 15 * time.Minute
+
 // Stream, subject and object store names.
 const (
 	streamName     = "KAPPA_ASYNC"
 	subjectPrefix  = "kappa.async.fn."
 	payloadsBucket = "KAPPA_ASYNC_PAYLOADS"
+	doneBucket     = "KAPPA_ASYNC_DONE"
 )
 
 // Service accepts and delivers asynchronous invocations and keeps their
@@ -79,6 +88,10 @@ type Service struct {
 	js      jetstream.JetStream
 	stream  jetstream.Stream
 	objects jetstream.ObjectStore
+	// done marks delivery attempts that were handled (outcome stored), so
+	// that one redelivered after a crash lost its ack is acknowledged
+	// without running again.
+	done    jetstream.KeyValue
 	configs *configs
 	queues  *Queues
 	// maxMsg is the largest message (headers and body) NATS accepts.
@@ -159,6 +172,15 @@ func (s *Service) Start(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("open async payload store: %w", err)
+	}
+	s.done, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      doneBucket,
+		Description: "delivery attempts of asynchronous invocations already handled",
+		TTL:         DoneMarkerTTL,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("open async done markers: %w", err)
 	}
 	s.maxMsg = int(s.js.Conn().MaxPayload())
 	si, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subjectPrefix+">"))

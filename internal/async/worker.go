@@ -88,7 +88,9 @@ func (d *dispatcher) run() {
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			log.Warn("fetching events", "err", err)
+			d.cons = nil // recreated on the next round, should it be gone
 			sleep(ctx, time.Second)
+			continue
 		}
 		if n > 0 {
 			idleSince = time.Time{}
@@ -120,6 +122,11 @@ func (d *dispatcher) mayStop(ctx context.Context) bool {
 		return false
 	}
 	delete(d.s.disp, d.fn)
+	if _, err := d.s.opts.Functions.Get(ctx, d.fn); isKind(err, apierr.NotFound) {
+		// The function is gone: so is its consumer. A function created
+		// again under the name gets a new one.
+		d.s.stream.DeleteConsumer(ctx, consumerName(d.fn))
+	}
 	return true
 }
 
@@ -215,6 +222,12 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 		msg.NakWithDelay(wait)
 		return
 	}
+	if s.handled(ctx, ev) {
+		// Handled before a crash lost the ack: acknowledge, do not rerun.
+		s.log.Info("asynchronous invocation already handled; acknowledging its redelivery", "function", ev.Function, "requestId", ev.RequestID)
+		s.ack(ctx, msg, ev)
+		return
+	}
 	stop := s.heartbeat(msg)
 	defer stop()
 	select {
@@ -293,6 +306,7 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 		return
 	}
 	log.Info("asynchronous invocation failed; retrying", "attempt", ev.Invokes, "retryIn", next.Sub(s.opts.Now()).Round(time.Millisecond))
+	s.markHandled(ctx, ev)
 	s.ack(ctx, msg, nil)
 }
 
@@ -348,7 +362,29 @@ func (s *Service) finish(ctx context.Context, msg jetstream.Msg, ev *Event, cfg 
 			}
 		}
 	}
+	s.markHandled(ctx, ev)
 	s.ack(ctx, msg, ev)
+}
+
+// handled reports whether this delivery attempt of ev was handled before.
+func (s *Service) handled(ctx context.Context, ev *Event) bool {
+	if ev.doneKey == "" {
+		return false
+	}
+	_, err := s.done.Get(ctx, ev.doneKey)
+	return err == nil
+}
+
+// markHandled durably records that this delivery attempt of ev has its
+// outcome stored; only then is the message acknowledged. JetStream's ack
+// itself may not survive a crash, the marker does.
+func (s *Service) markHandled(ctx context.Context, ev *Event) {
+	if ev.doneKey == "" {
+		return
+	}
+	if _, err := s.done.Put(ctx, ev.doneKey, nil); err != nil {
+		s.log.Warn("recording a handled event; it may run again after a crash", "requestId", ev.RequestID, "err", err)
+	}
 }
 
 // ack acknowledges msg and, for an event that is done, frees its stored

@@ -59,10 +59,13 @@ type Options struct {
 	// ServerArgs are extra `kappa server` flags.
 	ServerArgs []string
 	// ProfileDir, when set, receives CPU profiles of the server taken
-	// during the cold-start samples (cold-recent.pprof, cold-new.pprof).
+	// during the cold-start samples (cold-recent.pprof.N,
+	// cold-update.pprof.N, cold-first.pprof.N).
 	ProfileDir string
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
+	// ServerLog, when set, receives everything the server logs.
+	ServerLog io.Writer
 }
 
 func (o *Options) defaults() {
@@ -184,6 +187,11 @@ func Run(ctx context.Context, opts Options) (_ *Report, err error) {
 		}
 		defer os.RemoveAll(r.work)
 	}
+	if opts.ProfileDir != "" {
+		if err := os.MkdirAll(opts.ProfileDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.prepareRootFS(); err != nil {
 		return nil, err
 	}
@@ -198,7 +206,7 @@ func Run(ctx context.Context, opts Options) (_ *Report, err error) {
 		"--concurrency-limit", fmt.Sprint(max(1000, maxEnv)),
 	}, opts.ServerArgs...)
 	r.progress("starting kappa server")
-	if r.srv, err = startServer(ctx, opts.Kappa, r.work, args...); err != nil {
+	if r.srv, err = startServer(ctx, opts.Kappa, r.work, opts.ServerLog, args...); err != nil {
 		return nil, err
 	}
 	defer r.srv.stop()

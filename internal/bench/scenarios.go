@@ -24,20 +24,25 @@ func (r *run) deploy(ctx context.Context, fn string, memoryMB int32) error {
 	return r.srv.createFunction(ctx, fn, ref, memoryMB)
 }
 
-// cold measures cold starts two ways, both next to `<runtime> run` (and
+// cold measures cold starts three ways, next to `<runtime> run` (and
 // `podman run`) of the same root filesystem:
 //
 //   - recent version: the function ran recently, but its only environment
 //     is gone (the previous, untimed, invocation made the runtime exit);
-//     this is the cold start of a function in use, which a created-ahead
-//     container serves.
-//   - new configuration: every sample follows a configuration change, so
-//     nothing prepared for the old one fits.
+//     this is the cold start of a function in use.
+//   - after an update: every sample follows a configuration change of a
+//     function in use, so no environment of the old configuration fits.
+//   - first invocation: of a function never invoked before, for which
+//     nothing can have been prepared but its root filesystem.
 func (r *run) cold(ctx context.Context) error {
 	const fn = "bench-cold"
 	n := r.opts.ColdSamples
 	r.progress("cold start: %d samples per variant", n)
-	if err := r.deploy(ctx, fn, 1769); err != nil {
+	ref, err := r.srv.push(r.rootfs, "bench/cold:v1")
+	if err != nil {
+		return err
+	}
+	if err := r.srv.createFunction(ctx, fn, ref, 1769); err != nil {
 		return err
 	}
 	if _, err := r.srv.invoke(ctx, fn, noop); err != nil {
@@ -68,7 +73,7 @@ func (r *run) cold(ctx context.Context) error {
 	}
 	stopProfile()
 
-	stopProfile = r.startProfile(ctx, "cold-new.pprof", time.Duration(n)*400*time.Millisecond)
+	stopProfile = r.startProfile(ctx, "cold-update.pprof", time.Duration(n)*400*time.Millisecond)
 	var fresh []time.Duration
 	for i := range n {
 		if err := r.srv.reconfigure(ctx, fn, fmt.Sprint(i)); err != nil {
@@ -80,6 +85,25 @@ func (r *run) cold(ctx context.Context) error {
 			return err
 		}
 		fresh = append(fresh, time.Since(start))
+	}
+	stopProfile()
+
+	firstN := min(n, 20)
+	r.progress("cold start: creating %d functions for first invocations", firstN)
+	for i := range firstN {
+		if err := r.srv.createFunction(ctx, fmt.Sprintf("bench-first-%d", i), ref, 1769); err != nil {
+			return err
+		}
+	}
+	stopProfile = r.startProfile(ctx, "cold-first.pprof", time.Duration(firstN)*200*time.Millisecond)
+	var first []time.Duration
+	for i := range firstN {
+		time.Sleep(100 * time.Millisecond)
+		start := time.Now()
+		if _, err := r.srv.invoke(ctx, fmt.Sprintf("bench-first-%d", i), noop); err != nil {
+			return err
+		}
+		first = append(first, time.Since(start))
 	}
 	stopProfile()
 
@@ -99,7 +123,8 @@ func (r *run) cold(ctx context.Context) error {
 	r.report.Rows = append(r.report.Rows,
 		Row{Scenario: "cold start, recent version", Unit: Duration, Kappa: durations(recent), Baseline: rawName, Base: durations(raw),
 			Target: "≤10ms p50, ≤25ms p99"},
-		Row{Scenario: "cold start, new configuration", Unit: Duration, Kappa: durations(fresh), Baseline: rawName, Base: durations(raw)},
+		Row{Scenario: "cold start, after an update", Unit: Duration, Kappa: durations(fresh), Baseline: rawName, Base: durations(raw)},
+		Row{Scenario: "cold start, first invocation", Unit: Duration, Kappa: durations(first), Baseline: rawName, Base: durations(raw)},
 	)
 	p, err := newPodman(ctx, r.work, r.rootfs)
 	if err != nil {
@@ -125,30 +150,34 @@ func (r *run) cold(ctx context.Context) error {
 	return nil
 }
 
-// startProfile takes a CPU profile of the server over at most d into
-// ProfileDir/name; the returned func ends it early and waits for it.
+// startProfile takes CPU profiles of the server, in slices of two seconds
+// (ProfileDir/name.0, .1, ...), until the returned func is called; that
+// waits for the slice in flight, since pprof writes nothing for a profile
+// cut short. d bounds the total in case stop is never reached.
 func (r *run) startProfile(ctx context.Context, name string, d time.Duration) func() {
 	if r.opts.ProfileDir == "" {
 		return func() {}
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// pprof ends the profile early when the request is cancelled, and
-		// then writes nothing: profile in slices of 5 s and keep them.
-		for i := 0; ctx.Err() == nil && d > 0; i++ {
-			slice := min(d, 5*time.Second)
+		for i := 0; d > 0; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			path := filepath.Join(r.opts.ProfileDir, fmt.Sprintf("%s.%d", name, i))
-			if err := r.srv.profile(ctx, max(slice, time.Second), path); err != nil && ctx.Err() == nil {
+			if err := r.srv.profile(ctx, 2*time.Second, path); err != nil {
 				r.progress("profile %s: %v", name, err)
 				return
 			}
-			d -= slice
+			d -= 2 * time.Second
 		}
 	}()
 	return func() {
-		cancel()
+		close(stop)
 		<-done
 	}
 }

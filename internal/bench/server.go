@@ -52,7 +52,7 @@ var listenRE = regexp.MustCompile(`listening on http://(\S+)`)
 
 // startServer runs `kappa server` with extra flags and waits until it
 // listens.
-func startServer(ctx context.Context, kappa, workDir string, extra ...string) (*server, error) {
+func startServer(ctx context.Context, kappa, workDir string, logTo io.Writer, extra ...string) (*server, error) {
 	s := &server{
 		dataDir: filepath.Join(workDir, "data"),
 		runDir:  "/run/kappa-bench-" + randHex(4),
@@ -76,6 +76,9 @@ func startServer(ctx context.Context, kappa, workDir string, extra ...string) (*
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
+			if logTo != nil {
+				fmt.Fprintln(logTo, line)
+			}
 			s.logMu.Lock()
 			if s.log.Len() > 1<<20 {
 				s.log.Reset()

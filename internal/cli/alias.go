@@ -15,6 +15,7 @@ import (
 func newAliasCmd() *cobra.Command {
 	var endpoint string
 	cmd := &cobra.Command{Use: "alias", Short: "Create, update, inspect and delete aliases of a function"}
+	groupRun(cmd)
 	endpointFlag(cmd, &endpoint)
 	complete := completeFunctions(&endpoint)
 

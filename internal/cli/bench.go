@@ -20,6 +20,7 @@ func newBenchCmd() *cobra.Command {
 		o         bench.Options
 		source    string
 		scenarios []string
+		serverLog string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -65,6 +66,14 @@ prebuilt static binaries. Needs root and crun or runc.`,
 					}
 				}
 			}
+			if serverLog != "" {
+				f, err := os.Create(serverLog)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				o.ServerLog = f
+			}
 			rep, err := bench.Run(cmd.Context(), o)
 			if rep != nil && len(rep.Rows) > 0 {
 				fmt.Fprintln(cmd.OutOrStdout())
@@ -88,6 +97,7 @@ prebuilt static binaries. Needs root and crun or runc.`,
 	f.DurationVar(&o.IdleWindow, "idle-window", 0, "how long idle CPU is sampled (default 5s)")
 	f.StringVar(&o.WorkDir, "work-dir", "", "scratch directory (default: a temporary one, removed after)")
 	f.StringVar(&o.ProfileDir, "profile-dir", "", "save CPU profiles of the server during the cold starts here")
+	f.StringVar(&serverLog, "server-log", "", "write the server's log to this file")
 	f.StringArrayVar(&o.ServerArgs, "server-arg", nil, "extra `kappa server` flag (repeatable), e.g. --server-arg=--spares=0")
 	cmd.AddCommand(newBenchEchoCmd())
 	return cmd

@@ -16,6 +16,7 @@ import (
 func newFnCmd() *cobra.Command {
 	var endpoint string
 	cmd := &cobra.Command{Use: "fn", Short: "Create, update, publish, inspect and delete functions"}
+	groupRun(cmd)
 	endpointFlag(cmd, &endpoint)
 	complete := completeFunctions(&endpoint)
 	cmd.AddCommand(fnCreateCmd(&endpoint), fnUpdateCmd(&endpoint, complete), fnListCmd(&endpoint),

@@ -217,3 +217,15 @@ func stdinPiped(r io.Reader) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice == 0
 }
+
+// groupRun makes a command that only groups subcommands print its help
+// when run alone, and reject an unknown subcommand as a usage error.
+func groupRun(cmd *cobra.Command) {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("unknown command %q for %q (see `%s --help`)", args[0], cmd.CommandPath(), cmd.CommandPath())}
+		}
+		return cmd.Help()
+	}
+}

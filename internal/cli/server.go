@@ -73,6 +73,10 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.ScheduleCatchUp, "schedule-catch-up", cfg.ScheduleCatchUp, "most missed ticks one schedule fires after the server was down (the latest)")
 	f.StringVar(&cfg.IAMAccessKeyID, "iam-access-key-id", envOr("KAPPA_IAM_ACCESS_KEY_ID", ""), "access key AWS_IAM function URLs accept (env KAPPA_IAM_ACCESS_KEY_ID)")
 	f.StringVar(&cfg.IAMSecretAccessKey, "iam-secret-access-key", envOr("KAPPA_IAM_SECRET_ACCESS_KEY", ""), "its secret; prefer the env KAPPA_IAM_SECRET_ACCESS_KEY, flags show in ps")
+	f.IntVar(&cfg.Spares, "spares", cfg.Spares, "created-but-not-started environments kept for recently invoked configurations, so their cold starts only start one (0: none)")
+	f.DurationVar(&cfg.SpareIdleTimeout, "spare-idle-timeout", cfg.SpareIdleTimeout, "how long a configuration's spare is kept after its last invocation")
+	f.IntVar(&cfg.NetNSPool, "netns-pool", cfg.NetNSPool, "network namespaces with their Runtime API listeners kept created ahead (0: none)")
+	f.BoolVar(&cfg.ExecStart, "exec-start", cfg.ExecStart, "start containers with `<runtime> start` instead of through crun's exec fifo")
 	return cmd
 }
 

@@ -147,9 +147,25 @@ func TestVerifySignedBySDK(t *testing.T) {
 	}
 }
 
-// TestVerifyKnownVector checks the verifier against a signature computed
-// by hand-independent means: the canonical request of a GET with a single-
-// encoded path, as curl signs it.
+// TestVerifyKnownAnswer checks the verifier against the example request
+// of AWS's Signature Version 4 documentation (IAM ListUsers, 2015-08-30),
+// independently of the SDK's signer.
+func TestVerifyKnownAnswer(t *testing.T) {
+	r := httptest.NewRequest("GET", "https://iam.amazonaws.com/?Action=ListUsers&Version=2010-05-08", nil)
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	r.Header.Set("X-Amz-Date", "20150830T123600Z")
+	r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, "+
+		"SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7")
+	v := &Verifier{Region: "us-east-1", Service: "iam", Now: func() time.Time { return time.Date(2015, 8, 30, 12, 40, 0, 0, time.UTC) },
+		Secret: func(id string) (string, bool) { return "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", id == "AKIDEXAMPLE" }}
+	if key, err := v.Verify(r, nil); err != nil || key != "AKIDEXAMPLE" {
+		t.Fatalf("Verify = %q, %v", key, err)
+	}
+}
+
+// TestVerifyCanonicalForms checks the canonical URI candidates (encoded
+// once more, as AWS SDKs do, and as sent, as curl does) and the canonical
+// query.
 func TestVerifyCanonicalForms(t *testing.T) {
 	tests := []struct {
 		rawPath string

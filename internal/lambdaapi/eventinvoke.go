@@ -176,7 +176,9 @@ func (a *API) eventInvokeConfigWire(c *async.Config) eventInvokeConfigWire {
 	return out
 }
 
-func (a *API) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) { a.writeEventInvokeConfig(w, r, false) }
+func (a *API) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
+	a.writeEventInvokeConfig(w, r, false)
+}
 
 func (a *API) updateEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
 	a.writeEventInvokeConfig(w, r, true)

@@ -38,6 +38,10 @@ type Options struct {
 	// QueueBytes bounds the lines one environment has waiting for the disk
 	// (default 4 MiB); beyond it lines are dropped.
 	QueueBytes int
+	// TotalQueueBytes bounds the lines all environments together have
+	// waiting for the disk (default 64 MiB), so that many chatty
+	// environments cannot add up to unbounded memory either.
+	TotalQueueBytes int64
 	// SegmentBytes is the size at which a stream's file is rotated
 	// (default MaxBytes/8 within [64 KiB, 16 MiB]; 16 MiB when MaxBytes
 	// is unlimited).
@@ -56,6 +60,8 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 	last atomic.Int64 // last time stamp handed out
+	// queued counts the bytes of every stream's queue.
+	queued atomic.Int64
 
 	mu      sync.Mutex
 	active  map[string]bool    // segment files open for writing
@@ -83,6 +89,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.QueueBytes <= 0 {
 		opts.QueueBytes = 4 << 20
+	}
+	if opts.TotalQueueBytes <= 0 {
+		opts.TotalQueueBytes = 64 << 20
 	}
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = 16 << 20

@@ -68,7 +68,8 @@ func (s *Stream) admit(now time.Time, n int) DropReason {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.queued+n+recordOverhead > s.store.opts.QueueBytes {
+	if s.queued+n+recordOverhead > s.store.opts.QueueBytes ||
+		s.store.queued.Load()+int64(n+recordOverhead) > s.store.opts.TotalQueueBytes {
 		return DropBacklog
 	}
 	return 0
@@ -80,7 +81,8 @@ func (s *Stream) push(now time.Time, request string, line []byte, platform bool)
 	n := len(line) + recordOverhead
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.queued+n > s.store.opts.QueueBytes+platformSlack {
+	if s.closed || s.queued+n > s.store.opts.QueueBytes+platformSlack ||
+		s.store.queued.Load()+int64(n) > s.store.opts.TotalQueueBytes+platformSlack {
 		return false
 	}
 	s.queue = append(s.queue, record{
@@ -88,6 +90,7 @@ func (s *Stream) push(now time.Time, request string, line []byte, platform bool)
 		msg: append([]byte(nil), line...),
 	})
 	s.queued += n
+	s.store.queued.Add(int64(n))
 	s.pushed++
 	select {
 	case s.wake <- struct{}{}:
@@ -124,6 +127,7 @@ func (s *Stream) run() {
 			}
 			s.mu.Lock()
 			s.queued -= n
+			s.store.queued.Add(-int64(n))
 			s.written += uint64(len(batch))
 			s.mu.Unlock()
 			clear(batch)

@@ -21,7 +21,7 @@ func (m *Metrics) APIHandler() http.Handler {
 			e := m.opts.Host.Environments()
 			out["host"] = map[string]any{
 				"live": e.Live, "idle": e.Idle, "busy": max(e.Live-e.Idle, 0),
-				"provisioned": e.Provisioned, "memoryCommittedMB": e.MemoryMB,
+				"provisioned": e.Provisioned, "spare": e.Spare, "memoryCommittedMB": e.MemoryMB,
 			}
 		}
 		writeJSON(w, out)

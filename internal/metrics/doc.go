@@ -6,6 +6,14 @@
 //
 // Recorders call Begin/End around an invocation, Invoked with its outcome
 // and Throttled for a 429. The asynchronous invocation queue reports
-// through AsyncEventReceived, AsyncEventDropped and AsyncEventAge; it
-// should declare the small interface it needs and be handed *Metrics.
+// through three methods that take plain values, so that it can declare the
+// interface it consumes without importing this package:
+//
+//	type Metrics interface {
+//		AsyncEventReceived(function, version, alias string) // an event queued
+//		AsyncEventDropped(function, reason string)          // EventAgeExceeded, RetriesExhausted, …
+//		AsyncEventAge(function string, age time.Duration)   // queued → invoked
+//	}
+//
+// The daemon's *metrics.Metrics (observability.metrics) implements it.
 package metrics

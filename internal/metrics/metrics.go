@@ -55,7 +55,10 @@ type Host interface {
 // Environments is a Host's environment counts.
 type Environments struct {
 	Live, Idle, Provisioned int
-	MemoryMB                int64
+	// Spare counts created-but-not-started environments kept ready for
+	// cold starts (not live).
+	Spare    int
+	MemoryMB int64
 }
 
 // Provisioned is one provisioned-concurrency target: Qualifier is a
@@ -97,8 +100,8 @@ type Options struct {
 //	kappa_async_event_age_seconds{function}                   AsyncEventAge (histogram)
 //	kappa_billed_duration_seconds_total{function}             billed time (1 ms granularity)
 //	kappa_billed_gb_seconds_total{function}                   GB-seconds = billed seconds × MemorySize/1024
-//	kappa_environments_{live,idle,busy,provisioned}           host gauges
-//	kappa_memory_committed_bytes                              sum of MemorySize of live environments
+//	kappa_environments_{live,idle,busy,provisioned,spare}     host gauges
+//	kappa_memory_committed_bytes                              sum of MemorySize of started environments
 type Metrics struct {
 	opts Options
 	reg  *prometheus.Registry
@@ -115,12 +118,12 @@ type Metrics struct {
 	billedSec    *prometheus.CounterVec
 	billedGBs    *prometheus.CounterVec
 
-	mu       sync.Mutex
+	mu         sync.Mutex
 	inflight   map[Labels]int
 	fnInflight map[string]int
-	history  map[string]*history
-	billing  map[string]*Billing
-	started  time.Time
+	history    map[string]*history
+	billing    map[string]*Billing
+	started    time.Time
 }
 
 // New returns Metrics with every collector registered, including the Go
@@ -256,10 +259,11 @@ func (m *Metrics) Throttled(function, reason string) {
 	m.historyLocked(function).at(m.opts.Now()).Throttles++
 }
 
-// AsyncEventReceived records an event queued for asynchronous invocation.
-// For the async package.
-func (m *Metrics) AsyncEventReceived(l Labels) {
-	m.asyncRecv.WithLabelValues(l.Function, l.Version, l.Alias).Inc()
+// AsyncEventReceived records an event queued for asynchronous invocation
+// of a function's version, through alias ("" when none). For the async
+// package.
+func (m *Metrics) AsyncEventReceived(function, version, alias string) {
+	m.asyncRecv.WithLabelValues(function, version, alias).Inc()
 }
 
 // AsyncEventDropped records an asynchronous event dropped without a
@@ -343,13 +347,15 @@ var (
 		"Execution environments running an invocation or starting (live minus idle).", nil, nil)
 	descEnvProv = prometheus.NewDesc("kappa_environments_provisioned",
 		"Execution environments kept by provisioned concurrency.", nil, nil)
+	descEnvSpare = prometheus.NewDesc("kappa_environments_spare",
+		"Execution environments created ahead of a cold start and not started yet.", nil, nil)
 	descMem = prometheus.NewDesc("kappa_memory_committed_bytes",
 		"Sum of the MemorySize of live execution environments.", nil, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConcurrent, descPCUtil, descPCExec, descPCAlloc,
-		descEnvLive, descEnvIdle, descEnvBusy, descEnvProv, descMem} {
+		descEnvLive, descEnvIdle, descEnvBusy, descEnvProv, descEnvSpare, descMem} {
 		ch <- d
 	}
 }
@@ -388,5 +394,6 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEnvIdle, prometheus.GaugeValue, float64(e.Idle))
 	ch <- prometheus.MustNewConstMetric(descEnvBusy, prometheus.GaugeValue, float64(max(e.Live-e.Idle, 0)))
 	ch <- prometheus.MustNewConstMetric(descEnvProv, prometheus.GaugeValue, float64(e.Provisioned))
+	ch <- prometheus.MustNewConstMetric(descEnvSpare, prometheus.GaugeValue, float64(e.Spare))
 	ch <- prometheus.MustNewConstMetric(descMem, prometheus.GaugeValue, float64(e.MemoryMB)*(1<<20))
 }

@@ -77,7 +77,7 @@ next:
 func TestExposition(t *testing.T) {
 	c := &clock{now: time.Unix(1_700_000_000, 0)}
 	host := fakeHost{
-		env:  Environments{Live: 5, Idle: 3, Provisioned: 2, MemoryMB: 640},
+		env:  Environments{Live: 5, Idle: 3, Provisioned: 2, Spare: 1, MemoryMB: 640},
 		prov: []Provisioned{{Function: "f", Qualifier: "live", Allocated: 2, Requested: 2}},
 	}
 	m := New(Options{Host: host, Now: c.Now})
@@ -90,7 +90,7 @@ func TestExposition(t *testing.T) {
 	m.Invoked(Invocation{Labels: Labels{"f", "$LATEST", ""}, Start: c.Now(), Duration: time.Millisecond,
 		Billed: time.Millisecond, Status: "error", MemoryMB: 128})
 	m.Throttled("f", "ReservedFunctionConcurrentInvocationLimitExceeded")
-	m.AsyncEventReceived(live)
+	m.AsyncEventReceived("f", "1", "live")
 	m.AsyncEventDropped("f", "EventAgeExceeded")
 	m.AsyncEventAge("f", 90*time.Second)
 
@@ -124,6 +124,7 @@ func TestExposition(t *testing.T) {
 		{"idle environments", "kappa_environments_idle", nil, gauge, 3},
 		{"busy environments", "kappa_environments_busy", nil, gauge, 2},
 		{"provisioned environments", "kappa_environments_provisioned", nil, gauge, 2},
+		{"spare environments", "kappa_environments_spare", nil, gauge, 1},
 		{"memory committed", "kappa_memory_committed_bytes", nil, gauge, 640 << 20},
 	}
 	for _, tt := range tests {

@@ -18,5 +18,5 @@
 //
 // Emulator is also the reference for how the server's invoker drives a
 // runtimeapi.Server with extensions, telemetry and streaming: see
-// env.coldStart, env.invoke and env.shutdown.
+// Emulator.coldStart, Emulator.run and env.shutdown.
 package rie

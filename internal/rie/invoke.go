@@ -288,6 +288,11 @@ func (em *Emulator) run(reqCtx context.Context, s *slot, req request, respond re
 	if fe != nil {
 		runtimeDur = dur
 	}
+	if req.tail || e.tel.Subscribed() > 0 {
+		// Let the invocation's last lines come before platform.runtimeDone
+		// and END.
+		e.out.settle(2*time.Millisecond, 20*time.Millisecond)
+	}
 	e.tel.Platform(runtimeapi.PlatformRuntimeDone{RequestID: req.id, Status: status, ErrorType: errType,
 		Metrics: &runtimeapi.RuntimeDoneMetrics{DurationMs: ms(runtimeDur), ProducedBytes: comp.ProducedBytes}, Tracing: tracing})
 	used := mib(e.sb.Stats().MaxMemoryBytes)

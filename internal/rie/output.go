@@ -44,6 +44,24 @@ type output struct {
 
 	mu   sync.Mutex
 	tail *bytes.Buffer // nil when no invocation collects one
+	last time.Time     // when a process last wrote
+}
+
+// settle waits a little for output a process wrote just before it
+// answered to come through its pipe: at least quiet, then until nothing
+// came for quiet, at most limit.
+func (o *output) settle(quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	time.Sleep(quiet)
+	for time.Now().Before(deadline) {
+		o.mu.Lock()
+		last := o.last
+		o.mu.Unlock()
+		if time.Since(last) >= quiet {
+			return
+		}
+		time.Sleep(quiet / 2)
+	}
 }
 
 // writer returns the writer of one process's stdout or stderr; emit gets
@@ -92,6 +110,7 @@ type lineWriter struct {
 func (w *lineWriter) Write(p []byte) (int, error) {
 	_, _ = w.o.out.Write(p)
 	w.o.mu.Lock()
+	w.o.last = time.Now()
 	if w.o.tail != nil {
 		w.o.tail.Write(p)
 		if w.o.tail.Len() > 4*tailBytes {

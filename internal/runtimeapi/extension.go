@@ -343,8 +343,8 @@ func (s *Server) extFailed(x *extension, typ ErrorType, reported string, payload
 	s.notifyRegistration()
 }
 
-// extensionStatus renders a platform.extension record once x finished its
-// init.
+// extensionRecord is the platform.extension record of x, emitted once x
+// finished its init.
 func extensionRecord(x *extension) PlatformExtension {
 	return PlatformExtension{Name: x.name, State: "Ready", Events: x.events()}
 }
@@ -382,8 +382,6 @@ func splitComma(v string) []string {
 	}
 	return out
 }
-
-var errNoInvocation = errors.New("no invocation")
 
 // writeExtEvent writes an event body to an /event/next response.
 func writeExtEvent(w http.ResponseWriter, body []byte) error {

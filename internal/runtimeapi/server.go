@@ -27,7 +27,7 @@ var (
 	// ErrInvalidInvocation: the Invocation breaks a rule of its fields.
 	ErrInvalidInvocation = errors.New("invalid invocation")
 	// ErrNoInvocation: WaitInvokeDone was called before any Invoke.
-	ErrNoInvocation = errNoInvocation
+	ErrNoInvocation = errors.New("no invocation")
 )
 
 // Server is the Runtime API of one execution environment, with its
@@ -275,6 +275,13 @@ func (s *Server) WaitInvokeDone(ctx context.Context) (Completion, error) {
 	s.mu.Unlock()
 	if c == nil {
 		return Completion{}, ErrNoInvocation
+	}
+	select {
+	case <-c.allDone: // a done invocation wins over a done ctx
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return c.comp, c.compErr
+	default:
 	}
 	select {
 	case <-c.allDone:

@@ -57,7 +57,7 @@ func InvocationSpans(inv Invocation) []Span {
 			msg = inv.ErrorType
 		}
 	}
-	reqAttrs := map[string]any{"faas.trigger": "http", "faas.coldstart": inv.Cold, "kappa.status": inv.Status}
+	reqAttrs := map[string]any{"faas.coldstart": inv.Cold, "kappa.status": inv.Status}
 	if inv.ARN != "" {
 		reqAttrs["cloud.resource_id"] = inv.ARN
 	}

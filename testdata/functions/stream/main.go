@@ -1,7 +1,8 @@
 // Command stream is a Lambda function (aws-lambda-go) for the response
 // streaming, extension and telemetry tests. The event's "op" picks what it
-// does: "echo" returns the event's data; "log" prints the event's lines to
-// stdout; "sleep" sleeps ms milliseconds; "stream" returns an io.Reader
+// does: "echo" returns the event's data; "getenv" returns the variable
+// named by "key"; "log" prints the event's lines to
+// stdout; "sleep" sleeps ms milliseconds, deadline or not; "stream" returns an io.Reader
 // that yields n chunks "chunk-<i>\n", ms milliseconds apart (aws-lambda-go
 // streams an io.Reader result with chunked encoding); "streamfail" does the
 // same and then fails mid-stream (the error travels in the trailers);
@@ -26,6 +27,7 @@ type event struct {
 	Ms    int             `json:"ms"`
 	Lines []string        `json:"lines"`
 	Data  json.RawMessage `json:"data"`
+	Key   string          `json:"key"`
 }
 
 type response struct {
@@ -42,16 +44,17 @@ func handle(ctx context.Context, ev event) (any, error) {
 	switch ev.Op {
 	case "echo":
 		return response{Data: ev.Data, Ok: true}, nil
+	case "getenv":
+		v, _ := json.Marshal(os.Getenv(ev.Key))
+		return response{Data: v, Ok: true}, nil
 	case "log":
 		for _, l := range ev.Lines {
 			fmt.Println(l)
 		}
 		return response{Ok: true}, nil
 	case "sleep":
-		select {
-		case <-time.After(time.Duration(ev.Ms) * time.Millisecond):
-		case <-ctx.Done():
-		}
+		// Ignores the deadline, as a function that overruns it does.
+		time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
 		return response{Ok: true}, nil
 	case "stream", "streamfail":
 		r, w := io.Pipe()
