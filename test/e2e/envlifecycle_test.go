@@ -16,7 +16,9 @@ import (
 // invocations the environment's cgroup is frozen and uses no CPU; the next
 // invocation thaws it and runs warm.
 func TestFreezeIdleEnvironments(t *testing.T) {
-	s := newServer(t, "--freeze-idle")
+	// --spares 0: these tests count the environments of on-demand
+	// invocations; created-but-not-started spares would add containers.
+	s := newServer(t, "--freeze-idle", "--spares", "0")
 	img := s.pushProbe(t, "probe:frz")
 	s.createFunction(t, "frz", img)
 
@@ -92,7 +94,7 @@ func TestIdleReaping(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newServer(t, append([]string{"--idle-timeout", "2s"}, tc.args...)...)
+			s := newServer(t, append([]string{"--idle-timeout", "2s", "--spares", "0"}, tc.args...)...)
 			img := s.pushProbe(t, "probe:reap")
 			s.createFunction(t, "reap", img)
 

@@ -130,7 +130,9 @@ func TestNoLeaks(t *testing.T) {
 		maxEnvs  = 16
 		ringSize = maxEnvs + workers
 	)
-	s := newServer(t, "--max-environments", strconv.Itoa(maxEnvs), "--idle-timeout", "2s")
+	// --spares 0: the counts compare environments of invocations; the
+	// spare pool is bounded on its own and checked by the stop cleanup.
+	s := newServer(t, "--max-environments", strconv.Itoa(maxEnvs), "--idle-timeout", "2s", "--spares", "0")
 	img := s.pushProbe(t, "probe:leak")
 	s.createFunction(t, "leak-warm", img)
 	var ring []string
