@@ -130,9 +130,10 @@ func TestNoLeaks(t *testing.T) {
 		maxEnvs  = 16
 		ringSize = maxEnvs + workers
 	)
-	// --spares 0: the counts compare environments of invocations; the
-	// spare pool is bounded on its own and checked by the stop cleanup.
-	s := newServer(t, "--max-environments", strconv.Itoa(maxEnvs), "--idle-timeout", "2s", "--spares", "0")
+	// --spares 0 --netns-pool 0: the counts compare environments of
+	// invocations; the spare and namespace pools are bounded on their own
+	// (they refill toward their size) and checked by the stop cleanup.
+	s := newServer(t, "--max-environments", strconv.Itoa(maxEnvs), "--idle-timeout", "2s", "--spares", "0", "--netns-pool", "0")
 	img := s.pushProbe(t, "probe:leak")
 	s.createFunction(t, "leak-warm", img)
 	var ring []string
