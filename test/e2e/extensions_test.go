@@ -36,8 +36,10 @@ func TestExternalExtension(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "bootstrap"), data, 0o755)
-	if out, err := goBuild(filepath.Join(dir, "opt", "extensions", "lifecycle"), "./testdata/extensions/lifecycle", true); err != nil {
-		t.Fatalf("build extension: %v\n%s", err, out)
+	for _, ext := range []string{"lifecycle", "telemetry"} {
+		if out, err := goBuild(filepath.Join(dir, "opt", "extensions", ext), "./testdata/extensions/"+ext, true); err != nil {
+			t.Fatalf("build extension %s: %v\n%s", ext, err, out)
+		}
 	}
 	layer, err := imagebuild.DirLayer(dir)
 	if err != nil {
@@ -56,7 +58,7 @@ func TestExternalExtension(t *testing.T) {
 	}
 	s.createFunction(t, "withext", ref, func(in *lambda.CreateFunctionInput) {
 		in.Environment = &types.Environment{Variables: map[string]string{
-			"KAPPA_TEST_INIT_MS": "300", "KAPPA_TEST_INVOKE_MS": "200"}}
+			"KAPPA_TEST_INIT_MS": "300", "KAPPA_TEST_INVOKE_MS": "200", "KAPPA_TEST_RECORD_STDOUT": "1"}}
 	})
 
 	out, res := invoke(t, s, "withext", map[string]any{"op": "echo", "text": "x"}, withTail)
@@ -83,26 +85,45 @@ func TestExternalExtension(t *testing.T) {
 		t.Errorf("second tail lacks the extension's INVOKE event:\n%s", tail2)
 	}
 
-	// Stopping the server sends SHUTDOWN; the extension logs it.
+	// Stopping the server sends SHUTDOWN; the extensions log it, and the
+	// telemetry subscriber lists what the Telemetry API delivered to it
+	// (over its own listener inside the environment's network namespace).
 	s.stop()
+	var logs string
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		found := false
+		logs = ""
 		filepath.Walk(filepath.Join(s.dataDir, "logs"), func(p string, info os.FileInfo, err error) error {
 			if err == nil && info.Mode().IsRegular() {
-				if b, _ := os.ReadFile(p); strings.Contains(string(b), "event SHUTDOWN") {
-					found = true
-				}
+				b, _ := os.ReadFile(p)
+				logs += string(b)
 			}
 			return nil
 		})
-		if found {
+		if strings.Contains(logs, "event SHUTDOWN") && strings.Contains(logs, "telemetry events:") {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no SHUTDOWN event in the function's logs after the server stopped")
+			t.Fatalf("after stop, the logs lack the SHUTDOWN event or the telemetry record:\n%s", logs)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	m := regexp.MustCompile(`telemetry events: (\S*)`).FindStringSubmatch(logs)
+	got := strings.Split(m[1], ",")
+	want := []string{"platform.initStart", "platform.initRuntimeDone", "platform.initReport",
+		"platform.start", "platform.runtimeDone", "platform.report",
+		"platform.start", "platform.runtimeDone", "platform.report"}
+	var platform []string
+	for _, typ := range got {
+		if strings.HasPrefix(typ, "platform.") && typ != "platform.telemetrySubscription" && typ != "platform.extension" {
+			platform = append(platform, typ)
+		}
+	}
+	if strings.Join(platform, ",") != strings.Join(want, ",") {
+		t.Errorf("telemetry platform events = %v, want %v (all: %v)", platform, want, got)
+	}
+	if !strings.Contains(m[1], "function") {
+		t.Errorf("telemetry delivered no function log line: %v", got)
 	}
 	_ = context.Background
 	_ = aws.String

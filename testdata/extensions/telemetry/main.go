@@ -4,7 +4,8 @@
 // HTTP (default) or TCP. It registers for SHUTDOWN only; on SHUTDOWN it
 // waits until it has seen a platform.report for every platform.start (or
 // up to 1.5 s), writes every event it received as JSON to
-// $KAPPA_TEST_RECORD_DIR/<name>.json and exits.
+// $KAPPA_TEST_RECORD_DIR/<name>.json (with KAPPA_TEST_RECORD_STDOUT=1, also
+// one line listing the event types to stdout) and exits.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -173,6 +175,17 @@ func drain() {
 }
 
 func write() {
+	if os.Getenv("KAPPA_TEST_RECORD_STDOUT") == "1" {
+		// One line naming every event type in order, for environments
+		// whose files vanish with them (a server's containers).
+		mu.Lock()
+		types := make([]string, len(rec.Events))
+		for i, e := range rec.Events {
+			types[i] = e.Type
+		}
+		mu.Unlock()
+		fmt.Printf("[%s] telemetry events: %s\n", rec.Name, strings.Join(types, ","))
+	}
 	dir := os.Getenv("KAPPA_TEST_RECORD_DIR")
 	if dir == "" {
 		return
