@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,9 +60,25 @@ type Options struct {
 	// DeadLetter returns a function's dead-letter target ARN ("" for none).
 	// nil: no dead-letter queues.
 	DeadLetter func(ctx context.Context, fn string) string
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Metrics, when set, counts received and dropped events and their age
+	// (*metrics.Metrics implements it).
+	Metrics Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
+
+// Metrics receives the asynchronous queue's measurements.
+type Metrics interface {
+	AsyncEventReceived(function, version, alias string)
+	AsyncEventDropped(function, reason string)
+	AsyncEventAge(function string, age time.Duration)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) AsyncEventReceived(string, string, string) {}
+func (nopMetrics) AsyncEventDropped(string, string)          {}
+func (nopMetrics) AsyncEventAge(string, time.Duration)       {}
 
 // DoneMarkerTTL is how long the marker of a handled delivery attempt is
 // kept. A crash can lose the acknowledgement of an attempt whose outcome was
@@ -246,8 +263,22 @@ func (s *Service) Enqueue(ctx context.Context, ev *Event) error {
 	if err := s.publish(ctx, ev, ev.RequestID); err != nil {
 		return apierr.Wrap(apierr.Internal, err, "store the event")
 	}
+	version, alias := ev.Qualifier, ""
+	if version == "" {
+		version = "$LATEST"
+	} else if _, err := strconv.Atoi(version); err != nil && version != "$LATEST" {
+		version, alias = "", ev.Qualifier
+	}
+	s.metrics().AsyncEventReceived(ev.Function, version, alias)
 	s.kick(ev.Function)
 	return nil
+}
+
+func (s *Service) metrics() Metrics {
+	if s.opts.Metrics == nil {
+		return nopMetrics{}
+	}
+	return s.opts.Metrics
 }
 
 // publish stores ev under msgID (JetStream drops a repeated msgID within

@@ -254,6 +254,9 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 			return
 		}
 	}
+	if ev.Invokes == 0 {
+		s.metrics().AsyncEventAge(ev.Function, s.opts.Now().Sub(ev.Accepted))
+	}
 	target, err := s.opts.Functions.Resolve(ctx, function.Ref{Name: ev.Function, Qualifier: ev.Qualifier})
 	if isKind(err, apierr.NotFound) {
 		log.Warn("dropping an event of a function that no longer exists", "err", err)
@@ -341,6 +344,7 @@ func (s *Service) finish(ctx context.Context, msg jetstream.Msg, ev *Event, cfg 
 	log := s.log.With("function", ev.Function, "requestId", ev.RequestID)
 	if condition != Success {
 		log.Warn("asynchronous invocation failed for good", "condition", condition, "invocations", ev.Invokes)
+		s.metrics().AsyncEventDropped(ev.Function, condition)
 	}
 	dest := ""
 	if cfg != nil {

@@ -48,6 +48,7 @@ func (d *Daemon) startEvents(ctx context.Context, port int, inv async.Invoker) e
 		AckWait:             cfg.AsyncAckWait,
 		Concurrency:         cfg.AsyncConcurrency,
 		FunctionConcurrency: cfg.AsyncFunctionConcurrency,
+		Metrics:             d.asyncMetrics(),
 		Logger:              d.log.With("svc", "async"),
 	})
 	if err := ev.async.Start(ctx); err != nil {
@@ -135,4 +136,12 @@ func (t scheduleTarget) InvokeAsync(ctx context.Context, arn, requestID string, 
 		return err
 	}
 	return t.async.Enqueue(ctx, &async.Event{RequestID: requestID, Function: ref.Name, Qualifier: ref.Qualifier, Payload: payload})
+}
+
+// asyncMetrics is where the async queue reports to; nil without metrics.
+func (d *Daemon) asyncMetrics() async.Metrics {
+	if d.obs == nil || d.obs.metrics == nil {
+		return nil
+	}
+	return d.obs.metrics
 }
