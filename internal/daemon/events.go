@@ -49,7 +49,14 @@ func (d *Daemon) startEvents(ctx context.Context, port int, inv async.Invoker) e
 		Concurrency:         cfg.AsyncConcurrency,
 		FunctionConcurrency: cfg.AsyncFunctionConcurrency,
 		Metrics:             d.asyncMetrics(),
-		Logger:              d.log.With("svc", "async"),
+		DeadLetter: func(ctx context.Context, fn string) string {
+			f, err := d.functions.Get(ctx, fn)
+			if err != nil {
+				return ""
+			}
+			return f.Latest.DeadLetterTarget
+		},
+		Logger: d.log.With("svc", "async"),
 	})
 	if err := ev.async.Start(ctx); err != nil {
 		return err

@@ -2,6 +2,7 @@ package function
 
 import (
 	"maps"
+	"regexp"
 	"slices"
 
 	"github.com/kappa-run/kappa/internal/apierr"
@@ -27,6 +28,7 @@ type CreateInput struct {
 	Tags             map[string]string
 	LoggingConfig    *LoggingConfig
 	TracingMode      string
+	DeadLetterTarget *string
 	Publish          bool
 }
 
@@ -114,7 +116,24 @@ func (in *CreateInput) config() (Config, error) {
 	if in.TracingMode != "" {
 		c.TracingMode = in.TracingMode
 	}
+	if in.DeadLetterTarget != nil {
+		if err := validateDeadLetter(*in.DeadLetterTarget); err != nil {
+			return Config{}, err
+		}
+		c.DeadLetterTarget = *in.DeadLetterTarget
+	}
 	return c, nil
+}
+
+var deadLetterRE = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:(sqs|sns):[a-z0-9-]+:\d{12}:[a-zA-Z0-9_.-]{1,256}$`)
+
+// validateDeadLetter checks a DeadLetterConfig.TargetArn ("" clears it).
+func validateDeadLetter(arn string) error {
+	if arn != "" && !deadLetterRE.MatchString(arn) {
+		return apierr.New(apierr.InvalidParameter,
+			"The provided target ARN %q is invalid: Kappa accepts queue ARNs arn:aws:sqs:<region>:<account>:<name> (Kappa queues) and SNS topic ARNs", arn)
+	}
+	return nil
 }
 
 func validateTags(tags map[string]string) error {
@@ -162,6 +181,7 @@ type UpdateConfigInput struct {
 	Runtime          string
 	Handler          string
 	Layers           []string
+	DeadLetterTarget *string
 }
 
 func (in *UpdateConfigInput) validate() error {
@@ -184,6 +204,11 @@ func (in *UpdateConfigInput) validate() error {
 	if in.TracingMode != "" && in.TracingMode != "Active" && in.TracingMode != "PassThrough" {
 		return apierr.New(apierr.Validation,
 			"1 validation error detected: Value '%s' at 'tracingConfig.mode' failed to satisfy constraint: Member must satisfy enum value set: [Active, PassThrough]", in.TracingMode)
+	}
+	if in.DeadLetterTarget != nil {
+		if err := validateDeadLetter(*in.DeadLetterTarget); err != nil {
+			return err
+		}
 	}
 	for _, check := range []error{validateEnv(in.Environment), validateImageConfig(in.ImageConfig), validateLogging(in.LoggingConfig)} {
 		if check != nil {
@@ -225,5 +250,8 @@ func (in *UpdateConfigInput) apply(c *Config) {
 	}
 	if in.TracingMode != "" {
 		c.TracingMode = in.TracingMode
+	}
+	if in.DeadLetterTarget != nil {
+		c.DeadLetterTarget = *in.DeadLetterTarget
 	}
 }

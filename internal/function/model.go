@@ -76,7 +76,10 @@ type Config struct {
 	Architectures    []string          `json:"architectures"`
 	LoggingConfig    LoggingConfig     `json:"loggingConfig"`
 	TracingMode      string            `json:"tracingMode"`
-	Code             Code              `json:"code"`
+	// DeadLetterTarget is DeadLetterConfig.TargetArn: where asynchronous
+	// events that failed for good go when no OnFailure destination is set.
+	DeadLetterTarget string `json:"deadLetterTarget,omitempty"`
+	Code             Code   `json:"code"`
 
 	State                      string    `json:"state"`
 	StateReason                string    `json:"stateReason,omitempty"`

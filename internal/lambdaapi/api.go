@@ -255,6 +255,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) {
 	if req.TracingConfig != nil {
 		in.TracingMode = req.TracingConfig.Mode
 	}
+	if req.DeadLetterConfig != nil {
+		in.DeadLetterTarget = deadLetterTarget(req.DeadLetterConfig)
+	}
 	fn, err := a.fns.Create(r.Context(), in)
 	if err != nil {
 		writeError(w, a.log, err)
@@ -349,6 +352,15 @@ func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) {
 	a.writeJSON(w, http.StatusOK, out)
 }
 
+// deadLetterTarget reads DeadLetterConfig: a missing TargetArn clears it.
+func deadLetterTarget(d *wireDeadLetter) *string {
+	arn := ""
+	if d.TargetArn != nil {
+		arn = *d.TargetArn
+	}
+	return &arn
+}
+
 func maxItems(q url.Values) (int, error) {
 	s := q.Get("MaxItems")
 	if s == "" {
@@ -408,6 +420,9 @@ func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.TracingConfig != nil {
 		in.TracingMode = req.TracingConfig.Mode
+	}
+	if req.DeadLetterConfig != nil {
+		in.DeadLetterTarget = deadLetterTarget(req.DeadLetterConfig)
 	}
 	fn, err := a.fns.UpdateConfig(r.Context(), ref.Name, in)
 	if err != nil {

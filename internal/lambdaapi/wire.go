@@ -31,6 +31,10 @@ type wireTracing struct {
 	Mode string `json:"Mode,omitempty"`
 }
 
+type wireDeadLetter struct {
+	TargetArn *string `json:"TargetArn"`
+}
+
 // createFunctionRequest is CreateFunction's body. Unknown members are
 // ignored, as Lambda does.
 type createFunctionRequest struct {
@@ -57,6 +61,7 @@ type createFunctionRequest struct {
 	Tags             map[string]string  `json:"Tags"`
 	LoggingConfig    *wireLoggingConfig `json:"LoggingConfig"`
 	TracingConfig    *wireTracing       `json:"TracingConfig"`
+	DeadLetterConfig *wireDeadLetter    `json:"DeadLetterConfig"`
 	Publish          bool               `json:"Publish"`
 }
 
@@ -73,6 +78,7 @@ type updateConfigRequest struct {
 	ImageConfig      *wireImageConfig   `json:"ImageConfig"`
 	LoggingConfig    *wireLoggingConfig `json:"LoggingConfig"`
 	TracingConfig    *wireTracing       `json:"TracingConfig"`
+	DeadLetterConfig *wireDeadLetter    `json:"DeadLetterConfig"`
 	RevisionId       string             `json:"RevisionId"`
 }
 
@@ -99,6 +105,7 @@ type functionConfiguration struct {
 	Version                    string             `json:"Version"`
 	Environment                *wireEnvironment   `json:"Environment,omitempty"`
 	TracingConfig              wireTracing        `json:"TracingConfig"`
+	DeadLetterConfig           *wireDeadLetter    `json:"DeadLetterConfig,omitempty"`
 	RevisionId                 string             `json:"RevisionId"`
 	State                      string             `json:"State"`
 	StateReason                string             `json:"StateReason,omitempty"`
@@ -177,6 +184,10 @@ func (a *API) toWire(c function.Config) functionConfiguration {
 		w.FunctionArn = a.fns.ARN(c.Name, c.Version)
 	}
 	w.EphemeralStorage.Size = c.EphemeralStorage
+	if c.DeadLetterTarget != "" {
+		arn := c.DeadLetterTarget
+		w.DeadLetterConfig = &wireDeadLetter{TargetArn: &arn}
+	}
 	if len(c.Environment) > 0 {
 		w.Environment = &wireEnvironment{Variables: c.Environment}
 	}
