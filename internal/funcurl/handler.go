@@ -167,6 +167,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			UserARN: fmt.Sprintf("arn:aws:iam::%s:user/%s", h.opts.Account, key)}
 	}
 	in.Header.Del("Authorization") // the caller's credentials are not the function's business
+	if cfg.InvokeMode == ModeStream {
+		h.serveStream(w, r, cfg, in)
+		return
+	}
 	resp := h.invoke(ctx, cfg, in)
 	if cfg.Cors != nil {
 		cfg.Cors.Apply(resp.Header, r.Header.Get("Origin"))
@@ -181,9 +185,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// invoke runs the function with the request's event and maps the result.
-// RESPONSE_STREAM URLs are answered buffered too: streaming responses will
-// be written here as they arrive once the invoker streams them.
+// invoke runs the function with the request's event and maps the result
+// (BUFFERED URLs; RESPONSE_STREAM ones are served by serveStream).
 func (h *Handler) invoke(ctx context.Context, cfg *Config, in Request) Response {
 	plain := func(status int, msg string) Response {
 		hdr := http.Header{}

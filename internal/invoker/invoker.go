@@ -726,6 +726,9 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 	case o.err == nil && o.res.Body != nil:
 		keep = true
 		inv.stream(e, req, cold, start, resp, o.res.Body, runCtx, cancel, timeout)
+		if o.res.ContentType != "" {
+			resp.ContentType = o.res.ContentType // e.g. a function URL's http-integration-response
+		}
 		return resp, true, nil
 	case o.err == nil:
 		resp.Payload, resp.ContentType = o.res.Payload, o.res.ContentType

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,4 +155,42 @@ func TestInvokeWithResponseStream(t *testing.T) {
 			t.Errorf("no chunk before the timeout")
 		}
 	})
+}
+
+// TestFunctionURLResponseStream: a RESPONSE_STREAM function URL sends the
+// function's prelude (status, headers) and then its body as it is made.
+func TestFunctionURLResponseStream(t *testing.T) {
+	s := startServer(t)
+	img := pushStreamFunction(t, s, "stream:url")
+	s.createFunction(t, "urlstream", img)
+	created, err := s.Lambda.CreateFunctionUrlConfig(context.Background(), &lambda.CreateFunctionUrlConfigInput{
+		FunctionName: aws.String("urlstream"), AuthType: types.FunctionUrlAuthTypeNone, InvokeMode: types.InvokeModeResponseStream,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(aws.ToString(created.FunctionUrl))
+	id := strings.Split(u.Hostname(), ".")[0]
+	start := time.Now()
+	resp, err := http.Post(s.URL("/lambda-url/"+id+"/"), "application/json", strings.NewReader(`{"op":"stream","n":4,"ms":300}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 201 || resp.Header.Get("X-Streamed") != "yes" || resp.Header.Get("Content-Type") != "text/plain" {
+		t.Errorf("status %d, headers %v: want the prelude's 201, X-Streamed and text/plain", resp.StatusCode, resp.Header)
+	}
+	first := make([]byte, 8)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	firstAt := time.Since(start)
+	rest, _ := io.ReadAll(resp.Body)
+	total := time.Since(start)
+	if got := string(first) + string(rest); got != "chunk-0\nchunk-1\nchunk-2\nchunk-3\n" {
+		t.Errorf("body = %q", got)
+	}
+	if firstAt >= total-600*time.Millisecond {
+		t.Errorf("first bytes after %v of %v: the URL response was not streamed", firstAt, total)
+	}
 }

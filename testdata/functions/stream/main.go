@@ -18,6 +18,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 )
 
@@ -28,6 +29,9 @@ type event struct {
 	Lines []string        `json:"lines"`
 	Data  json.RawMessage `json:"data"`
 	Key   string          `json:"key"`
+	// A function URL event carries the test's event in its body.
+	RawPath string `json:"rawPath"`
+	Body    string `json:"body"`
 }
 
 type response struct {
@@ -41,6 +45,22 @@ type midStreamError struct{}
 func (midStreamError) Error() string { return "failed after streaming" }
 
 func handle(ctx context.Context, ev event) (any, error) {
+	if ev.RawPath != "" {
+		var inner event
+		if err := json.Unmarshal([]byte(ev.Body), &inner); err != nil {
+			return nil, err
+		}
+		if inner.Op == "stream" {
+			// A RESPONSE_STREAM function URL: a prelude, then the body.
+			r, _ := chunks(inner).(io.Reader)
+			return &events.LambdaFunctionURLStreamingResponse{
+				StatusCode: 201,
+				Headers:    map[string]string{"Content-Type": "text/plain", "X-Streamed": "yes"},
+				Body:       r,
+			}, nil
+		}
+		ev = inner
+	}
 	switch ev.Op {
 	case "echo":
 		return response{Data: ev.Data, Ok: true}, nil
@@ -57,23 +77,7 @@ func handle(ctx context.Context, ev event) (any, error) {
 		time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
 		return response{Ok: true}, nil
 	case "stream", "streamfail":
-		r, w := io.Pipe()
-		go func() {
-			for i := range ev.N {
-				if i > 0 {
-					time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
-				}
-				if _, err := fmt.Fprintf(w, "chunk-%d\n", i); err != nil {
-					return
-				}
-			}
-			if ev.Op == "streamfail" {
-				w.CloseWithError(midStreamError{})
-				return
-			}
-			w.Close()
-		}()
-		return io.Reader(r), nil
+		return chunks(ev), nil
 	case "exit":
 		os.Exit(3)
 	}
@@ -82,4 +86,26 @@ func handle(ctx context.Context, ev event) (any, error) {
 
 func main() {
 	lambda.Start(handle)
+}
+
+// chunks yields n chunks "chunk-<i>\n", ms milliseconds apart, failing at
+// the end for "streamfail".
+func chunks(ev event) any {
+	r, w := io.Pipe()
+	go func() {
+		for i := range ev.N {
+			if i > 0 {
+				time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
+			}
+			if _, err := fmt.Fprintf(w, "chunk-%d\n", i); err != nil {
+				return
+			}
+		}
+		if ev.Op == "streamfail" {
+			w.CloseWithError(midStreamError{})
+			return
+		}
+		w.Close()
+	}()
+	return io.Reader(r)
 }
