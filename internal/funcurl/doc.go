@@ -22,8 +22,9 @@
 //
 // # Invoke modes
 //
-// BUFFERED is implemented. RESPONSE_STREAM is accepted and stored, and
-// answered as BUFFERED for now: the seam is Handler.invoke, which will
-// hand the response body over as it streams once the runtime API delivers
-// streamed responses to the invoker.
+// BUFFERED answers once the function returned. RESPONSE_STREAM sends the
+// function's bytes as it produces them (serveStream): a response of type
+// application/vnd.awslambda.http-integration-response starts with a JSON
+// prelude {statusCode, headers, cookies} and eight NUL bytes; other
+// streams are sent with status 200 and their own content type.
 package funcurl
