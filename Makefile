@@ -44,9 +44,11 @@ FUZZTIME ?= 30s
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
 
-## bench: cold start and warm invoke next to crun run and a bare HTTP echo
-bench: deps
-	go test -run '^$$' -bench InvokeLatency -benchtime 1x -timeout 30m ./test/e2e/
+## bench: cold start, warm invoke, throughput, scale-out and density, each next to its baseline, in one table
+##        (BENCH_FLAGS passes flags, e.g. BENCH_FLAGS="--density 1000 --profile-dir prof")
+BENCH_FLAGS ?=
+bench: deps build
+	$(KAPPA) bench --source . $(BENCH_FLAGS)
 
 ## bench-registry: registry push/pull and Create-to-Active next to Distribution and crane
 bench-registry:

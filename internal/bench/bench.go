@@ -60,7 +60,8 @@ type Options struct {
 	ServerArgs []string
 	// ProfileDir, when set, receives CPU profiles of the server taken
 	// during the cold-start samples (cold-recent.pprof.N,
-	// cold-update.pprof.N, cold-first.pprof.N).
+	// cold-update.pprof.N, cold-first.pprof.N) and the throughput run
+	// (throughput.pprof.N).
 	ProfileDir string
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
@@ -160,6 +161,8 @@ type run struct {
 	report *Report
 	raw    *rawRuntime
 	echo   *echoServer
+	// serverArgs are the flags every server of the run gets.
+	serverArgs []string
 }
 
 func (r *run) progress(format string, args ...any) {
@@ -201,12 +204,12 @@ func Run(ctx context.Context, opts Options) (_ *Report, err error) {
 	r.report.Runtime = r.raw.name
 	// Room for every scenario's environments at once.
 	maxEnv := opts.Density + opts.ScaleOut + opts.Concurrency + 64
-	args := append([]string{
+	r.serverArgs = append([]string{
 		"--max-environments", fmt.Sprint(maxEnv),
 		"--concurrency-limit", fmt.Sprint(max(1000, maxEnv)),
 	}, opts.ServerArgs...)
 	r.progress("starting kappa server")
-	if r.srv, err = startServer(ctx, opts.Kappa, r.work, opts.ServerLog, args...); err != nil {
+	if r.srv, err = startServer(ctx, opts.Kappa, filepath.Join(r.work, "main"), opts.ServerLog, r.serverArgs...); err != nil {
 		return nil, err
 	}
 	defer r.srv.stop()

@@ -253,7 +253,9 @@ func (r *run) throughput(ctx context.Context) error {
 			return err
 		}
 	}
+	stopProfile := r.startProfile(ctx, "throughput.pprof", r.opts.ThroughputTime)
 	kRate, kLat, err := load(ctx, c, r.opts.ThroughputTime, func() error { _, err := r.srv.invoke(ctx, fn, noop); return err })
+	stopProfile()
 	if err != nil {
 		return err
 	}
@@ -397,87 +399,104 @@ func (r *run) retire(ctx context.Context, fn, sample string) error {
 	return nil
 }
 
-// density starts Density idle environments and reports the server's
-// resident memory per environment and the idle CPU, next to the echo
-// server holding as many idle long-poll requests.
+// density measures what idle environments cost the server, on a server
+// of its own so that earlier scenarios' garbage does not blur it: the
+// growth of the server's resident memory per environment between Density/2
+// and Density idle environments (function processes are not the server's
+// and not counted), and the CPU the server and the function processes use
+// while they idle. The baseline is the echo server holding as many idle
+// long-poll requests.
 func (r *run) density(ctx context.Context) error {
 	const fn = "bench-density"
 	n := r.opts.Density
-	r.progress("density: %d idle environments", n)
-	if err := r.deploy(ctx, fn, 128); err != nil {
-		return err
-	}
-	// One environment first, so that one-time costs (the image's root
-	// filesystem, code paths run for the first time) are not counted.
-	if _, err := r.srv.invoke(ctx, fn, noop); err != nil {
-		return err
-	}
-	settle := func() { time.Sleep(2 * time.Second); r.srv.gc(ctx) }
-	settle()
-	pid := r.srv.pid()
-	before, err := rss(pid)
+	r.progress("density: %d idle environments, on a fresh server", n)
+	srv, err := startServer(ctx, r.opts.Kappa, filepath.Join(r.work, "density"), r.opts.ServerLog, r.serverArgs...)
 	if err != nil {
 		return err
 	}
-	var mu sync.Mutex
-	envs := map[string]bool{}
-	if _, err := burst(ctx, n, func() error {
-		body, err := r.srv.invoke(ctx, fn, noop)
-		mu.Lock()
-		envs[envOf(body)] = true
-		mu.Unlock()
-		return err
-	}); err != nil {
-		return err
-	}
-	settle()
-	after, err := rss(pid)
+	defer srv.stop()
+	ref, err := srv.push(r.rootfs, "bench/density:v1")
 	if err != nil {
 		return err
 	}
-	added := len(envs) - 1 // the first one existed before
-	if added < 1 {
-		return fmt.Errorf("density: only %d environments answered", len(envs))
+	if err := srv.createFunction(ctx, fn, ref, 128); err != nil {
+		return err
 	}
-	perEnv := (float64(after) - float64(before)) / float64(added)
+	pid := srv.pid()
+	// sample brings the function to want idle environments (invocations
+	// that sleep a second overlap, so each needs its own) and returns how
+	// many there are and the server's RSS.
+	sample := func(want int) (envs int, mem uint64, err error) {
+		if _, err := burst(ctx, want, func() error { _, err := srv.invoke(ctx, fn, `{"op":"sleep","ms":1000}`); return err }); err != nil {
+			return 0, 0, err
+		}
+		time.Sleep(2 * time.Second)
+		srv.gc(ctx)
+		if envs, _, err = srv.health(ctx); err != nil {
+			return 0, 0, err
+		}
+		mem, err = rss(pid)
+		return envs, mem, err
+	}
+	envs0, mem0, err := sample(1)
+	if err != nil {
+		return err
+	}
+	envs1, mem1, err := sample(n / 2)
+	if err != nil {
+		return err
+	}
+	envs2, mem2, err := sample(n)
+	if err != nil {
+		return err
+	}
+	if envs2 <= envs1 {
+		return fmt.Errorf("density: %d environments after the second burst, %d after the first", envs2, envs1)
+	}
+	perEnv := (float64(mem2) - float64(mem1)) / float64(envs2-envs1)
 	srvCPU, envCPU, nChildren := idleCPU(pid, r.opts.IdleWindow)
 
-	// Baseline: the echo server holding n idle long polls.
+	// Baseline: the echo server holding as many idle long polls.
 	epid := r.echo.cmd.Process.Pid
-	ebefore, _ := rss(epid)
 	tr := &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: n}
 	defer tr.CloseIdleConnections()
 	pctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequestWithContext(pctx, "GET", r.echo.url("/wait"), nil)
-			if resp, err := tr.RoundTrip(req); err == nil {
-				resp.Body.Close()
-			}
-		}()
+	hold := func(k int) {
+		for range k {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequestWithContext(pctx, "GET", r.echo.url("/wait"), nil)
+				if resp, err := tr.RoundTrip(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+		}
+		time.Sleep(2 * time.Second)
 	}
-	time.Sleep(2 * time.Second)
-	eafter, _ := rss(epid)
+	hold(n / 2)
+	e1, _ := rss(epid)
+	hold(n - n/2)
+	e2, _ := rss(epid)
 	echoCPU, _, _ := idleCPU(epid, r.opts.IdleWindow)
 	cancel()
 	wg.Wait()
-	perConn := (float64(eafter) - float64(ebefore)) / float64(n)
+	perConn := (float64(e2) - float64(e1)) / float64(n-n/2)
 
 	r.report.Rows = append(r.report.Rows,
-		Row{Scenario: fmt.Sprintf("density: server RSS per idle env (%d)", added), Unit: Bytes,
+		Row{Scenario: fmt.Sprintf("density: server RSS per idle env (%d)", envs2), Unit: Bytes,
 			Kappa: Stat{P50: perEnv, P99: perEnv, N: 1}, Baseline: "bare Go server, per idle long poll",
 			Base: Stat{P50: perConn, P99: perConn, N: 1}, Target: "≤1MB",
-			Note: fmt.Sprintf("server RSS %s → %s for %d environments (function processes excluded)", format(Bytes, float64(before)), format(Bytes, float64(after)), added)},
-		Row{Scenario: fmt.Sprintf("idle CPU, server (%d envs)", added+1), Unit: Percent,
+			Note: fmt.Sprintf("server RSS %s (%d env) → %s (%d) → %s (%d); per environment between the last two; function processes excluded",
+				format(Bytes, float64(mem0)), envs0, format(Bytes, float64(mem1)), envs1, format(Bytes, float64(mem2)), envs2)},
+		Row{Scenario: fmt.Sprintf("idle CPU, server (%d envs)", envs2), Unit: Percent,
 			Kappa: Stat{P50: srvCPU, P99: srvCPU, N: 1}, Baseline: "bare Go server, idle polls",
 			Base: Stat{P50: echoCPU, P99: echoCPU, N: 1}, Target: "~0"},
 		Row{Scenario: fmt.Sprintf("idle CPU, %d function processes", nChildren), Unit: Percent,
 			Kappa: Stat{P50: envCPU, P99: envCPU, N: 1}, Baseline: "-"},
 	)
-	return r.retire(ctx, fn, "done")
+	return nil
 }
 
 // idleCPU samples, over window, the CPU use of pid and of its children in

@@ -43,11 +43,13 @@ prebuilt static binaries. Needs root and crun or runc.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Scenarios = scenarios
-			self, err := os.Executable()
-			if err != nil {
-				return err
+			if o.Kappa == "" {
+				self, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				o.Kappa = self
 			}
-			o.Kappa = self
 			o.Progress = cmd.ErrOrStderr()
 			if o.Probe == "" || o.Noop == "" {
 				dir, err := os.MkdirTemp("", "kappa-bench-bin-")
@@ -83,6 +85,7 @@ prebuilt static binaries. Needs root and crun or runc.`,
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&o.Kappa, "kappa", "", "kappa binary whose server is measured (default: this one), e.g. an older build to compare")
 	f.StringVar(&source, "source", ".", "Kappa source tree to build the probe function and the no-op from")
 	f.StringVar(&o.Probe, "probe", "", "prebuilt static binary of testdata/functions/probe")
 	f.StringVar(&o.Noop, "noop", "", "prebuilt static binary of testdata/functions/noop")
@@ -98,7 +101,7 @@ prebuilt static binaries. Needs root and crun or runc.`,
 	f.StringVar(&o.WorkDir, "work-dir", "", "scratch directory (default: a temporary one, removed after)")
 	f.StringVar(&o.ProfileDir, "profile-dir", "", "save CPU profiles of the server during the cold starts here")
 	f.StringVar(&serverLog, "server-log", "", "write the server's log to this file")
-	f.StringArrayVar(&o.ServerArgs, "server-arg", nil, "extra `kappa server` flag (repeatable), e.g. --server-arg=--spares=0")
+	f.StringArrayVar(&o.ServerArgs, "server-arg", nil, "extra flag for the measured server (repeatable), e.g. --server-arg=--spares=0")
 	cmd.AddCommand(newBenchEchoCmd())
 	return cmd
 }

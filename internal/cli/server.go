@@ -76,7 +76,7 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.Spares, "spares", cfg.Spares, "created-but-not-started environments kept for recently invoked configurations, so their cold starts only start one (0: none)")
 	f.DurationVar(&cfg.SpareIdleTimeout, "spare-idle-timeout", cfg.SpareIdleTimeout, "how long a configuration's spare is kept after its last invocation")
 	f.IntVar(&cfg.NetNSPool, "netns-pool", cfg.NetNSPool, "network namespaces with their Runtime API listeners kept created ahead (0: none)")
-	f.BoolVar(&cfg.ExecStart, "exec-start", cfg.ExecStart, "start containers with `<runtime> start` instead of through crun's exec fifo")
+	f.BoolVar(&cfg.ExecStart, "exec-start", cfg.ExecStart, "start containers by running \"<runtime> start\" instead of through crun's exec fifo")
 	return cmd
 }
 

@@ -538,6 +538,11 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	if err != nil {
 		return nil, err
 	}
+	// Start it while its log and Runtime API are set up: output is held
+	// until bound below, and the runtime's first connection waits in the
+	// listener's backlog until served.
+	started := make(chan error, 1)
+	go func() { started <- p.sb.Start(ctx) }()
 	e := &env{id: p.id, key: configKey(c), fn: c.Name, digest: c.Code.Digest, images: inv.opts.Images}
 	if inv.opts.Logs != nil {
 		if s, err := inv.opts.Logs.Stream(c.Name, p.stream); err == nil {
@@ -565,6 +570,9 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 		e.api.ExpectExtensions(p.extensions...)
 		e.capture.OnFunctionLine(e.api.Telemetry().FunctionLog)
 	}
+	// Before serving: the process may already be running (see started).
+	e.api.Telemetry().Platform(runtimeapi.PlatformInitStart{InitializationType: initType, Phase: "init",
+		FunctionName: c.Name, FunctionVersion: c.Version})
 	e.srv = &http.Server{Handler: e.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go e.srv.Serve(sb.RuntimeAPIListener())
 
@@ -582,9 +590,7 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 		return nil, fe
 	}
 
-	e.api.Telemetry().Platform(runtimeapi.PlatformInitStart{InitializationType: initType, Phase: "init",
-		FunctionName: c.Name, FunctionVersion: c.Version})
-	if err := sb.Start(ctx); err != nil {
+	if err := <-started; err != nil {
 		switch {
 		case errors.Is(err, sandbox.ErrInvalidEntrypoint):
 			inv.log.Debug("invalid entrypoint", "function", c.Name, "err", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"github.com/kappa-run/kappa/internal/envinit"
 	"io"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/envinit"
 	"github.com/kappa-run/kappa/internal/function"
 	"github.com/kappa-run/kappa/internal/sandbox"
 	"github.com/kappa-run/kappa/internal/spare"
@@ -146,6 +146,7 @@ func (inv *Invoker) prepare(ctx context.Context, c function.Config, initType str
 				go p.discard()
 			default:
 				if fp := fingerprint(c, inv.opts.Region, initType); p.fingerprint == fp {
+					inv.log.Debug("cold start from a spare", "function", c.Name, "version", c.Version, "env", p.id)
 					return p, nil
 				}
 				// Same configuration key, other settings: a revision id

@@ -136,6 +136,9 @@ type envCgroup struct {
 	memoryV2  bool
 	freezer   string // directory with the freezer's files
 	freezerV2 bool
+	// files, once the cgroup exists, holds the files used on every
+	// invocation open; nil reads and writes them by path.
+	files *cgroupFiles
 }
 
 func (h *cgroupHost) env(path string) envCgroup {
@@ -173,7 +176,7 @@ func (c envCgroup) maxMemory() (uint64, error) {
 	if c.memoryV2 {
 		file = "memory.peak"
 	}
-	data, err := os.ReadFile(filepath.Join(c.memory, file))
+	data, err := c.files.read(peakFD, filepath.Join(c.memory, file))
 	if err != nil {
 		return 0, err
 	}
@@ -210,24 +213,28 @@ func (c envCgroup) freeze(ctx context.Context, frozen bool) error {
 		}
 		want = func(b []byte) bool { n, err := flatKey(b, "frozen"); return err == nil && n == wantFrozen }
 	}
-	delay := 50 * time.Microsecond
+	stateFD := freezeFD
+	if c.freezerV2 {
+		stateFD = eventsFD
+	}
+	// Idle tasks freeze within microseconds: poll closely first (an
+	// invocation arriving meanwhile waits for the freeze to finish).
+	delay := 20 * time.Microsecond
 	for {
 		// v1 may stay FREEZING while a task is in an uninterruptible
 		// sleep; writing again retries the freeze.
-		if err := os.WriteFile(filepath.Join(c.freezer, file), []byte(value), 0); err != nil {
+		if err := c.files.write(freezeFD, filepath.Join(c.freezer, file), value); err != nil {
 			return err
 		}
-		state, err := os.ReadFile(filepath.Join(c.freezer, stateFile))
+		state, err := c.files.read(stateFD, filepath.Join(c.freezer, stateFile))
 		if err != nil {
 			return err
 		}
 		if want(state) {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
+		if err := pause(ctx, delay); err != nil {
+			return err
 		}
 		delay = min(2*delay, 10*time.Millisecond)
 	}

@@ -20,9 +20,13 @@
 // # Process model
 //
 // Create runs `<runtime> create`, which leaves the container's init process
-// set up and blocked before exec; Start runs `<runtime> start` and waits
-// until the init process has executed the function's program (its comm
-// changes) or died trying. The runtime process exits after create, so New
+// set up and blocked before exec; Start releases it and waits until the init
+// process has executed the function's program (its comm changes) or died
+// trying. With crun, Start does what `crun start` does without starting a
+// crun process: it writes to the created container's exec fifo in crun's
+// state directory (see releaseInit); New proves that this works with the
+// installed crun and otherwise, and with runc or Options.ExecStart, Start
+// runs `<runtime> start`. The runtime process exits after create, so New
 // makes the Kappa process a child subreaper (PR_SET_CHILD_SUBREAPER): the
 // orphaned init process is re-parented to Kappa, which reaps it and learns
 // its exit status without a resident runtime process per environment. Exit
@@ -48,7 +52,16 @@
 //
 // Freeze and Thaw write the freezer cgroup directly (v1 freezer.state or v2
 // cgroup.freeze) instead of running `<runtime> pause`, which costs a process
-// start. Shutdown and Destroy signal the init process through its pidfd;
+// start. The cgroup files used on every invocation (the freezer's, and peak
+// memory for Stats) are held open for the environment's life and accessed
+// with pread/pwrite.
+//
+// # Ahead of time
+//
+// With Options.NetNSPool, network namespaces are created ahead, each with
+// its loopback up, its Runtime API listener bound and its pin mounted, and
+// Create takes one instead of making its own. A pooled namespace is as new
+// as one made by Create: it serves one environment and is destroyed with it. Shutdown and Destroy signal the init process through its pidfd;
 // as PID 1 of the environment's PID namespace its death kills every other
 // process of the environment.
 //

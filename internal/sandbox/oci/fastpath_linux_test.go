@@ -2,6 +2,7 @@ package oci
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -216,4 +217,55 @@ func netnsInode(t *testing.T, pid int) string {
 		t.Fatal(err)
 	}
 	return link
+}
+
+// TestCgroupFilesHeld checks that an environment reads and writes its
+// per-invocation cgroup files through descriptors held open, that freezing
+// and peak memory work through them, and that Destroy closes them.
+func TestCgroupFilesHeld(t *testing.T) {
+	for _, name := range []string{"crun", "runc"} {
+		t.Run(name, func(t *testing.T) {
+			requireRuntime(t, name)
+			te := newTestEnv(t, name)
+			r := te.runtime(t, true)
+			rootfs := sandboxtest.ReadOnly(t, sandboxtest.BuildRootFS(t))
+			sb, err := r.Create(context.Background(), sandbox.Spec{
+				ID: "held", RootFS: rootfs, Args: []string{sandboxtest.ProbePath, "sleep", "60"},
+				Cwd: "/", MemoryMB: 128, TmpMB: 4, Hostname: "x",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := sb.(*Sandbox)
+			f := s.cg.files
+			if f == nil || f.freeze < 0 || f.peak < 0 || (s.cg.freezerV2 && f.events < 0) {
+				t.Fatalf("cgroup files not held: %+v", f)
+			}
+			if err := sb.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				if err := sb.Freeze(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				state, err := os.ReadFile(filepath.Join(s.cg.freezer, map[bool]string{false: "freezer.state", true: "cgroup.freeze"}[s.cg.freezerV2]))
+				if err != nil || !strings.Contains(string(state), map[bool]string{false: "FROZEN", true: "1"}[s.cg.freezerV2]) {
+					t.Errorf("after Freeze the cgroup reads %q (%v)", state, err)
+				}
+				if err := sb.Thaw(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := sb.Stats(); st.MaxMemoryBytes == 0 {
+				t.Error("Stats reports no peak memory")
+			}
+			if err := sb.Destroy(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.read(peakFD, "/nonexistent"); !errors.Is(err, os.ErrClosed) {
+				t.Errorf("read after Destroy = %v, want os.ErrClosed", err)
+			}
+			te.checkClean(t)
+		})
+	}
 }

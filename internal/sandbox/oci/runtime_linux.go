@@ -20,6 +20,7 @@ import (
 	"github.com/kappa-run/kappa/internal/sandbox"
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Runtime creates execution environments with crun or runc. It is safe for
@@ -345,6 +346,8 @@ func (r *Runtime) Cleanup(ctx context.Context) error {
 				errs = append(errs, removeCgroupTree(ctx, filepath.Join(dir, e.Name())))
 			}
 		}
+		// The parent itself, once empty; the runtime makes it again.
+		_ = unix.Rmdir(dir)
 	}
 	bundles, err := os.ReadDir(r.stateDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

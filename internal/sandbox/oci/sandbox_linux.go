@@ -225,6 +225,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 		}
 		return err
 	}
+	s.cg.files = openCgroupFiles(s.cg) // before watch reads them
 	go s.watch(stdoutR, stderrR)
 	if err := ctx.Err(); err != nil {
 		return err
@@ -570,6 +571,7 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 	if s.state != stateNew {
 		errs = append(errs, s.deleteContainer(ctx))
 	}
+	s.cg.files.close()
 	for _, dir := range s.r.cgroups.dirs(s.cgPath) {
 		errs = append(errs, removeCgroupTree(ctx, dir))
 	}
