@@ -382,39 +382,24 @@ func (s *store) removeReferrer(name string, subject, d digest.Digest) error {
 // whose subject is subject, sorted by digest.
 func (s *store) referrers(name string, subject digest.Digest) ([]ocispec.Descriptor, error) {
 	dir := s.referrersDir(name, subject)
-	algs, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	links, err := s.linkedDigests(dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []ocispec.Descriptor
-	for _, alg := range algs {
-		if !alg.IsDir() {
-			continue
+	for _, d := range links {
+		b, err := os.ReadFile(filepath.Join(dir, d.Algorithm().String(), d.Encoded()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since it was listed
 		}
-		ents, err := os.ReadDir(filepath.Join(dir, alg.Name()))
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range ents {
-			if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join(dir, alg.Name(), e.Name()))
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed since ReadDir
-			}
-			if err != nil {
-				return nil, err
-			}
-			var desc ocispec.Descriptor
-			if err := json.Unmarshal(b, &desc); err != nil {
-				return nil, fmt.Errorf("parse referrer %s/%s of %s in %s: %w", alg.Name(), e.Name(), subject, name, err)
-			}
-			out = append(out, desc)
+		var desc ocispec.Descriptor
+		if err := json.Unmarshal(b, &desc); err != nil {
+			return nil, fmt.Errorf("parse referrer %s of %s in %s: %w", d, subject, name, err)
 		}
+		out = append(out, desc)
 	}
 	slices.SortFunc(out, func(a, b ocispec.Descriptor) int { return strings.Compare(a.Digest.String(), b.Digest.String()) })
 	return out, nil
