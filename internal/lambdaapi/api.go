@@ -340,11 +340,7 @@ func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a.log, err)
 		return
 	}
-	names := make([]string, len(fns))
-	for i, fn := range fns {
-		names[i] = fn.Latest.Name
-	}
-	start, end, next := page(names, q.Get("Marker"), max)
+	start, end, next := pageOf(fns, func(fn *function.Function) string { return fn.Latest.Name }, q.Get("Marker"), max)
 	out := listFunctionsResponse{Functions: []functionConfiguration{}, NextMarker: next}
 	for _, fn := range fns[start:end] {
 		out.Functions = append(out.Functions, a.toWire(fn.Latest))
@@ -372,6 +368,15 @@ func maxItems(q url.Values) (int, error) {
 			"1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", s)
 	}
 	return min(n, pageSize), nil
+}
+
+// pageOf pages items (sorted by key) like page.
+func pageOf[T any](items []T, key func(T) string, marker string, max int) (start, end int, next *string) {
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = key(it)
+	}
+	return page(keys, marker, max)
 }
 
 // page returns the slice bounds after marker (the last name of the previous

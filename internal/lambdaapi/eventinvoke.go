@@ -260,11 +260,7 @@ func (a *API) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a.log, err)
 		return
 	}
-	keys := make([]string, len(cfgs))
-	for i, c := range cfgs {
-		keys[i] = c.Qualifier
-	}
-	start, end, next := page(keys, r.URL.Query().Get("Marker"), max)
+	start, end, next := pageOf(cfgs, func(c *async.Config) string { return c.Qualifier }, r.URL.Query().Get("Marker"), max)
 	out := struct {
 		FunctionEventInvokeConfigs []eventInvokeConfigWire `json:"FunctionEventInvokeConfigs"`
 		NextMarker                 *string                 `json:"NextMarker,omitempty"`

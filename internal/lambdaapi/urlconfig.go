@@ -156,11 +156,7 @@ func (a *API) listURLConfigs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a.log, err)
 		return
 	}
-	keys := make([]string, len(cfgs))
-	for i, c := range cfgs {
-		keys[i] = c.Qualifier
-	}
-	start, end, next := page(keys, r.URL.Query().Get("Marker"), max)
+	start, end, next := pageOf(cfgs, func(c *funcurl.Config) string { return c.Qualifier }, r.URL.Query().Get("Marker"), max)
 	out := struct {
 		FunctionUrlConfigs []urlConfigWire `json:"FunctionUrlConfigs"`
 		NextMarker         *string         `json:"NextMarker,omitempty"`

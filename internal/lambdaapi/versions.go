@@ -187,11 +187,7 @@ func (a *API) listAliases(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a.log, err)
 		return
 	}
-	names := make([]string, len(all))
-	for i, al := range all {
-		names[i] = al.Name
-	}
-	start, end, next := page(names, q.Get("Marker"), max)
+	start, end, next := pageOf(all, func(al *function.Alias) string { return al.Name }, q.Get("Marker"), max)
 	out := struct {
 		Aliases    []aliasConfiguration `json:"Aliases"`
 		NextMarker *string              `json:"NextMarker,omitempty"`
