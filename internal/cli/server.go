@@ -52,6 +52,7 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.AccountConcurrency, "concurrency-limit", cfg.AccountConcurrency, "account concurrency limit (Lambda's ConcurrentExecutions)")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "how long an idle environment stays warm")
 	f.BoolVar(&cfg.FreezeIdle, "freeze-idle", cfg.FreezeIdle, "freeze idle environments (cgroup freezer) between invocations")
+	f.DurationVar(&cfg.FreezeAfter, "freeze-after", cfg.FreezeAfter, "how long an environment is idle before it is frozen (0: at once, as Lambda does; a back-to-back invocation then pays a thaw)")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT/SIGTERM, wait this long for running invocations (a second signal stops at once)")
 	f.StringVar(&cfg.LogLevel, "log-level", envOr("KAPPA_LOG_LEVEL", cfg.LogLevel), "debug, info, warn or error")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/")

@@ -32,6 +32,8 @@ type Server struct {
 	IdleTimeout time.Duration
 	// FreezeIdle freezes idle environments between invocations.
 	FreezeIdle bool
+	// FreezeAfter is how long an environment is idle before it is frozen.
+	FreezeAfter time.Duration
 	// DrainTimeout bounds how long shutdown waits for running invocations
 	// (their own timeouts bound them anyway; Lambda's maximum is 15 min).
 	DrainTimeout time.Duration
@@ -127,6 +129,7 @@ func Defaults() Server {
 		AccountConcurrency:       1000,
 		IdleTimeout:              10 * time.Minute,
 		FreezeIdle:               true,
+		FreezeAfter:              50 * time.Millisecond,
 		DrainTimeout:             15 * time.Minute,
 		LogLevel:                 "info",
 		SyncWrites:               true,

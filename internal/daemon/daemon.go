@@ -117,6 +117,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		MaxEnvironments: cfg.MaxEnvironments,
 		IdleTimeout:     cfg.IdleTimeout,
 		FreezeIdle:      cfg.FreezeIdle,
+		FreezeAfter:     cfg.FreezeAfter,
 		MemAvailable:    memAvailable,
 		MinMemAvailable: minMemAvailable(),
 		Logger:          log.With("svc", "invoker"),

@@ -40,6 +40,7 @@ type env struct {
 	freezeMu    sync.Mutex
 	busy        bool
 	frozen      bool
+	freezeTimer *time.Timer // pending sleepAfter
 	invocations int
 	lastUsed    time.Time
 
@@ -156,6 +157,22 @@ func environment(c function.Config, region, stream, initType string) []string {
 	return out
 }
 
+// sleepAfter freezes the idle environment after d unless it is taken
+// again first; each call restarts the wait.
+func (e *env) sleepAfter(d time.Duration) {
+	if d <= 0 {
+		go e.sleep()
+		return
+	}
+	e.freezeMu.Lock()
+	defer e.freezeMu.Unlock()
+	if e.freezeTimer == nil {
+		e.freezeTimer = time.AfterFunc(d, e.sleep)
+		return
+	}
+	e.freezeTimer.Reset(d)
+}
+
 // sleep freezes an idle environment unless it was taken again meanwhile.
 func (e *env) sleep() {
 	e.freezeMu.Lock()
@@ -193,6 +210,11 @@ func (e *env) idle() {
 // destroy tears the environment down; safe to call more than once.
 func (e *env) destroy(ctx context.Context) {
 	e.destroyOnce.Do(func() {
+		e.freezeMu.Lock()
+		if e.freezeTimer != nil {
+			e.freezeTimer.Stop()
+		}
+		e.freezeMu.Unlock()
 		e.api.Close()
 		e.srv.Close()
 		e.sb.Destroy(ctx) // the sandbox logs its own failures

@@ -48,6 +48,19 @@ func (r *fakeRuntime) Create(_ context.Context, spec sandbox.Spec) (sandbox.Sand
 	return s, nil
 }
 
+// only returns the single live sandbox.
+func (r *fakeRuntime) only(t interface{ Fatalf(string, ...any) }) *fakeSandbox {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.live) != 1 {
+		t.Fatalf("%d live sandboxes, want 1", len(r.live))
+	}
+	for _, s := range r.live {
+		return s
+	}
+	return nil
+}
+
 func (r *fakeRuntime) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -64,6 +77,7 @@ type fakeSandbox struct {
 	stopOnce sync.Once
 	exit     sandbox.ExitStatus
 	frozen   atomic.Bool
+	thaws    atomic.Int64
 }
 
 func (s *fakeSandbox) ID() string                       { return s.spec.ID }
@@ -73,7 +87,12 @@ func (s *fakeSandbox) Done() <-chan struct{}            { return s.done }
 func (s *fakeSandbox) Exit() sandbox.ExitStatus         { return s.exit }
 func (s *fakeSandbox) Stats() sandbox.Stats             { return sandbox.Stats{MaxMemoryBytes: 5 << 20} }
 func (s *fakeSandbox) Freeze(context.Context) error     { s.frozen.Store(true); return nil }
-func (s *fakeSandbox) Thaw(context.Context) error       { s.frozen.Store(false); return nil }
+func (s *fakeSandbox) Thaw(context.Context) error {
+	if s.frozen.Swap(false) {
+		s.thaws.Add(1)
+	}
+	return nil
+}
 
 func (s *fakeSandbox) mode() string {
 	for _, kv := range s.spec.Env {

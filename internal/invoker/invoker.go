@@ -45,6 +45,12 @@ type Options struct {
 	// FreezeIdle freezes idle environments (cgroup freezer) so they use no
 	// CPU between invocations; they are thawed on the next one.
 	FreezeIdle bool
+	// FreezeAfter is how long an environment stays idle before it is
+	// frozen (0: at once, as Lambda does). A short delay spares an
+	// environment that is invoked again at once the freeze and the thaw,
+	// which cost more than the invocation itself; background work of the
+	// function may run that much longer after its response.
+	FreezeAfter time.Duration
 	// ShutdownGrace is how long a reaped environment's runtime has between
 	// SIGTERM and SIGKILL.
 	ShutdownGrace time.Duration
@@ -447,7 +453,7 @@ func (inv *Invoker) release(e *env, healthy bool) {
 		inv.idle[e.key] = append(inv.idle[e.key], e)
 		inv.mu.Unlock()
 		if inv.opts.FreezeIdle {
-			go e.sleep()
+			e.sleepAfter(inv.opts.FreezeAfter)
 		}
 		return
 	}

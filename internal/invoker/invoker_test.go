@@ -306,3 +306,40 @@ func waitUntil(t *testing.T, ok func() bool) {
 	}
 	t.Fatal("condition not reached in 5s")
 }
+
+// TestFreezeAfter: an environment invoked again before FreezeAfter has
+// passed is never frozen, so back-to-back invocations pay no thaw; one left
+// idle is frozen and thawed by the next invocation.
+func TestFreezeAfter(t *testing.T) {
+	t.Run("invoked again within the delay", func(t *testing.T) {
+		inv, rt, _ := newTestInvoker(t, func(o *Options) { o.FreezeIdle, o.FreezeAfter = true, time.Hour })
+		c := cfg("f", "echo")
+		for i := range 5 {
+			if _, err := inv.Invoke(context.Background(), request(c, fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sb := rt.only(t)
+		if sb.frozen.Load() || sb.thaws.Load() != 0 {
+			t.Errorf("frozen %v, thawed %d times; want neither within FreezeAfter", sb.frozen.Load(), sb.thaws.Load())
+		}
+	})
+	t.Run("idle past the delay", func(t *testing.T) {
+		inv, rt, _ := newTestInvoker(t, func(o *Options) { o.FreezeIdle, o.FreezeAfter = true, time.Millisecond })
+		c := cfg("f", "echo")
+		if _, err := inv.Invoke(context.Background(), request(c, "1")); err != nil {
+			t.Fatal(err)
+		}
+		sb := rt.only(t)
+		for !sb.frozen.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		r, err := inv.Invoke(context.Background(), request(c, "2"))
+		if err != nil || r.ColdStart || string(r.Payload) != "2" {
+			t.Fatalf("invoke after freeze = %+v, %v", r, err)
+		}
+		if n := sb.thaws.Load(); n != 1 {
+			t.Errorf("thawed %d times, want 1", n)
+		}
+	})
+}

@@ -140,7 +140,7 @@ func (inv *Invoker) fill(owner string) {
 		inv.idle[e.key] = append(inv.idle[e.key], e)
 		inv.mu.Unlock()
 		if inv.opts.FreezeIdle {
-			go e.sleep()
+			e.sleepAfter(0)
 		}
 	}
 }
