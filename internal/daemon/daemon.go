@@ -198,9 +198,13 @@ func (d *Daemon) changed(name string) {
 	d.invoker.Retire(name)
 	d.eventsChanged(name)
 	d.reconcile(name)
-	// A function in use gets a spare of its new configuration right away.
-	if cfg, err := d.functions.Config(context.Background(), function.Ref{Name: name}); err == nil && cfg.State == function.StateActive {
-		d.invoker.Prewarm(cfg)
+	// A new serving configuration gets a spare right away, so that its
+	// first invocation only starts one; not when it may not run at all.
+	ctx := context.Background()
+	if fn, err := d.functions.Get(ctx, name); err == nil && (fn.ReservedConcurrency == nil || *fn.ReservedConcurrency > 0) {
+		if cfg, err := d.functions.Config(ctx, function.Ref{Name: name}); err == nil && cfg.State == function.StateActive {
+			d.invoker.Prewarm(cfg)
+		}
 	}
 }
 

@@ -254,9 +254,12 @@ func (inv *Invoker) dropSpares(name string) {
 }
 
 // Prewarm makes a spare of c, a function's new serving configuration (after
-// a deploy or an update), when the function's earlier configurations were
-// in use within the spare idle timeout, so that its first cold start after
-// the change only starts one. c must be Active. It returns at once.
+// a deploy or an update), so that its first cold start only starts one:
+// the first invocation of a new function is the cold start its users meet
+// first. A configuration replacing one in use within the spare idle timeout
+// is wanted as of that use; any other as of now, so an unused one goes
+// after the idle timeout. The pool's bound keeps a mass deploy from making
+// more than a few. c must be Active. It returns at once.
 func (inv *Invoker) Prewarm(c function.Config) {
 	if inv.spares == nil {
 		return
@@ -267,7 +270,9 @@ func (inv *Invoker) Prewarm(c function.Config) {
 	s.mu.Unlock()
 	if ok {
 		s.pool.WantSince(configKey(c), inv.spareBuild(c), last)
+		return
 	}
+	s.pool.Want(configKey(c), inv.spareBuild(c))
 }
 
 // retarget is the stdout or stderr of a prepared sandbox: output is held

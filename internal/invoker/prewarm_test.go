@@ -378,10 +378,35 @@ func TestSparesOff(t *testing.T) {
 	}
 }
 
-// TestPrewarm checks that a new configuration of a function in use gets a
-// spare as soon as it is deployed, and one of a function not in use none.
+// TestPrewarm checks that a function's new configuration gets a spare as
+// soon as it is deployed, whether it replaces one in use or is the first of
+// a new function, and that its first invocation starts that spare.
 func TestPrewarm(t *testing.T) {
 	inv, rt, _ := newSpareInvoker(t)
+	// waitSpare waits for the pool's first spare: each part starts with
+	// none.
+	waitSpare := func(c function.Config) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if inv.spares.pool.Len() > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no spare made for %s %s", c.Name, c.RevisionID)
+			}
+		}
+	}
+	startsSpare := func(c function.Config, payload string) {
+		t.Helper()
+		before := rt.created()
+		if _, err := inv.Invoke(context.Background(), request(c, payload)); err != nil {
+			t.Fatal(err)
+		}
+		if sb := servedBy(t, inv, c); rt.number(sb.spec.ID) > before || envValue(sb.spec.Env, "AWS_LAMBDA_FUNCTION_NAME") != c.Name {
+			t.Errorf("the first invocation of %s %s did not start the prewarmed spare", c.Name, c.RevisionID)
+		}
+	}
+
 	old := cfg("f", "exit-after")
 	if _, err := inv.Invoke(context.Background(), request(old, `1`)); err != nil {
 		t.Fatal(err)
@@ -390,27 +415,14 @@ func TestPrewarm(t *testing.T) {
 	updated.RevisionID = "r2"
 	inv.Retire("f")
 	inv.Prewarm(updated)
-	for deadline := time.Now().Add(10 * time.Second); inv.spares.pool.Len() < 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no spare made for the new configuration")
-		}
-	}
-	before := rt.created()
-	if _, err := inv.Invoke(context.Background(), request(updated, `2`)); err != nil {
-		t.Fatal(err)
-	}
-	if sb := servedBy(t, inv, updated); rt.number(sb.spec.ID) > before || envValue(sb.spec.Env, "AWS_LAMBDA_FUNCTION_NAME") != "f" {
-		t.Error("the first invocation after the update did not start the prewarmed spare")
-	}
+	waitSpare(updated)
+	startsSpare(updated, `2`)
 
-	// A function that was never invoked has nothing to prewarm for.
-	unused := cfg("g", "echo")
-	inv.Retire("g")
-	inv.spares.mu.Lock()
-	_, known := inv.spares.retired["g"]
-	inv.spares.mu.Unlock()
-	if known {
-		t.Error("Retire of a function never invoked recorded a use")
-	}
-	inv.Prewarm(unused) // must not make a spare; Close checks nothing is left
+	// A new function, never invoked, gets one too (in a new invoker, so
+	// that no spare of f is about).
+	inv, rt, _ = newSpareInvoker(t)
+	fresh := cfg("g", "echo")
+	inv.Prewarm(fresh)
+	waitSpare(fresh)
+	startsSpare(fresh, `3`)
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -62,6 +63,40 @@ func (s *server) containers(t testing.TB) []string {
 			t.Fatalf("%s --root %s list: %v: %s", rt, root, err, out)
 		}
 		ids = append(ids, strings.Fields(string(out))...)
+	}
+	return ids
+}
+
+// startedContainers lists the containers of this server that were started
+// (running, paused or stopped): containers minus the spares, which are
+// created but not started until an invocation takes them.
+func (s *server) startedContainers(t testing.TB) []string {
+	t.Helper()
+	var ids []string
+	for _, rt := range []string{"crun", "runc"} {
+		root := filepath.Join(s.runDir, rt)
+		if _, err := os.Stat(root); err != nil {
+			continue
+		}
+		if _, err := exec.LookPath(rt); err != nil {
+			continue
+		}
+		out, err := exec.Command(rt, "--root", root, "list", "--format", "json").Output()
+		if err != nil {
+			t.Fatalf("%s --root %s list: %v", rt, root, err)
+		}
+		var list []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(out, &list); err != nil && len(bytes.TrimSpace(out)) > 0 && string(bytes.TrimSpace(out)) != "null" {
+			t.Fatalf("%s list --format json: %v: %s", rt, err, out)
+		}
+		for _, c := range list {
+			if c.Status != "created" {
+				ids = append(ids, c.ID)
+			}
+		}
 	}
 	return ids
 }

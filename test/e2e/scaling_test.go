@@ -112,7 +112,7 @@ func TestReservedConcurrency(t *testing.T) {
 		if err := json.Unmarshal(raw.body, &body); err != nil || body.Reason != "ReservedFunctionConcurrentInvocationLimitExceeded" || body.Type != "User" {
 			t.Errorf("raw Invoke body %s, want Type User and Reason ReservedFunctionConcurrentInvocationLimitExceeded", raw.body)
 		}
-		if ids := s.containers(t); len(ids) != 0 {
+		if ids := s.startedContainers(t); len(ids) != 0 {
 			t.Errorf("throttled invocations started containers: %v", ids)
 		}
 		if _, unreserved := accountLimits(t, s); unreserved != 1000 {
