@@ -687,67 +687,48 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 		}
 	}()
 
-	type outcome struct {
-		res runtimeapi.Result
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		res, err := e.api.Invoke(runCtx, runtimeapi.Invocation{
-			RequestID:          req.RequestID,
-			Payload:            req.Payload,
-			Deadline:           deadline,
-			InvokedFunctionARN: req.InvokedARN,
-			TraceID:            req.TraceID,
-			ClientContext:      req.ClientContext,
-			TenantID:           req.TenantID,
-			Stream:             req.Stream,
-		})
-		done <- outcome{res, err}
-	}()
+	// The call returns early when the runtime exits, once an answer
+	// already on its way has had exitSettle to arrive.
+	res, err := e.api.Invoke(runCtx, runtimeapi.Invocation{
+		RequestID:          req.RequestID,
+		Payload:            req.Payload,
+		Deadline:           deadline,
+		InvokedFunctionARN: req.InvokedARN,
+		TraceID:            req.TraceID,
+		ClientContext:      req.ClientContext,
+		TenantID:           req.TenantID,
+		Stream:             req.Stream,
+		Exited:             e.sb.Done(),
+		ExitSettle:         exitSettle,
+	})
 
 	resp := &Response{ExecutedVersion: c.Version, ContentType: "application/json"}
 	healthy = true
 	var fe *functionError
 	status := "success"
-	var o outcome
-	exited := false
-	select {
-	case o = <-done:
-	case <-e.sb.Done():
-		// A runtime may answer and exit at once (aws-lambda-go after a
-		// panic): an answer already on its way wins over the exit.
-		select {
-		case o = <-done:
-		case <-time.After(exitSettle):
-			exited = true
-		}
-	}
 	switch {
-	case exited:
+	case errors.Is(err, runtimeapi.ErrExited):
 		if !cold && e.api.State() != runtimeapi.StateRunning {
 			// The runtime died before it took this event (it exited after
 			// its previous invocation): retry in a fresh environment.
-			cancel()
-			<-done
 			e.capture.End()
 			return nil, false, nil
 		}
 		fe = exitError(e.sb.Exit())
 		status = "failure"
-	case o.err == nil && o.res.Body != nil:
+	case err == nil && res.Body != nil:
 		keep = true
-		inv.stream(e, req, cold, start, resp, o.res.Body, runCtx, cancel, timeout)
-		if o.res.ContentType != "" {
-			resp.ContentType = o.res.ContentType // e.g. a function URL's http-integration-response
+		inv.stream(e, req, cold, start, resp, res.Body, runCtx, cancel, timeout)
+		if res.ContentType != "" {
+			resp.ContentType = res.ContentType // e.g. a function URL's http-integration-response
 		}
 		return resp, true, nil
-	case o.err == nil:
-		resp.Payload, resp.ContentType = o.res.Payload, o.res.ContentType
+	case err == nil:
+		resp.Payload, resp.ContentType = res.Payload, res.ContentType
 		if resp.ContentType == "" {
 			resp.ContentType = "application/json"
 		}
-		if o.res.ErrorType != "" {
+		if res.ErrorType != "" {
 			resp.FunctionError = "Unhandled"
 			status = "error"
 		}
@@ -755,7 +736,7 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 		fe = &functionError{Type: "Sandbox.Timedout", Message: fmt.Sprintf("Task timed out after %.2f seconds", timeout.Seconds())}
 		status = "timeout"
 	default:
-		fe = &functionError{Type: "Sandbox.Failure", Message: o.err.Error()}
+		fe = &functionError{Type: "Sandbox.Failure", Message: err.Error()}
 		status = "failure"
 	}
 	if fe != nil {

@@ -44,6 +44,12 @@ type Invocation struct {
 	// io.Reader results without it). An /error is returned as for a
 	// buffered invocation.
 	Stream bool
+	// Exited, when set, is closed when the runtime's process has exited:
+	// Invoke then waits ExitSettle more for an answer already on its way
+	// (a runtime may answer and exit at once, as aws-lambda-go does after
+	// a panic) and, without one, gives up with ErrExited.
+	Exited     <-chan struct{}
+	ExitSettle time.Duration
 }
 
 // Result is what the runtime answered for one Invocation.

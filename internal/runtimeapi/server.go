@@ -21,6 +21,9 @@ var (
 	// ErrBusy: another invocation is in progress (its runtime answer or its
 	// INVOKE extensions are not done yet; see WaitInvokeDone).
 	ErrBusy = errors.New("another invoke is in progress")
+	// ErrExited: the runtime's process exited without answering
+	// (Invocation.Exited).
+	ErrExited = errors.New("runtime exited")
 	// ErrInvalidState: the runtime cannot take an event in its current state
 	// (for instance it has not answered the previous one).
 	ErrInvalidState = errors.New("invalid state transition")
@@ -202,7 +205,8 @@ func (s *Server) WaitInit(ctx context.Context) error {
 // withdrawn; an answer to one already written is accepted from the runtime
 // and dropped. Once Invoke has returned, ctx no longer matters: a stream in
 // progress and the extensions are bounded by WaitInvokeDone's ctx or Close.
-// Invoke returns ErrClosed when Close is called meanwhile, ErrBusy while
+// Invoke returns ErrClosed when Close is called meanwhile, ErrExited when
+// the runtime exits without answering (Invocation.Exited), ErrBusy while
 // another invocation is not complete, the *InitError once init failed, the
 // *ExtensionError once an extension failed, an error wrapping
 // ErrInvalidState when the runtime still owes an answer, and one wrapping
@@ -240,9 +244,21 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Result, error) {
 	s.wakeParked()
 	s.mu.Unlock()
 
+	var gaveUp error
 	select {
 	case <-c.done:
 	case <-ctx.Done():
+		gaveUp = ctx.Err()
+	case <-inv.Exited:
+		t := time.NewTimer(inv.ExitSettle)
+		select {
+		case <-c.done:
+		case <-t.C:
+			gaveUp = ErrExited
+		case <-ctx.Done():
+			gaveUp = ctx.Err()
+		}
+		t.Stop()
 	}
 
 	s.mu.Lock()
@@ -257,9 +273,9 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Result, error) {
 	if s.pending == c {
 		s.pending = nil
 	}
-	s.failCall(c, ctx.Err())
-	s.log.Debug("invoke abandoned", "requestId", inv.RequestID, "state", s.state, "err", ctx.Err())
-	return Result{}, ctx.Err()
+	s.failCall(c, gaveUp)
+	s.log.Debug("invoke abandoned", "requestId", inv.RequestID, "state", s.state, "err", gaveUp)
+	return Result{}, gaveUp
 }
 
 // WaitInvokeDone blocks until the invocation that Invoke started last is
