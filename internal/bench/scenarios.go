@@ -32,8 +32,9 @@ func (r *run) deploy(ctx context.Context, fn string, memoryMB int32) error {
 //     this is the cold start of a function in use.
 //   - after an update: every sample follows a configuration change of a
 //     function in use, so no environment of the old configuration fits.
-//   - first invocation: of a function never invoked before, for which
-//     nothing can have been prepared but its root filesystem.
+//   - first invocation: of a function deployed a moment before and never
+//     invoked (the server makes a spare at deploy time; with
+//     --server-arg=--spares=0 nothing is prepared but the root filesystem).
 func (r *run) cold(ctx context.Context) error {
 	const fn = "bench-cold"
 	n := r.opts.ColdSamples
@@ -89,15 +90,15 @@ func (r *run) cold(ctx context.Context) error {
 	stopProfile()
 
 	firstN := min(n, 20)
-	r.progress("cold start: creating %d functions for first invocations", firstN)
+	r.progress("cold start: %d functions deployed and invoked", firstN)
+	stopProfile = r.startProfile(ctx, "cold-first.pprof", time.Duration(firstN)*300*time.Millisecond)
+	var first []time.Duration
 	for i := range firstN {
+		// Deployed (Active), then invoked a moment later, as a user
+		// would: the server may prepare what it can in between.
 		if err := r.srv.createFunction(ctx, fmt.Sprintf("bench-first-%d", i), ref, 1769); err != nil {
 			return err
 		}
-	}
-	stopProfile = r.startProfile(ctx, "cold-first.pprof", time.Duration(firstN)*200*time.Millisecond)
-	var first []time.Duration
-	for i := range firstN {
 		time.Sleep(100 * time.Millisecond)
 		start := time.Now()
 		if _, err := r.srv.invoke(ctx, fmt.Sprintf("bench-first-%d", i), noop); err != nil {
