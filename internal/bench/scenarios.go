@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -255,22 +256,55 @@ func (r *run) throughput(ctx context.Context) error {
 		}
 	}
 	stopProfile := r.startProfile(ctx, "throughput.pprof", r.opts.ThroughputTime)
+	before := r.cpuNow()
 	kRate, kLat, err := load(ctx, c, r.opts.ThroughputTime, func() error { _, err := r.srv.invoke(ctx, fn, noop); return err })
+	kCPU := r.cpuNow().sub(before)
 	stopProfile()
 	if err != nil {
 		return err
 	}
+	before = r.cpuNow()
 	bRate, bLat, err := load(ctx, c, r.opts.ThroughputTime, func() error { return post(ctx, r.srv.client, r.echo.url("/"), noop) })
+	bCPU := r.cpuNow().sub(before)
 	if err != nil {
 		return err
 	}
 	k, b := durations(kLat), durations(bLat)
+	kN := kRate * r.opts.ThroughputTime.Seconds()
+	bN := bRate * r.opts.ThroughputTime.Seconds()
+	per := func(d time.Duration, n float64) Stat {
+		v := float64(d) / max(n, 1)
+		return Stat{P50: v, P99: v, N: 1}
+	}
 	r.report.Rows = append(r.report.Rows,
 		Row{Scenario: fmt.Sprintf("throughput, c=%d", c), Unit: PerSecond, Kappa: Stat{P50: kRate, P99: kRate, N: 1},
 			Baseline: "HTTP echo", Base: Stat{P50: bRate, P99: bRate, N: 1}, Target: "≥10,000/s"},
 		Row{Scenario: fmt.Sprintf("latency under load, c=%d", c), Unit: Duration, Kappa: k, Baseline: "HTTP echo", Base: b},
+		// Where the CPU of one invocation goes; the machine has
+		// NumCPU seconds of it per second, which bounds the rate.
+		Row{Scenario: "CPU per invocation: server", Unit: Duration, Kappa: per(kCPU.server, kN),
+			Baseline: "echo server and its client", Base: per(bCPU.self, bN)},
+		Row{Scenario: "CPU per invocation: function runtimes", Unit: Duration, Kappa: per(kCPU.envs, kN)},
+		Row{Scenario: "CPU per invocation: load client", Unit: Duration, Kappa: per(kCPU.self, kN)},
 	)
 	return nil
+}
+
+// cpuSample is the CPU time used so far by the server, by its
+// environments' processes and by this process (the load client).
+type cpuSample struct{ server, envs, self time.Duration }
+
+func (a cpuSample) sub(b cpuSample) cpuSample {
+	return cpuSample{a.server - b.server, a.envs - b.envs, a.self - b.self}
+}
+
+func (r *run) cpuNow() cpuSample {
+	var s cpuSample
+	pid := r.srv.pid()
+	_, s.server, _ = procStat(pid)
+	s.envs, _ = childrenCPU(pid)
+	_, s.self, _ = procStat(os.Getpid())
+	return s
 }
 
 // burst runs f n times at once and returns how long until the last ended.
