@@ -386,6 +386,7 @@ func (r *run) scale(ctx context.Context) error {
 		}
 		var mu sync.Mutex
 		envs := map[string]bool{}
+		stopProfile := r.startProfile(ctx, fmt.Sprintf("scale-%d.pprof", round), 4*time.Second)
 		d, err := burst(ctx, n, func() error {
 			body, err := r.srv.invoke(ctx, fn, noop)
 			mu.Lock()
@@ -393,6 +394,7 @@ func (r *run) scale(ctx context.Context) error {
 			mu.Unlock()
 			return err
 		})
+		stopProfile()
 		if err != nil {
 			return err
 		}

@@ -160,20 +160,12 @@ func (s *Store) Stream(function, name string) (*Stream, error) {
 	if !validStream(name) {
 		return nil, fmt.Errorf("invalid log stream name %q", name)
 	}
+	// The directory is made by the stream's writer before its first
+	// segment (see Stream.prepare), off the cold start's path.
 	dir := filepath.Join(s.opts.Dir, function, filepath.FromSlash(name))
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create log stream: %w", err)
-	}
 	st := &Stream{
 		store: s, function: function, name: name, dir: dir,
 		wake: make(chan struct{}, 1), stopped: make(chan struct{}),
-	}
-	if ents, err := os.ReadDir(dir); err == nil {
-		for _, e := range ents {
-			if n, ok := segmentNumber(e.Name()); ok && n > st.seg {
-				st.seg = n
-			}
-		}
 	}
 	if s.opts.RateLimit > 0 {
 		st.limiter = rate.NewLimiter(rate.Limit(s.opts.RateLimit), s.opts.Burst)

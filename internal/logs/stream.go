@@ -51,10 +51,11 @@ type Stream struct {
 	stopped chan struct{}
 
 	// Owned by the writer goroutine.
-	seg     int
-	f       *os.File
-	w       *bufio.Writer
-	segSize int64
+	prepared bool // the directory exists and seg continues its segments
+	seg      int
+	f        *os.File
+	w        *bufio.Writer
+	segSize  int64
 }
 
 // Name is the stream's name ("2026/01/02/[$LATEST]<hex>").
@@ -168,6 +169,9 @@ func (s *Stream) write(batch []record) {
 
 // rotate closes the current segment and opens the next one.
 func (s *Stream) rotate() bool {
+	if !s.prepared && !s.prepare() {
+		return false
+	}
 	rotated := s.f != nil
 	s.closeFile()
 	s.seg++
@@ -184,6 +188,24 @@ func (s *Stream) rotate() bool {
 		// A full segment: this function's size limit may be exceeded now.
 		s.store.enforceSize(s.function)
 	}
+	return true
+}
+
+// prepare makes the stream's directory and continues the numbering of
+// the segments already there (a stream reopened by name).
+func (s *Stream) prepare() bool {
+	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+		s.store.log.Warn("create log stream", "function", s.function, "stream", s.name, "err", err)
+		return false
+	}
+	if ents, err := os.ReadDir(s.dir); err == nil {
+		for _, e := range ents {
+			if n, ok := segmentNumber(e.Name()); ok && n > s.seg {
+				s.seg = n
+			}
+		}
+	}
+	s.prepared = true
 	return true
 }
 
