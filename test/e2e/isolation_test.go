@@ -72,6 +72,23 @@ func TestIsolation(t *testing.T) {
 		}
 	})
 
+	// The filter Kappa hands crun (compiled once, then dispatched by
+	// syscall number; see package seccompbpf) still denies what the moby
+	// profile denies, outright and by argument.
+	t.Run("seccomp profile", func(t *testing.T) {
+		res := mustInvoke(t, s, "iso", map[string]any{"op": "syscalls"})
+		want := map[string]string{
+			"keyctl":           "operation not permitted",
+			"personalityQuery": "ok",
+			"personalityOther": "operation not permitted",
+		}
+		for k, v := range want {
+			if res[k] != v {
+				t.Errorf("%s: %v, want %q (all: %v)", k, res[k], v, res)
+			}
+		}
+	})
+
 	t.Run("network", func(t *testing.T) {
 		host := hostListener(t).Addr().String()
 		for _, fname := range []string{"iso", "iso2"} {

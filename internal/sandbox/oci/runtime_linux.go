@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/kappa-run/kappa/internal/sandbox"
+	"github.com/kappa-run/kappa/internal/seccompbpf"
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -415,7 +417,27 @@ func (r *Runtime) learnSeccompBPF(id string) {
 		r.log.Debug("no compiled seccomp filter to cache", "id", id, "err", err, "len", len(data))
 		return
 	}
+	// Put a binary search in front: the kernel attaches the filter, on
+	// every start, in a fraction of the time (see package seccompbpf).
+	if arches := auditArches[runtime.GOARCH]; arches != nil {
+		if fast, err := seccompbpf.Dispatch(data, arches, maxSyscallNR); err == nil {
+			data = fast
+		} else {
+			r.log.Debug("seccomp filter kept as compiled", "err", err)
+		}
+	}
 	r.mu.Lock()
 	r.seccompBPF = base64.StdEncoding.EncodeToString(data)
 	r.mu.Unlock()
 }
+
+// auditArches are the AUDIT_ARCH_* values a host's filter serves: native
+// and compat, the two whose syscalls the kernel caches (linux/audit.h).
+var auditArches = map[string][]uint32{
+	"amd64": {0xC000003E, 0x40000003}, // x86_64, i386
+	"arm64": {0xC00000B7, 0x40000028}, // aarch64, arm
+}
+
+// maxSyscallNR bounds the syscall numbers dispatched by search; beyond it
+// (x32's numbers among them) the filter runs as compiled.
+const maxSyscallNR = 1024

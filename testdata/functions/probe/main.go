@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -136,6 +137,19 @@ func handle(ctx context.Context, ev event) (map[string]any, error) {
 			fmt.Println(line)
 		}
 		fmt.Fprintln(os.Stderr, "stderr:", ev.Text)
+	case "syscalls":
+		// What the seccomp filter answers: keyctl is denied outright,
+		// personality is allowed only for a few arguments (0xffffffff
+		// queries); without the filter all three succeed.
+		errno := func(_, _ uintptr, e syscall.Errno) string {
+			if e == 0 {
+				return "ok"
+			}
+			return e.Error()
+		}
+		out["keyctl"] = errno(syscall.Syscall(syscall.SYS_KEYCTL, 0, ^uintptr(2), 0)) // KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING
+		out["personalityQuery"] = errno(syscall.Syscall(syscall.SYS_PERSONALITY, 0xffffffff, 0, 0))
+		out["personalityOther"] = errno(syscall.Syscall(syscall.SYS_PERSONALITY, 0x12345, 0, 0))
 	case "big":
 		out["blob"] = strings.Repeat("x", ev.Bytes)
 	default:
