@@ -311,7 +311,12 @@ func Dispatch(prog []byte, arches []uint32, maxNR uint32) ([]byte, error) {
 		b.emit(insn{code: ldWAbs, k: offNR})
 		b.tree(spans(p, arch, maxNR), original)
 	}
+	// The original runs as if from the start: A and X are zero then (the
+	// kernel clears them; a program may rely on it). Scratch memory is
+	// untouched: the prefix never stores.
 	b.mark(original)
+	b.emit(insn{code: ldImm, k: 0})
+	b.emit(insn{code: ldxImm, k: 0})
 	b.p = append(b.p, p...)
 	if len(b.p) > maxInsns {
 		return nil, fmt.Errorf("dispatch: %d instructions, more than the kernel's %d", len(b.p), maxInsns)

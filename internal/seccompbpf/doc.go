@@ -15,7 +15,7 @@
 //	tree:    ld nr; binary search over ranges of syscall numbers → ret <action>
 //	         (a range whose action depends on anything but arch and number
 //	          falls through to the original)
-//	original program, verbatim
+//	A = 0, X = 0 (as at the start); the original program, verbatim
 //
 // Equivalence is by construction: a syscall number answered by the tree is
 // one for which running the original program with that architecture and
