@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# build-criu.sh builds CRIU from Debian's source (sid 4.2.1 by default, or
+# trixie 4.1.1) on Debian 12 and installs the single binary to
+# /opt/criu/sbin/criu (and /opt/criu/sbin/criu-VERSION). Idempotent. Not run by
+# make: it is the recipe behind docs/snapshot-restore.md.
+#
+# 4.2.1 is the default: 4.1.1 passes `criu check` on kernel 6.18 but cannot dump
+# a process holding a TCP socket (getsockopt SO_PASSCRED/SO_PASSSEC -> EOPNOTSUPP
+# on non-unix sockets since Linux 6.16); 4.2.1 only queries those on AF_UNIX/NETLINK.
+#
+#   ./build-criu.sh                         (sid 4.2.1)
+#   CRIU_VERSION=4.1.1 ./build-criu.sh      (trixie 4.1.1)
+#   FORCE=1 ./build-criu.sh                 (rebuild even if installed)
+set -euo pipefail
+
+CRIU_VERSION="${CRIU_VERSION:-4.2.1}"
+PREFIX="${PREFIX:-/opt/criu}"
+WORK="${WORK:-/tmp/kappa-criu-build}"
+MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+POOL="$MIRROR/pool/main/c/criu"
+case "$CRIU_VERSION" in
+  4.1.1) SUITE=trixie ;;
+  4.2.1) SUITE=sid ;;
+  *) SUITE="${SUITE:?set SUITE for CRIU_VERSION=$CRIU_VERSION}" ;;
+esac
+
+log() { echo "[build-criu] $*" >&2; }
+
+# Already installed with the right version?  Then nothing to do.
+if [[ -z "${FORCE:-}" && -x "$PREFIX/sbin/criu" ]] &&
+   "$PREFIX/sbin/criu" --version 2>/dev/null | grep -q "Version: $CRIU_VERSION\$"; then
+  log "criu $CRIU_VERSION already at $PREFIX/sbin/criu"; exit 0
+fi
+
+# ---- build dependencies (all from bookworm) ----
+DEPS=(build-essential pkg-config curl xz-utils ca-certificates gpgv debian-archive-keyring
+      libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+      python3-protobuf libnl-3-dev libnl-route-3-dev libnet1-dev libcap-dev
+      libbsd-dev libaio-dev libgnutls28-dev libnftables-dev uuid-dev
+      iptables nftables)
+missing=()
+for p in "${DEPS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# ---- fetch and verify source ----
+mkdir -p "$WORK"; cd "$WORK"
+ORIG="criu_${CRIU_VERSION}.orig.tar.xz"
+
+# Expected sha256 of the orig tarball, from the suite's Sources index, whose
+# hash is checked against the suite's InRelease, whose signature is checked with
+# gpgv against debian-archive-keyring.  (The mirror here does not serve
+# criu_4.1.1-1.dsc nor the .debian.tar.xz files -> 404; the sid .dsc, when
+# served, is cross-checked too.)
+curl -fsS -o "InRelease.$SUITE" "$MIRROR/dists/$SUITE/InRelease"
+curl -fsS -o "Sources.$SUITE.xz" "$MIRROR/dists/$SUITE/main/source/Sources.xz"
+kr=(); for k in /usr/share/keyrings/debian-archive-keyring.gpg /etc/apt/trusted.gpg.d/debian-archive-*.asc /etc/apt/trusted.gpg.d/debian-archive-*.gpg; do [[ -f $k ]] && kr+=(--keyring "$k"); done
+if ((${#kr[@]})) && gpgv "${kr[@]}" "InRelease.$SUITE" >/dev/null 2>&1; then
+  log "$SUITE InRelease signature OK"
+elif [[ -n "${ALLOW_UNSIGNED:-}" ]]; then
+  log "WARNING: could not verify $SUITE InRelease signature (ALLOW_UNSIGNED set)"
+else
+  log "cannot verify $SUITE InRelease signature (set ALLOW_UNSIGNED=1 to skip)"; exit 1
+fi
+want=$(awk '/^SHA256:/{s=1;next} /^[^ ]/{s=0} s&&$3=="main/source/Sources.xz"{print $1}' "InRelease.$SUITE")
+got=$(sha256sum "Sources.$SUITE.xz" | cut -d' ' -f1)
+[[ -n "$want" && "$want" == "$got" ]] || { log "Sources.xz hash mismatch ($want vs $got)"; exit 1; }
+expected=$(xz -dc "Sources.$SUITE.xz" | awk -v f="$ORIG" '
+    /^Package: /{pkg=$2} /^Checksums-Sha256:/{s=1;next} /^[^ ]/{s=0}
+    s&&pkg=="criu"&&$3==f{print $1}')
+[[ -n "$expected" ]] || { log "no sha256 for $ORIG in $SUITE Sources (version moved on?)"; exit 1; }
+log "sha256 from $SUITE Sources: $expected"
+if curl -fsS -o "criu_${CRIU_VERSION}-1.dsc" "$POOL/criu_${CRIU_VERSION}-1.dsc" 2>/dev/null; then
+  dsc=$(awk -v f="$ORIG" '/^Checksums-Sha256:/{s=1;next} /^[^ ]/{s=0} s&&$3==f{print $1}' "criu_${CRIU_VERSION}-1.dsc")
+  [[ "$dsc" == "$expected" ]] || { log ".dsc sha256 $dsc differs from Sources"; exit 1; }
+  log ".dsc agrees"
+fi
+
+if [[ ! -f "$ORIG" ]] || [[ "$(sha256sum "$ORIG" | cut -d' ' -f1)" != "$expected" ]]; then
+  curl -fsS -o "$ORIG" "$POOL/$ORIG"
+fi
+echo "$expected  $ORIG" | sha256sum -c - >&2
+
+# ---- build ----
+# criu caches its kernel-feature probe (criu.kdat, ~80 ms..1 s per run, mostly
+# netns create/destroy) in RUNDIR only if that is a tmpfs.  /run is not a tmpfs
+# on this VM, so fall back to /dev/shm.
+if [[ -z "${RUNDIR:-}" ]]; then
+  if [[ "$(stat -f -c %T /run 2>/dev/null)" == tmpfs ]]; then RUNDIR=/run; else RUNDIR=/dev/shm; fi
+fi
+log "kdat cache dir (RUNDIR): $RUNDIR"
+SRC="$WORK/criu-$CRIU_VERSION"
+rm -rf "$SRC"; tar xf "$ORIG"
+cd "$SRC"
+log "building criu $CRIU_VERSION (make -j2 criu)"
+start=$(date +%s)
+# Only the criu binary: no docs, no libcriu/crit/python, no amdgpu/cuda plugins.
+make -j2 criu NETWORK_LOCK_DEFAULT=NETWORK_LOCK_IPTABLES RUNDIR="$RUNDIR" > "$WORK/build-$CRIU_VERSION.log" 2>&1 ||
+  { tail -40 "$WORK/build-$CRIU_VERSION.log"; exit 1; }
+end=$(date +%s)
+log "build took $((end - start)) s (log: $WORK/build-$CRIU_VERSION.log)"
+
+install -D -m 0755 criu/criu "$PREFIX/sbin/criu-$CRIU_VERSION"
+install -D -m 0755 criu/criu "$PREFIX/sbin/criu"
+"$PREFIX/sbin/criu" --version
+log "installed $PREFIX/sbin/criu"
