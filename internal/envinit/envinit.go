@@ -2,8 +2,9 @@
 // image has external extensions: Kappa bind-mounts its own (static) binary
 // read-only into the environment and runs it as PID 1 under the name
 // InitName. It starts every executable in /opt/extensions, then the
-// runtime, forwards SIGTERM to them, reaps every child (it is PID 1) and
-// exits with the runtime's status when the runtime exits. Lambda's own
+// runtime, forwards SIGTERM to the runtime, reaps every child (it is PID 1)
+// and exits with the runtime's status when the runtime exits; during a
+// shutdown (after SIGTERM) only once the extensions have exited too. Lambda's own
 // environments have the same kind of platform init.
 package envinit
 
@@ -72,31 +73,54 @@ func Main(argv []string) int {
 		fmt.Fprintf(os.Stderr, "%s: start runtime %s: %v\n", InitName, argv[0], err)
 		return 127
 	}
-	children = append(children, runtime.Process)
 	rpid := runtime.Process.Pid
+	live := len(children) + 1
 
+	// On SIGTERM (the environment shutting down) only the runtime is
+	// signalled, as Lambda does: the extensions have their SHUTDOWN event
+	// and its deadline, after which Kappa kills what is left. Until they
+	// exit this init stays, since its exit would kill them with the PID
+	// namespace. A runtime that exits on its own ends the environment at
+	// once.
+	terminating := false
+	status, runtimeDone := 1, false
 	for sig := range sigs {
 		if sig != syscall.SIGCHLD {
-			for _, p := range children {
-				p.Signal(sig)
+			terminating = true
+			if !runtimeDone {
+				runtime.Process.Signal(sig)
 			}
 			continue
 		}
-		// Reap every exited child; the runtime's end ends the environment.
 		for {
 			var ws syscall.WaitStatus
 			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
 			if pid <= 0 || err != nil {
 				break
 			}
+			if isChild(children, pid) || pid == rpid {
+				live--
+			}
 			if pid != rpid {
 				continue
 			}
+			runtimeDone, status = true, ws.ExitStatus()
 			if ws.Signaled() {
-				return 128 + int(ws.Signal())
+				status = 128 + int(ws.Signal())
 			}
-			return ws.ExitStatus()
+		}
+		if runtimeDone && (!terminating || live == 0) {
+			return status
 		}
 	}
-	return 1
+	return status
+}
+
+func isChild(children []*os.Process, pid int) bool {
+	for _, p := range children {
+		if p.Pid == pid {
+			return true
+		}
+	}
+	return false
 }
