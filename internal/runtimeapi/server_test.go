@@ -127,31 +127,35 @@ func TestInvokeContextEnds(t *testing.T) {
 // TestInvokeExited: when the runtime's process exits, Invoke gives up with
 // ErrExited unless an answer arrives within ExitSettle, which wins.
 func TestInvokeExited(t *testing.T) {
-	t.Run("no answer", func(t *testing.T) {
-		s, ts := newTestServer(t, Options{})
-		exited := make(chan struct{})
-		inv := testInvocation("req-1")
-		inv.Exited, inv.ExitSettle = exited, time.Millisecond
-		done := invokeAsync(t.Context(), s, inv)
-		receive(t, nextAsync(t.Context(), ts))
-		close(exited)
-		if got := receive(t, done); !errors.Is(got.err, ErrExited) {
-			t.Fatalf("Invoke = %v, want ErrExited", got.err)
-		}
-	})
-	t.Run("answer within the settle time", func(t *testing.T) {
-		s, ts := newTestServer(t, Options{})
-		exited := make(chan struct{})
-		inv := testInvocation("req-1")
-		inv.Exited, inv.ExitSettle = exited, time.Hour
-		done := invokeAsync(t.Context(), s, inv)
-		receive(t, nextAsync(t.Context(), ts))
-		close(exited)
-		wantAccepted(t, do(t, ts, http.MethodPost, pathResponse("req-1"), []byte(`"late"`)))
-		if got := receive(t, done); got.err != nil || string(got.res.Payload) != `"late"` {
-			t.Fatalf("Invoke = %q, %v; want the answer", got.res.Payload, got.err)
-		}
-	})
+	tests := []struct {
+		name   string
+		settle time.Duration
+		answer bool // the runtime answers after its exit is noticed
+	}{
+		{"no answer", time.Millisecond, false},
+		{"answer within the settle time", time.Hour, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, ts := newTestServer(t, Options{})
+			exited := make(chan struct{})
+			inv := testInvocation("req-1")
+			inv.Exited, inv.ExitSettle = exited, tc.settle
+			done := invokeAsync(t.Context(), s, inv)
+			receive(t, nextAsync(t.Context(), ts))
+			close(exited)
+			if !tc.answer {
+				if got := receive(t, done); !errors.Is(got.err, ErrExited) {
+					t.Fatalf("Invoke = %v, want ErrExited", got.err)
+				}
+				return
+			}
+			wantAccepted(t, do(t, ts, http.MethodPost, pathResponse("req-1"), []byte(`"late"`)))
+			if got := receive(t, done); got.err != nil || string(got.res.Payload) != `"late"` {
+				t.Fatalf("Invoke = %q, %v; want the answer", got.res.Payload, got.err)
+			}
+		})
+	}
 }
 
 func TestInvokeInvalid(t *testing.T) {

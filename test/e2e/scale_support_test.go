@@ -50,19 +50,8 @@ func (s *server) health(t testing.TB) health {
 func (s *server) containers(t testing.TB) []string {
 	t.Helper()
 	var ids []string
-	for _, rt := range []string{"crun", "runc"} {
-		root := filepath.Join(s.runDir, rt)
-		if _, err := os.Stat(root); err != nil {
-			continue
-		}
-		if _, err := exec.LookPath(rt); err != nil {
-			continue
-		}
-		out, err := exec.Command(rt, "--root", root, "list", "-q").CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s --root %s list: %v: %s", rt, root, err, out)
-		}
-		ids = append(ids, strings.Fields(string(out))...)
+	for _, c := range s.containerStates(t) {
+		ids = append(ids, c.ID)
 	}
 	return ids
 }
@@ -73,6 +62,24 @@ func (s *server) containers(t testing.TB) []string {
 func (s *server) startedContainers(t testing.TB) []string {
 	t.Helper()
 	var ids []string
+	for _, c := range s.containerStates(t) {
+		if c.Status != "created" {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids
+}
+
+type containerState struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// containerStates asks crun and runc (`list --format json`) for the
+// containers in their state roots under this server's run directory.
+func (s *server) containerStates(t testing.TB) []containerState {
+	t.Helper()
+	var all []containerState
 	for _, rt := range []string{"crun", "runc"} {
 		root := filepath.Join(s.runDir, rt)
 		if _, err := os.Stat(root); err != nil {
@@ -85,20 +92,15 @@ func (s *server) startedContainers(t testing.TB) []string {
 		if err != nil {
 			t.Fatalf("%s --root %s list: %v", rt, root, err)
 		}
-		var list []struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
-		}
-		if err := json.Unmarshal(out, &list); err != nil && len(bytes.TrimSpace(out)) > 0 && string(bytes.TrimSpace(out)) != "null" {
-			t.Fatalf("%s list --format json: %v: %s", rt, err, out)
-		}
-		for _, c := range list {
-			if c.Status != "created" {
-				ids = append(ids, c.ID)
+		var list []containerState
+		if trimmed := bytes.TrimSpace(out); len(trimmed) > 0 && string(trimmed) != "null" {
+			if err := json.Unmarshal(trimmed, &list); err != nil {
+				t.Fatalf("%s list --format json: %v: %s", rt, err, out)
 			}
 		}
+		all = append(all, list...)
 	}
-	return ids
+	return all
 }
 
 // cgroupParent is the cgroup under which this server's environments live,

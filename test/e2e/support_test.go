@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -390,20 +389,8 @@ func (s *server) assertNoLeftovers(t *testing.T, cgroups []string) {
 			t.Errorf("leftover %s mount at %s", m.fstype, m.point)
 		}
 	}
-	for _, rt := range []string{"crun", "runc"} {
-		root := filepath.Join(s.runDir, rt)
-		if _, err := os.Stat(root); err != nil {
-			continue
-		}
-		if _, err := exec.LookPath(rt); err != nil {
-			continue
-		}
-		out, err := exec.Command(rt, "--root", root, "list", "-q").CombinedOutput()
-		if err != nil {
-			t.Errorf("%s --root %s list: %v: %s", rt, root, err, out)
-		} else if ids := strings.Fields(string(out)); len(ids) > 0 {
-			t.Errorf("leftover %s containers in %s: %v", rt, root, ids)
-		}
+	if ids := s.containers(t); len(ids) > 0 {
+		t.Errorf("leftover containers under %s: %v", s.runDir, ids)
 	}
 	if netns, _ := os.ReadDir(filepath.Join(s.runDir, "netns")); len(netns) > 0 {
 		t.Errorf("leftover network namespace pins in %s/netns: %d", s.runDir, len(netns))
