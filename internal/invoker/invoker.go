@@ -119,6 +119,9 @@ type Response struct {
 
 	end    func() (healthy bool, se StreamEnd)
 	finish func() StreamEnd
+	// after, when set, completes the invocation after the caller has the
+	// response (an environment whose extensions are still at work).
+	after func()
 }
 
 // Invoker owns every execution environment of the server. Safe for
@@ -235,6 +238,15 @@ func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) 
 			}
 			return resp, nil
 		}
+		if resp != nil && resp.after != nil {
+			after := resp.after
+			resp.after = nil
+			go func() {
+				after()
+				inv.done(req)
+			}()
+			return resp, nil
+		}
 		inv.done(req)
 		return resp, err
 	}
@@ -284,13 +296,25 @@ func (inv *Invoker) attempt(ctx context.Context, req Request, start time.Time, f
 		}
 		return resp, false, nil
 	}
+	done := func() {
+		h := healthy
+		if finish != nil && !finish() {
+			h = false
+		}
+		inv.release(e, h)
+		inv.wantSpare(req.Config)
+	}
+	if finish != nil && e.extensions {
+		// As Lambda does, the caller has the runtime's answer at once;
+		// the environment stays busy (and the invocation counts against
+		// concurrency) until its INVOKE extensions are done, and REPORT
+		// includes their time.
+		resp.after = done
+		return resp, false, nil
+	}
 	// Synchronous on purpose: a client's next request must find this
 	// environment idle, or sequential invocations would cold-start.
-	if finish != nil && !finish() {
-		healthy = false
-	}
-	inv.release(e, healthy)
-	inv.wantSpare(req.Config)
+	done()
 	return resp, false, nil
 }
 

@@ -85,6 +85,29 @@ func TestExternalExtension(t *testing.T) {
 		t.Errorf("second tail lacks the extension's INVOKE event:\n%s", tail2)
 	}
 
+	// Without a tail the caller has the runtime's answer before the
+	// INVOKE extension is done, as in Lambda: what the caller waited is
+	// less than the REPORT Duration, which includes the extension's
+	// 200 ms. (Synchronously it could only be more.)
+	t0 := time.Now()
+	_, res3 := invoke(t, s, "withext", map[string]any{"op": "echo", "text": "z"})
+	waited := time.Since(t0)
+	reqID, _ := res3["requestId"].(string)
+	var report string
+	s.waitLogs(t, "withext", nil, "the third invocation's REPORT", func(evs []logEvent) bool {
+		for _, e := range evs {
+			if e.RequestID == reqID && strings.HasPrefix(e.Message, "REPORT") {
+				report = e.Message
+				return true
+			}
+		}
+		return false
+	})
+	if d := reportField(report, "Duration"); d < 200 || float64(waited.Milliseconds()) >= d {
+		t.Errorf("the caller waited %v for an invocation whose REPORT says %q: want the answer before the extension's 200 ms end",
+			waited, report)
+	}
+
 	// Stopping the server sends SHUTDOWN; the telemetry subscriber then
 	// prints the types of every event the Telemetry API delivered to it
 	// (over its own listener inside the environment's network namespace).
@@ -116,6 +139,7 @@ func TestExternalExtension(t *testing.T) {
 	}
 	got := strings.Split(m[1], ",")
 	want := []string{"platform.initStart", "platform.initRuntimeDone", "platform.initReport",
+		"platform.start", "platform.runtimeDone", "platform.report",
 		"platform.start", "platform.runtimeDone", "platform.report",
 		"platform.start", "platform.runtimeDone", "platform.report"}
 	var platform []string
