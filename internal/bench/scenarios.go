@@ -461,10 +461,12 @@ func (r *run) density(ctx context.Context) error {
 	}
 	pid := srv.pid()
 	// sample brings the function to want idle environments (invocations
-	// that sleep a second overlap, so each needs its own) and returns how
-	// many there are and the server's RSS.
+	// that sleep overlap, so each needs its own: the sleep outlasts making
+	// them all, ~15 ms each on 2 cores, within the 30 s timeout) and
+	// returns how many there are and the server's RSS.
+	sleep := fmt.Sprintf(`{"op":"sleep","ms":%d}`, min(max(1000, 15*n), 25000))
 	sample := func(want int) (envs int, mem uint64, err error) {
-		if _, err := burst(ctx, want, func() error { _, err := srv.invoke(ctx, fn, `{"op":"sleep","ms":1000}`); return err }); err != nil {
+		if _, err := burst(ctx, want, func() error { _, err := srv.invoke(ctx, fn, sleep); return err }); err != nil {
 			return 0, 0, err
 		}
 		time.Sleep(2 * time.Second)
