@@ -28,6 +28,7 @@ type CreateInput struct {
 	Tags             map[string]string
 	LoggingConfig    *LoggingConfig
 	TracingMode      string
+	SnapStartApplyOn string
 	DeadLetterTarget *string
 	Publish          bool
 }
@@ -55,6 +56,9 @@ func (in *CreateInput) config() (Config, error) {
 	if in.TracingMode != "" && in.TracingMode != "Active" && in.TracingMode != "PassThrough" {
 		return Config{}, apierr.New(apierr.Validation,
 			"1 validation error detected: Value '%s' at 'tracingConfig.mode' failed to satisfy constraint: Member must satisfy enum value set: [Active, PassThrough]", in.TracingMode)
+	}
+	if err := validateSnapStart(in.SnapStartApplyOn); err != nil {
+		return Config{}, err
 	}
 	ref, err := ParseRef(in.FunctionName, "", "")
 	if err != nil {
@@ -177,6 +181,7 @@ type UpdateConfigInput struct {
 	ImageConfig      *ImageConfig
 	LoggingConfig    *LoggingConfig
 	TracingMode      string
+	SnapStartApplyOn string
 	RevisionID       string
 	Runtime          string
 	Handler          string
@@ -204,6 +209,9 @@ func (in *UpdateConfigInput) validate() error {
 	if in.TracingMode != "" && in.TracingMode != "Active" && in.TracingMode != "PassThrough" {
 		return apierr.New(apierr.Validation,
 			"1 validation error detected: Value '%s' at 'tracingConfig.mode' failed to satisfy constraint: Member must satisfy enum value set: [Active, PassThrough]", in.TracingMode)
+	}
+	if err := validateSnapStart(in.SnapStartApplyOn); err != nil {
+		return err
 	}
 	if in.DeadLetterTarget != nil {
 		if err := validateDeadLetter(*in.DeadLetterTarget); err != nil {

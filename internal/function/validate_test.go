@@ -51,6 +51,11 @@ func TestCreateInputValidation(t *testing.T) {
 		{name: "bad arch", mutate: func(in *CreateInput) { in.Architectures = []string{"riscv"} }, wantKind: apierr.Validation},
 		{name: "relative workdir", mutate: func(in *CreateInput) { in.ImageConfig = &ImageConfig{WorkingDirectory: "task"} }, wantKind: apierr.InvalidParameter},
 		{name: "log level without json", mutate: func(in *CreateInput) { in.LoggingConfig = &LoggingConfig{ApplicationLogLevel: "INFO"} }, wantKind: apierr.InvalidParameter},
+		{name: "snapstart none", mutate: func(in *CreateInput) { in.SnapStartApplyOn = "None" }},
+		{name: "snapstart published versions", mutate: func(in *CreateInput) { in.SnapStartApplyOn = "PublishedVersions" },
+			wantKind: apierr.InvalidParameter, wantMsg: "SnapStart is not supported"},
+		{name: "snapstart bad value", mutate: func(in *CreateInput) { in.SnapStartApplyOn = "Always" }, wantKind: apierr.Validation,
+			wantMsg: "Value 'Always' at 'snapStart.applyOn' failed to satisfy constraint: Member must satisfy enum value set: [PublishedVersions, None]"},
 		{name: "description too long", mutate: func(in *CreateInput) { in.Description = ptr(strings.Repeat("d", 257)) }, wantKind: apierr.Validation},
 	}
 	for _, tt := range tests {

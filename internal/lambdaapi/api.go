@@ -255,6 +255,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) {
 	if req.TracingConfig != nil {
 		in.TracingMode = req.TracingConfig.Mode
 	}
+	if req.SnapStart != nil {
+		in.SnapStartApplyOn = req.SnapStart.ApplyOn
+	}
 	if req.DeadLetterConfig != nil {
 		in.DeadLetterTarget = deadLetterTarget(req.DeadLetterConfig)
 	}
@@ -425,6 +428,9 @@ func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.TracingConfig != nil {
 		in.TracingMode = req.TracingConfig.Mode
+	}
+	if req.SnapStart != nil {
+		in.SnapStartApplyOn = req.SnapStart.ApplyOn
 	}
 	if req.DeadLetterConfig != nil {
 		in.DeadLetterTarget = deadLetterTarget(req.DeadLetterConfig)

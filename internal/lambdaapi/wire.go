@@ -61,8 +61,11 @@ type createFunctionRequest struct {
 	Tags             map[string]string  `json:"Tags"`
 	LoggingConfig    *wireLoggingConfig `json:"LoggingConfig"`
 	TracingConfig    *wireTracing       `json:"TracingConfig"`
-	DeadLetterConfig *wireDeadLetter    `json:"DeadLetterConfig"`
-	Publish          bool               `json:"Publish"`
+	SnapStart        *struct {
+		ApplyOn string `json:"ApplyOn"`
+	} `json:"SnapStart"`
+	DeadLetterConfig *wireDeadLetter `json:"DeadLetterConfig"`
+	Publish          bool            `json:"Publish"`
 }
 
 type updateConfigRequest struct {
@@ -78,8 +81,11 @@ type updateConfigRequest struct {
 	ImageConfig      *wireImageConfig   `json:"ImageConfig"`
 	LoggingConfig    *wireLoggingConfig `json:"LoggingConfig"`
 	TracingConfig    *wireTracing       `json:"TracingConfig"`
-	DeadLetterConfig *wireDeadLetter    `json:"DeadLetterConfig"`
-	RevisionId       string             `json:"RevisionId"`
+	SnapStart        *struct {
+		ApplyOn string `json:"ApplyOn"`
+	} `json:"SnapStart"`
+	DeadLetterConfig *wireDeadLetter `json:"DeadLetterConfig"`
+	RevisionId       string          `json:"RevisionId"`
 }
 
 type updateCodeRequest struct {

@@ -120,6 +120,28 @@ func TestControlPlaneErrors(t *testing.T) {
 			created: "zip-fn",
 		},
 		{
+			name: "SnapStart asked for",
+			call: create("snap-fn", func(in *lambda.CreateFunctionInput) {
+				in.SnapStart = &types.SnapStart{ApplyOn: types.SnapStartApplyOnPublishedVersions}
+			}),
+			status:  400,
+			typ:     "InvalidParameterValueException",
+			message: "SnapStart is not supported",
+			created: "snap-fn",
+		},
+		{
+			name: "SnapStart value outside the enum on update",
+			call: func() error {
+				_, err := s.Lambda.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+					FunctionName: aws.String("exists"), SnapStart: &types.SnapStart{ApplyOn: "Always"},
+				})
+				return err
+			},
+			status:  400,
+			typ:     "ValidationException",
+			message: "Value 'Always' at 'snapStart.applyOn'",
+		},
+		{
 			name: "memory over 10240 on update",
 			call: func() error {
 				_, err := s.Lambda.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
