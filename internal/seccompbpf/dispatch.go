@@ -131,6 +131,9 @@ func emulate(p []insn, arch, nr uint32) (ret uint32, ok bool) {
 		case txa:
 			a = x
 		case ja:
+			if in.k >= uint32(len(p)) {
+				return 0, false // out of the program (and of int on 32-bit)
+			}
 			pc += int(in.k)
 		case jeqK, jeqX, jgtK, jgtX, jgeK, jgeX, jsetK, jsetX:
 			v := in.k
@@ -295,6 +298,9 @@ func Dispatch(prog []byte, arches []uint32, maxNR uint32) ([]byte, error) {
 	p, err := decode(prog)
 	if err != nil {
 		return nil, err
+	}
+	if maxNR > maxInsns*16 {
+		return nil, fmt.Errorf("dispatch: %d syscall numbers is past any architecture's", maxNR)
 	}
 	b := &builder{labels: map[int]int{}, fixups: map[int][]int{}}
 	original := b.label()
