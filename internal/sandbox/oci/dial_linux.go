@@ -25,11 +25,20 @@ func (s *Sandbox) DialContext(ctx context.Context, network, addr string) (net.Co
 		err error
 	}
 	done := make(chan result, 1)
+	// A duplicate of the namespace descriptor, taken under the lock that
+	// Destroy closes it under: never another environment's namespace.
+	s.mu.Lock()
+	nsfd, err := s.netns.dup()
+	s.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("environment netns: %w", err)
+	}
 	go func() {
+		defer unix.Close(nsfd)
 		// The socket belongs to the namespace of the thread that creates
 		// it; the thread goes back before it is unlocked, or dies with it.
 		runtime.LockOSThread()
-		c, restored, err := dialInNetNS(ctx, s.netnsPath, network, target)
+		c, restored, err := dialInNetNS(ctx, nsfd, network, target)
 		if restored {
 			runtime.UnlockOSThread()
 		}
@@ -39,17 +48,12 @@ func (s *Sandbox) DialContext(ctx context.Context, network, addr string) (net.Co
 	return r.c, r.err
 }
 
-func dialInNetNS(ctx context.Context, nsPath, network, addr string) (c net.Conn, restored bool, err error) {
+func dialInNetNS(ctx context.Context, target int, network, addr string) (c net.Conn, restored bool, err error) {
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, true, fmt.Errorf("open current netns: %w", err)
 	}
 	defer unix.Close(orig)
-	target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, true, fmt.Errorf("open environment netns: %w", err)
-	}
-	defer unix.Close(target)
 	if err := unix.Setns(target, syscall.CLONE_NEWNET); err != nil {
 		return nil, true, fmt.Errorf("enter environment netns: %w", err)
 	}

@@ -5,8 +5,10 @@
 //
 //   - a network namespace that Kappa creates itself, holding only an up
 //     loopback interface and the environment's Runtime API listener
-//     (127.0.0.1:9001), pinned by a bind mount at <RunDir>/netns/<id> that
-//     the runtime joins;
+//     (127.0.0.1:9001), held by an open descriptor that the runtime joins
+//     through /proc/<kappa pid>/fd/<n> (no mount: the host's mount table,
+//     which every new mount namespace copies, does not grow with the
+//     environments);
 //   - new mount, PID, IPC, UTS and (where the kernel has it) cgroup
 //     namespaces; the image's root filesystem read-only; a sized tmpfs at
 //     /tmp (mode 1777, nosuid, nodev); a generated, read-only /etc/hosts;

@@ -11,43 +11,75 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// netNS is a network namespace Kappa created, held by an open descriptor
+// of its nsfs file: no mount pins it, so the host's mount table does not
+// grow with the environments (every new mount namespace copies that table,
+// so each pin would make every later container create and destroy slower),
+// and a crashed server leaves no namespace behind.
+type netNS struct {
+	f *os.File
+}
+
+// path names the namespace for another process of this host (the OCI
+// runtime joins it by this path) while the descriptor is open.
+func (n netNS) path() string {
+	return "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(int(n.f.Fd()))
+}
+
+// dup returns a new descriptor of the namespace, for the caller to close.
+func (n netNS) dup() (int, error) {
+	if n.f == nil {
+		return -1, net.ErrClosed
+	}
+	return unix.FcntlInt(n.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+// close drops Kappa's reference; the kernel frees the namespace once no
+// process is in it either.
+func (n netNS) close() error {
+	if n.f == nil {
+		return nil
+	}
+	return n.f.Close()
+}
+
 // newNetNS creates a network namespace holding only an up loopback
-// interface and a TCP listener on runtimeAPIAddr, and pins the namespace by
-// bind-mounting it onto path (which must not exist). The caller owns the
-// listener and the mount (see removeNetNS).
+// interface and a TCP listener on runtimeAPIAddr. The caller owns the
+// listener and the namespace (see netNS.close).
 //
 // The work happens on a dedicated, locked OS thread. If the thread cannot
 // be moved back to its original namespace it is left locked, so the Go
 // runtime destroys it when the goroutine ends instead of reusing it.
-func newNetNS(path string) (net.Listener, error) {
+func newNetNS() (net.Listener, netNS, error) {
 	type result struct {
 		ln  net.Listener
+		ns  netNS
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		ln, restored, err := enterNewNetNS(path)
+		ln, ns, restored, err := enterNewNetNS()
 		if restored {
 			runtime.UnlockOSThread()
 		}
-		ch <- result{ln, err}
+		ch <- result{ln, ns, err}
 	}()
 	r := <-ch
-	return r.ln, r.err
+	return r.ln, r.ns, r.err
 }
 
 // enterNewNetNS does newNetNS's work on the current, locked thread. It
 // reports whether the thread is back in its original namespace.
-func enterNewNetNS(path string) (ln net.Listener, restored bool, err error) {
+func enterNewNetNS() (ln net.Listener, ns netNS, restored bool, err error) {
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, true, fmt.Errorf("open current netns: %w", err)
+		return nil, netNS{}, true, fmt.Errorf("open current netns: %w", err)
 	}
 	defer unix.Close(orig)
 
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		return nil, true, fmt.Errorf("unshare netns: %w", err)
+		return nil, netNS{}, true, fmt.Errorf("unshare netns: %w", err)
 	}
 	defer func() {
 		if serr := unix.Setns(orig, unix.CLONE_NEWNET); serr != nil {
@@ -56,9 +88,8 @@ func enterNewNetNS(path string) (ln net.Listener, restored bool, err error) {
 				ln.Close()
 				ln = nil
 			}
-			if err == nil {
-				unmountNetNS(path)
-			}
+			ns.close()
+			ns = netNS{}
 			err = errors.Join(err, fmt.Errorf("return to original netns: %w", serr))
 			return
 		}
@@ -66,17 +97,18 @@ func enterNewNetNS(path string) (ln net.Listener, restored bool, err error) {
 	}()
 
 	if err := loopbackUp(); err != nil {
-		return nil, false, err
+		return nil, netNS{}, false, err
 	}
 	ln, err = net.Listen("tcp", runtimeAPIAddr)
 	if err != nil {
-		return nil, false, fmt.Errorf("listen in netns: %w", err)
+		return nil, netNS{}, false, fmt.Errorf("listen in netns: %w", err)
 	}
-	if err := pinNetNS(path); err != nil {
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
 		ln.Close()
-		return nil, false, err
+		return nil, netNS{}, false, fmt.Errorf("open new netns: %w", err)
 	}
-	return ln, false, nil
+	return ln, netNS{f: os.NewFile(uintptr(fd), "netns")}, false, nil
 }
 
 // loopbackUp sets IFF_UP on "lo" in the current thread's namespace.
@@ -100,23 +132,9 @@ func loopbackUp() error {
 	return nil
 }
 
-// pinNetNS bind-mounts the current thread's network namespace onto path.
-func pinNetNS(path string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
-	if err != nil {
-		return fmt.Errorf("create netns file: %w", err)
-	}
-	f.Close()
-	src := "/proc/self/task/" + strconv.Itoa(unix.Gettid()) + "/ns/net"
-	if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
-		os.Remove(path)
-		return fmt.Errorf("bind-mount netns onto %s: %w", path, err)
-	}
-	return nil
-}
-
-// unmountNetNS removes the namespace pin at path; it is a no-op when path
-// does not exist.
+// unmountNetNS removes a namespace pin at path, as versions of Kappa that
+// pinned namespaces by bind mounts left them (Cleanup); it is a no-op when
+// path does not exist.
 func unmountNetNS(path string) error {
 	err := unix.Unmount(path, unix.MNT_DETACH)
 	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {

@@ -2,24 +2,19 @@ package oci
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 )
 
 // netnsPool keeps network namespaces created ahead, each with its Runtime
-// API listener bound and its pin mounted, so that Create does not pay for
-// unshare, the loopback ioctls and the bind mount. A namespace from the
+// API listener bound, so that Create does not pay for unshare and the
+// loopback ioctls. A namespace from the
 // pool is fresh: it is handed to exactly one environment and destroyed with
 // it, never returned. Safe for concurrent use.
 type netnsPool struct {
-	dir  string // the pins live at <dir>/pool.<n>; "." never occurs in a sandbox id
 	size int
 	log  *slog.Logger
-	seq  atomic.Uint64
 
 	mu      sync.Mutex
 	ready   []pooledNetNS
@@ -30,12 +25,12 @@ type netnsPool struct {
 
 // pooledNetNS is one namespace of the pool.
 type pooledNetNS struct {
-	path string
-	ln   net.Listener
+	ns netNS
+	ln net.Listener
 }
 
-func newNetNSPool(dir string, size int, log *slog.Logger) *netnsPool {
-	return &netnsPool{dir: dir, size: size, log: log}
+func newNetNSPool(size int, log *slog.Logger) *netnsPool {
+	return &netnsPool{size: size, log: log}
 }
 
 // get takes a namespace from the pool, if it holds one, and starts a refill
@@ -79,8 +74,7 @@ func (p *netnsPool) fill() {
 			return
 		}
 		p.mu.Unlock()
-		path := filepath.Join(p.dir, fmt.Sprintf("pool.%d", p.seq.Add(1)))
-		ln, err := newNetNS(path)
+		ln, ns, err := newNetNS()
 		if err != nil {
 			p.log.Warn("pre-create network namespace", "err", err)
 			p.mu.Lock()
@@ -91,13 +85,13 @@ func (p *netnsPool) fill() {
 		p.mu.Lock()
 		if p.stopped {
 			p.mu.Unlock()
-			closeNetNS(pooledNetNS{path, ln})
+			closeNetNS(pooledNetNS{ns, ln})
 			p.mu.Lock()
 			p.filling = false
 			p.mu.Unlock()
 			return
 		}
-		p.ready = append(p.ready, pooledNetNS{path, ln})
+		p.ready = append(p.ready, pooledNetNS{ns, ln})
 		p.mu.Unlock()
 	}
 }
@@ -124,12 +118,12 @@ func (p *netnsPool) drain() error {
 	return errors.Join(errs...)
 }
 
-// closeNetNS closes a pooled namespace's listener and removes its pin; the
+// closeNetNS closes a pooled namespace's listener and descriptor; the
 // kernel frees the namespace when nothing refers to it any more.
 func closeNetNS(ns pooledNetNS) error {
 	err := ns.ln.Close()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
-	return errors.Join(err, unmountNetNS(ns.path))
+	return errors.Join(err, ns.ns.close())
 }

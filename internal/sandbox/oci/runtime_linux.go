@@ -117,7 +117,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		execStart: opts.ExecStart,
 	}
 	if opts.NetNSPool > 0 {
-		base.nsPool = newNetNSPool(base.netnsDir, opts.NetNSPool, log)
+		base.nsPool = newNetNSPool(opts.NetNSPool, log)
 	}
 	if _, err := os.Stat("/proc/self/ns/cgroup"); err == nil {
 		base.cgroupNS = true
@@ -179,7 +179,7 @@ func (base *Runtime) with(name string) (*Runtime, error) {
 		execStart: base.execStart,
 	}
 	if base.nsPool != nil {
-		r.nsPool = newNetNSPool(base.nsPool.dir, base.nsPool.size, r.log)
+		r.nsPool = newNetNSPool(base.nsPool.size, r.log)
 	}
 	return r, nil
 }

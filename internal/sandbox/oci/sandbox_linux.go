@@ -62,8 +62,9 @@ type Sandbox struct {
 	r         *Runtime
 	spec      sandbox.Spec
 	dir       string // bundle directory
-	netnsPath string
+	netns     netNS  // held until Destroy; Destroy and DialContext take it under mu
 	pooledNS  bool   // may take its network namespace from the pool
+	pooled    bool   // took it from the pool
 	cgPath    string // cgroupsPath
 	cg        envCgroup
 	done      chan struct{}
@@ -101,13 +102,12 @@ func newSandbox(r *Runtime, spec sandbox.Spec) *Sandbox {
 	}
 	cgPath := r.cgParent + "/" + spec.ID
 	return &Sandbox{
-		r:         r,
-		spec:      spec,
-		dir:       filepath.Join(r.stateDir, spec.ID),
-		netnsPath: filepath.Join(r.netnsDir, spec.ID),
-		cgPath:    cgPath,
-		cg:        r.cgroups.env(cgPath),
-		done:      make(chan struct{}),
+		r:      r,
+		spec:   spec,
+		dir:    filepath.Join(r.stateDir, spec.ID),
+		cgPath: cgPath,
+		cg:     r.cgroups.env(cgPath),
+		done:   make(chan struct{}),
 	}
 }
 
@@ -130,13 +130,13 @@ func (s *Sandbox) create(ctx context.Context) error {
 		return err
 	}
 	if ns, ok := s.takePooledNetNS(); ok {
-		s.netnsPath, s.ln = ns.path, ns.ln
+		s.netns, s.ln, s.pooled = ns.ns, ns.ln, true
 	} else {
-		ln, err := newNetNS(s.netnsPath)
+		ln, ns, err := newNetNS()
 		if err != nil {
 			return err
 		}
-		s.ln = ln
+		s.netns, s.ln = ns, ln
 	}
 	if err := checkCwd(s.spec.RootFS, s.spec.Cwd); err != nil {
 		s.startErr = err
@@ -156,7 +156,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 	bpf := s.r.cachedSeccompBPF()
 	cfg, err := json.Marshal(newSpec(bundleSpec{
 		spec:       s.spec,
-		netnsPath:  s.netnsPath,
+		netnsPath:  s.netns.path(),
 		hostsPath:  hostsPath,
 		cgroup:     s.cgPath,
 		cgroupNS:   s.r.cgroupNS,
@@ -237,7 +237,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 }
 
 // takePooledNetNS takes a network namespace from the runtime's pool when
-// the sandbox may; netnsPath then names the pooled pin.
+// the sandbox may.
 func (s *Sandbox) takePooledNetNS() (pooledNetNS, bool) {
 	if !s.pooledNS {
 		return pooledNetNS{}, false
@@ -580,7 +580,11 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, unmountNetNS(s.netnsPath))
+	s.mu.Lock()
+	ns := s.netns
+	s.netns = netNS{}
+	s.mu.Unlock()
+	errs = append(errs, ns.close())
 	errs = append(errs, removeBundle(s.dir))
 
 	err := errors.Join(errs...)
