@@ -55,7 +55,7 @@ bench-registry:
 	scripts/bench-registry.sh
 
 down:
-	-@pkill -TERM -f "$(KAPPA) server" && sleep 2; true
+	-@pkill -TERM -f "^$(KAPPA) server" && sleep 2; true
 
 clean: down
 	rm -rf bin build
