@@ -2,28 +2,12 @@ package seccompbpf
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
-	"sync/atomic"
 	"testing"
-	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
-
-// kernelChildEnv names the filter a re-executed test binary installs on one
-// thread before it makes kernelCases' syscalls and prints their errnos.
-const kernelChildEnv = "SECCOMPBPF_KERNEL_CHILD"
-
-func TestMain(m *testing.M) {
-	if path := os.Getenv(kernelChildEnv); path != "" {
-		os.Exit(kernelChild(path))
-	}
-	os.Exit(m.Run())
-}
 
 type kernelCase struct {
 	NR   uint64
@@ -57,59 +41,6 @@ func kernelCases() []kernelCase {
 	return out
 }
 
-// kernelChild installs the filter at path on a locked thread, makes every
-// kernel case's syscall there and prints the errnos as JSON. Every action of
-// the filter is an errno (see errnoActions), so no syscall runs; the thread
-// never makes another call into the kernel and the process exits from
-// another one.
-func kernelChild(path string) int {
-	prog, err := os.ReadFile(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	cases := kernelCases()
-	errnos := make([]uintptr, len(cases))
-	var state atomic.Int32 // 1: done, 2: load failed
-	var loadErr unix.Errno
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			loadErr = err.(unix.Errno)
-			state.Store(2)
-			return
-		}
-		fp := unix.SockFprog{Len: uint16(len(prog) / 8), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
-		if _, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fp))); e != 0 {
-			loadErr = e
-			state.Store(2)
-			return
-		}
-		for i, c := range cases {
-			_, _, e := unix.RawSyscall6(uintptr(c.NR), uintptr(c.Args[0]), uintptr(c.Args[1]), uintptr(c.Args[2]),
-				uintptr(c.Args[3]), uintptr(c.Args[4]), uintptr(c.Args[5]))
-			errnos[i] = uintptr(e)
-		}
-		state.Store(1)
-		for {
-			// No syscall may follow on this thread: spin until the
-			// process exits (the child runs with GC and asynchronous
-			// preemption off, so nothing needs this thread to stop).
-		}
-	}()
-	for state.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	if state.Load() == 2 {
-		fmt.Fprintln(os.Stderr, "load filter:", loadErr)
-		return 3
-	}
-	if err := json.NewEncoder(os.Stdout).Encode(errnos); err != nil {
-		return 4
-	}
-	return 0
-}
-
 // errnoActions rewrites every RET K of p to SECCOMP_RET_ERRNO with a code
 // naming the original action, so that a filtered thread can make any
 // syscall without it running; ok is false for programs with RET A.
@@ -132,26 +63,45 @@ func errnoActions(t *testing.T, p []insn, codes map[uint32]uint32) []byte {
 	return encode(q)
 }
 
-// runKernel loads prog in a child process and returns the errno of every
-// kernel case.
-func runKernel(t *testing.T, prog []byte) []uintptr {
+// runKernel loads prog in testdata/kernelchild, built without the race
+// detector, and returns the errno of every kernel case.
+func runKernel(t *testing.T, child string, prog []byte) []uintptr {
 	t.Helper()
-	path := t.TempDir() + "/filter.bpf"
-	if err := os.WriteFile(path, prog, 0o600); err != nil {
+	dir := t.TempDir()
+	filter, cases := filepath.Join(dir, "filter.bpf"), filepath.Join(dir, "cases.json")
+	data, _ := json.Marshal(kernelCases())
+	if err := os.WriteFile(filter, prog, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), kernelChildEnv+"="+path, "GOGC=off", "GODEBUG=asyncpreemptoff=1")
+	if err := os.WriteFile(cases, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(child, filter, cases)
+	cmd.Env = append(os.Environ(), "GOGC=off", "GODEBUG=asyncpreemptoff=1")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("child: %v", err)
+		t.Fatalf("kernelchild: %v", err)
 	}
 	var errnos []uintptr
 	if err := json.Unmarshal(out, &errnos); err != nil {
-		t.Fatalf("child output: %v", err)
+		t.Fatalf("kernelchild output: %v", err)
 	}
 	return errnos
+}
+
+// buildChild builds testdata/kernelchild with the go command that runs the
+// test.
+func buildChild(t *testing.T) string {
+	t.Helper()
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out := filepath.Join(t.TempDir(), "kernelchild")
+	cmd := exec.Command(goBin, "build", "-o", out, "./testdata/kernelchild")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build kernelchild: %v\n%s", err, b)
+	}
+	return out
 }
 
 // TestDispatchKernel loads the moby filter and its dispatched form into
@@ -172,9 +122,10 @@ func TestDispatchKernel(t *testing.T) {
 	}
 	p, _ := decode(orig)
 	q, _ := decode(opt)
+	child := buildChild(t)
 	codes := map[uint32]uint32{}
-	a := runKernel(t, errnoActions(t, p, codes))
-	b := runKernel(t, errnoActions(t, q, codes))
+	a := runKernel(t, child, errnoActions(t, p, codes))
+	b := runKernel(t, child, errnoActions(t, q, codes))
 	cases := kernelCases()
 	if len(a) != len(cases) || len(b) != len(cases) {
 		t.Fatalf("%d and %d answers for %d cases", len(a), len(b), len(cases))
