@@ -146,6 +146,10 @@ type Invoker struct {
 	initFailures map[string]*initFailure
 	// provisions are the provisioned-concurrency targets by owner.
 	provisions map[string]*provision
+	// provisioning counts the environments being made for each owner, so
+	// that concurrent fills (a Provision while one runs) never make more
+	// than wanted.
+	provisioning map[string]int
 	// seq numbers environments in creation order; retiredAt[fn] is the
 	// seq at the function's last Retire: older on-demand environments of
 	// it are destroyed when released instead of going back to the pool.
@@ -188,7 +192,7 @@ func New(opts Options) *Invoker {
 		opts: opts, log: opts.Logger,
 		idle: map[string][]*env{}, all: map[*env]struct{}{},
 		inflight: map[string]int{}, scaling: map[string]*rate.Limiter{},
-		initFailures: map[string]*initFailure{}, provisions: map[string]*provision{},
+		initFailures: map[string]*initFailure{}, provisions: map[string]*provision{}, provisioning: map[string]int{},
 		retiredAt: map[string]uint64{},
 		stop:      make(chan struct{}),
 	}

@@ -343,3 +343,31 @@ func TestFreezeAfter(t *testing.T) {
 		}
 	})
 }
+
+// TestProvisionConcurrently: Provision called again while an earlier call
+// is still making environments (a PUT and the change it causes) makes no
+// more than wanted.
+func TestProvisionConcurrently(t *testing.T) {
+	inv, rt, _ := newTestInvoker(t)
+	c := cfg("f", "echo")
+	c.Version = "1"
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inv.Provision("f:1", c, 2)
+		}()
+	}
+	wg.Wait()
+	waitUntil(t, func() bool {
+		r, _, _ := inv.ProvisionStatus("f:1")
+		inv.mu.Lock()
+		making := inv.provisioning["f:1"]
+		inv.mu.Unlock()
+		return r == 2 && making == 0
+	})
+	if n := rt.count(); n != 2 {
+		t.Errorf("%d environments for a provisioned concurrency of 2", n)
+	}
+}

@@ -101,16 +101,20 @@ func (inv *Invoker) fill(owner string) {
 				have++
 			}
 		}
-		if have >= p.want || inv.live >= inv.opts.MaxEnvironments {
+		if have+inv.provisioning[owner] >= p.want || inv.live >= inv.opts.MaxEnvironments {
 			inv.mu.Unlock()
 			return
 		}
 		cfg := p.cfg
 		inv.live++
+		inv.provisioning[owner]++
 		inv.mu.Unlock()
 
 		e, err := inv.coldStart(context.Background(), cfg, initProvisioned, inv.opts.InitTimeout)
 		inv.mu.Lock()
+		if inv.provisioning[owner]--; inv.provisioning[owner] == 0 {
+			delete(inv.provisioning, owner)
+		}
 		cur := inv.provisions[owner]
 		if err != nil {
 			inv.live--
