@@ -111,18 +111,26 @@ func checkEquivalent(t *testing.T, orig, opt []byte) {
 	}
 }
 
-// TestDispatchMobyDefault: the moby default profile as crun 1.8 compiles
-// it for x86-64 is answered the same by the dispatched program, which is
-// far shorter to run for an allowed syscall.
-func TestDispatchMobyDefault(t *testing.T) {
+// mobyDefault returns the moby default profile as crun 1.8 compiles it for
+// x86-64, and its dispatched form.
+func mobyDefault(t *testing.T) (orig, opt []byte) {
+	t.Helper()
 	orig, err := os.ReadFile("testdata/moby-default-amd64.bpf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt, err := Dispatch(orig, []uint32{archX8664, archI386}, 1024)
+	opt, err = Dispatch(orig, []uint32{archX8664, archI386}, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return orig, opt
+}
+
+// TestDispatchMobyDefault: the moby default profile as crun 1.8 compiles
+// it for x86-64 is answered the same by the dispatched program, which is
+// far shorter to run for an allowed syscall.
+func TestDispatchMobyDefault(t *testing.T) {
+	orig, opt := mobyDefault(t)
 	checkEquivalent(t, orig, opt)
 
 	p, _ := decode(orig)

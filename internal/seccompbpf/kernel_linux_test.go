@@ -112,14 +112,7 @@ func TestDispatchKernel(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the testdata filter and the cases are x86-64's")
 	}
-	orig, err := os.ReadFile("testdata/moby-default-amd64.bpf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt, err := Dispatch(orig, []uint32{archX8664, archI386}, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, opt := mobyDefault(t)
 	p, _ := decode(orig)
 	q, _ := decode(opt)
 	child := buildChild(t)
