@@ -32,7 +32,9 @@ a table: scenario, Kappa p50/p99, baseline p50/p99, ratio.
   cold        Invoke with no warm environment, vs ` + "`crun run`" + ` (and ` + "`podman run`" + `)
               of the same root filesystem
   warm        sequential warm invokes, vs a bare Go HTTP echo round trip
-  throughput  --concurrency clients for --duration, vs the echo server
+  throughput  --concurrency clients for --duration, vs the echo server, and
+              the CPU one invocation costs the server, the function's
+              runtime and the load client
   scale       --scale environments at once from zero, vs as many ` + "`crun run`" + `s
   density     --density idle environments: server RSS per environment and
               idle CPU, vs the echo server holding as many idle long polls
