@@ -223,6 +223,10 @@ func TestClose(t *testing.T) {
 		if got := receive(t, done); !errors.Is(got.err, ErrClosed) {
 			t.Fatalf("Invoke = %v, want ErrClosed", got.err)
 		}
+		// The handler is released (the test server's cleanup waits for
+		// it); end the client's body too, or its transport may wait on the
+		// pipe for the rest of a request the server has answered.
+		pw.CloseWithError(errors.New("test over"))
 		r := receive(t, posted)
 		if r.err == nil {
 			wantAPIError(t, r, http.StatusInternalServerError, errInternalServerError)
