@@ -181,7 +181,9 @@ func truncatedResult() Result {
 
 // checkAnswer reports whether the runtime may now answer invocation id with
 // ev (evResponse or evError), without moving the state: 500 once closed,
-// 403 when the state refuses ev, 400 when id is not the invocation in flight.
+// 403 when the state refuses ev or another answer to id is being read, 400
+// when id is not the invocation in flight. It claims the call: the caller
+// ends it with answer (or, streaming, by its own transition).
 func (s *Server) checkAnswer(id string, ev event) (*call, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -196,6 +198,11 @@ func (s *Server) checkAnswer(id string, ev event) (*call, *apiError) {
 		s.log.Warn("runtime api: unknown request id", "event", ev, "requestId", fmt.Sprintf("%.64q", id))
 		return nil, apiErrInvalidRequestID
 	}
+	if s.current.answering {
+		s.log.Warn("runtime api: second answer while the first is read", "event", ev, "requestId", id)
+		return nil, apiErrRefused(s.state, ev)
+	}
+	s.current.answering = true
 	return s.current, nil
 }
 

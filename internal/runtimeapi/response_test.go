@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -332,4 +333,47 @@ func TestResponseRace(t *testing.T) {
 		t.Errorf("%d answers accepted, want 1 (%v)", won, statuses)
 	}
 	receive(t, done)
+}
+
+// TestSecondAnswerRefused: a /response or /error for an invocation whose
+// first answer is still being read is refused with 403, buffered or
+// streamed, and the first answer ends the invocation.
+func TestSecondAnswerRefused(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			s, ts := newTestServer(t, Options{})
+			inv := testInvocation("req-1")
+			inv.Stream = stream
+			_, done := running(t, s, ts, inv)
+			pr, pw := io.Pipe()
+			first := make(chan reply, 1)
+			go func() { first <- send(t.Context(), ts, http.MethodPost, pathResponse("req-1"), pr) }()
+			if _, err := pw.Write([]byte(`"par`)); err != nil {
+				t.Fatal(err)
+			}
+			waitTransfers(t, s, 1)
+			for _, path := range []string{pathResponse("req-1"), pathError("req-1")} {
+				wantAPIError(t, do(t, ts, http.MethodPost, path, []byte(`"second"`)), http.StatusForbidden, errInvalidStateTransition)
+			}
+			go func() {
+				pw.Write([]byte(`t"`))
+				pw.Close()
+			}()
+			got := receive(t, done)
+			if got.err != nil {
+				t.Fatalf("Invoke = %v", got.err)
+			}
+			payload := got.res.Payload
+			if stream {
+				// The stream's reader drains what the first answer sends.
+				payload, _ = io.ReadAll(got.res.Body)
+			}
+			if r := receive(t, first); r.err != nil || r.status != http.StatusAccepted {
+				t.Fatalf("first answer: %d %v %s", r.status, r.err, r.body)
+			}
+			if string(payload) != `"part"` {
+				t.Errorf("payload %q, want the first answer's", payload)
+			}
+		})
+	}
 }

@@ -96,6 +96,10 @@ type call struct {
 	done      chan struct{} // closed by finish: the answer (or a stream's start) is there
 	finished  bool
 	abandoned bool // Invoke returned early; the answer is accepted and dropped
+	// answering is set by the first /response or /error for the call:
+	// a second one while its body is read is refused, so a runtime cannot
+	// make the server hold many bodies or strand a second stream.
+	answering bool
 	res       Result
 	err       error
 
