@@ -532,3 +532,56 @@ func TestHandledAttemptIsNotRerun(t *testing.T) {
 		t.Errorf("the handled attempt ran again: %d invocations, record of %s", h.inv.count(), r.RequestContext.RequestID)
 	}
 }
+
+// TestHandledRedeliveryKeepsRetriedPayload: when a crash loses the ack of an
+// attempt, its redelivery is acknowledged without running it; the stored
+// payload is freed only if that attempt's outcome was final, since an
+// attempt that re-queued a retry left the payload to the retry.
+func TestHandledRedeliveryKeepsRetriedPayload(t *testing.T) {
+	tests := []struct {
+		name   string
+		marker []byte
+		want   int // payload objects left
+	}{
+		{"attempt re-queued a retry", []byte(doneRetried), 1},
+		{"attempt was final", nil, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.configure(t, "f", ConfigInput{OnSuccess: queueARN("ok")})
+			id := uuid.NewString()
+			if _, err := h.svc.done.Put(context.Background(), doneKey(id, 0), tc.marker); err != nil {
+				t.Fatal(err)
+			}
+			big := append(append([]byte(`"`), bytes.Repeat([]byte("x"), MaxPayload-2)...), '"')
+			if err := h.svc.Enqueue(context.Background(), &Event{RequestID: id, Function: "f", Payload: big}); err != nil {
+				t.Fatal(err)
+			}
+			other := h.enqueue(t, "f", `{}`)
+			if r := h.records(t, "ok", 1)[0]; r.RequestContext.RequestID != other {
+				t.Fatalf("record of %s, want only the other event's", r.RequestContext.RequestID)
+			}
+			// Both deliveries settled: nothing pending or awaiting an ack.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				cons, err := h.svc.stream.Consumer(context.Background(), consumerName("f"))
+				if err == nil {
+					if ci, err := cons.Info(context.Background()); err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 {
+						break
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the deliveries did not settle")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if l, _ := h.svc.objects.List(context.Background()); len(l) != tc.want {
+				t.Errorf("%d payload objects left, want %d", len(l), tc.want)
+			}
+			if n := h.inv.count(); n != 1 {
+				t.Errorf("%d invocations, want only the other event's", n)
+			}
+		})
+	}
+}

@@ -222,10 +222,16 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 		msg.NakWithDelay(wait)
 		return
 	}
-	if s.handled(ctx, ev) {
+	if handled, final := s.handled(ctx, ev); handled {
 		// Handled before a crash lost the ack: acknowledge, do not rerun.
+		// A delivery that ended in a retry leaves the payload to the
+		// re-queued event; only a final outcome frees it.
 		s.log.Info("asynchronous invocation already handled; acknowledging its redelivery", "function", ev.Function, "requestId", ev.RequestID)
-		s.ack(ctx, msg, ev)
+		if final {
+			s.ack(ctx, msg, ev)
+		} else {
+			s.ack(ctx, msg, nil)
+		}
 		return
 	}
 	stop := s.heartbeat(msg)
@@ -309,7 +315,7 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 		return
 	}
 	log.Info("asynchronous invocation failed; retrying", "attempt", ev.Invokes, "retryIn", next.Sub(s.opts.Now()).Round(time.Millisecond))
-	s.markHandled(ctx, ev)
+	s.markHandled(ctx, ev, false)
 	s.ack(ctx, msg, nil)
 }
 
@@ -366,27 +372,38 @@ func (s *Service) finish(ctx context.Context, msg jetstream.Msg, ev *Event, cfg 
 			}
 		}
 	}
-	s.markHandled(ctx, ev)
+	s.markHandled(ctx, ev, true)
 	s.ack(ctx, msg, ev)
 }
 
-// handled reports whether this delivery attempt of ev was handled before.
-func (s *Service) handled(ctx context.Context, ev *Event) bool {
+// handled reports whether this delivery attempt of ev was handled before,
+// and whether that outcome was final (not a retry re-queued).
+func (s *Service) handled(ctx context.Context, ev *Event) (handled, final bool) {
 	if ev.doneKey == "" {
-		return false
+		return false, false
 	}
-	_, err := s.done.Get(ctx, ev.doneKey)
-	return err == nil
+	e, err := s.done.Get(ctx, ev.doneKey)
+	if err != nil {
+		return false, false
+	}
+	return true, string(e.Value()) != doneRetried
 }
+
+// doneRetried marks a delivery attempt that ended by re-queueing a retry.
+const doneRetried = "retried"
 
 // markHandled durably records that this delivery attempt of ev has its
 // outcome stored; only then is the message acknowledged. JetStream's ack
 // itself may not survive a crash, the marker does.
-func (s *Service) markHandled(ctx context.Context, ev *Event) {
+func (s *Service) markHandled(ctx context.Context, ev *Event, final bool) {
 	if ev.doneKey == "" {
 		return
 	}
-	if _, err := s.done.Put(ctx, ev.doneKey, nil); err != nil {
+	var v []byte
+	if !final {
+		v = []byte(doneRetried)
+	}
+	if _, err := s.done.Put(ctx, ev.doneKey, v); err != nil {
 		s.log.Warn("recording a handled event; it may run again after a crash", "requestId", ev.RequestID, "err", err)
 	}
 }
