@@ -49,6 +49,9 @@ line, json one JSON object per line (time, stream, requestId, type, message).`,
 			if limit < 0 {
 				return usageError{errors.New("--limit must not be negative")}
 			}
+			if limit > logs.MaxLimit {
+				return usageError{fmt.Errorf("--limit must be at most %d", logs.MaxLimit)}
+			}
 			q := url.Values{}
 			for k, v := range map[string]string{"since": since, "until": until, "filter": filter, "request": request, "stream": stream} {
 				if v != "" {

@@ -80,8 +80,8 @@ func (s *Store) serveEvents(w http.ResponseWriter, r *http.Request, fn string) {
 		return
 	}
 	if l := v.Get("limit"); l != "" {
-		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 0 {
-			apiError(w, http.StatusBadRequest, "limit: want a number of lines")
+		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 0 || q.Limit > MaxLimit {
+			apiError(w, http.StatusBadRequest, fmt.Sprintf("limit: want a number of lines up to %d", MaxLimit))
 			return
 		}
 	}

@@ -51,6 +51,7 @@ func TestHandler(t *testing.T) {
 		{"streams", "/kappa/logs/fn/streams", 200, "application/json", func(b string) bool {
 			return strings.Contains(b, `"name":"2026/01/01/[$LATEST]a"`)
 		}},
+		{"limit too large", "/kappa/logs/fn?limit=2000000000", 400, "application/json", func(b string) bool { return strings.Contains(b, "10000") }},
 		{"bad since", "/kappa/logs/fn?since=yesterday", 400, "application/json", func(b string) bool { return strings.Contains(b, "since") }},
 		{"bad name", "/kappa/logs/..%2Fetc", 400, "application/json", func(string) bool { return true }},
 		{"unknown function is empty", "/kappa/logs/nothing", 200, "application/x-ndjson", func(b string) bool { return b == "" }},

@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// MaxLimit bounds Query.Limit through the API: the last lines are held in
+// memory until the query ends (CloudWatch's GetLogEvents has the same cap).
+const MaxLimit = 10_000
+
 // Query selects stored lines of one function. The zero Query selects all.
 type Query struct {
 	// Since and Until bound the lines' times (inclusive); zero is unbounded.
