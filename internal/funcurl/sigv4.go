@@ -114,7 +114,8 @@ func params(r *http.Request) (sigParams, error) {
 	}
 	p := sigParams{presigned: true, amzDate: q.Get("X-Amz-Date")}
 	secs, err := strconv.Atoi(q.Get("X-Amz-Expires"))
-	if err != nil || secs < 1 || time.Duration(secs)*time.Second > maxPresignTime {
+	// Compared in seconds: a huge value would overflow a Duration.
+	if err != nil || secs < 1 || int64(secs) > int64(maxPresignTime/time.Second) {
 		return p, errors.New("X-Amz-Expires must be 1–604800 seconds")
 	}
 	p.expires = time.Duration(secs) * time.Second

@@ -123,6 +123,8 @@ func TestVerifySignedBySDK(t *testing.T) {
 			opts: []func(*signOpts){func(o *signOpts) { o.at = testNow.Add(16 * time.Minute) }}, wantErr: "future"},
 		{name: "presigned expired", method: "GET", url: "http://h:1/?X-Amz-Expires=60",
 			opts: []func(*signOpts){func(o *signOpts) { o.presign, o.at = true, testNow.Add(-2*time.Minute) }}, wantErr: "expired"},
+		{name: "presigned expiry past a Duration", method: "GET", url: "http://h:1/?X-Amz-Expires=9223372037",
+			opts: []func(*signOpts){func(o *signOpts) { o.presign = true }}, wantErr: "X-Amz-Expires"},
 		{name: "unsigned", method: "GET", url: "http://h:1/",
 			opts: []func(*signOpts){func(o *signOpts) { o.mutate = func(r *http.Request) { r.Header.Del("Authorization") } }}, wantErr: "not signed"},
 	}

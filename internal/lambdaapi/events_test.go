@@ -357,6 +357,8 @@ func FuzzScheduleBody(f *testing.F) {
 func FuzzQueueReadParams(f *testing.F) {
 	f.Add("after=5&max=10&wait=0.5")
 	f.Add("wait=NaN&max=-1")
+	f.Add("wait=1e300")
+	f.Add("wait=Inf")
 	f.Fuzz(func(t *testing.T, query string) {
 		r := httptest.NewRequest("GET", "/kappa/queues/q/messages", nil)
 		r.URL.RawQuery = query

@@ -154,7 +154,9 @@ func readQueueParams(r *http.Request) (after uint64, max int, wait time.Duration
 		if err != nil || s < 0 || s != s {
 			return 0, 0, 0, bad("wait", v)
 		}
-		wait = min(time.Duration(s*float64(time.Second)), maxQueueWait)
+		// Clamped in seconds first: a huge (or infinite) value would
+		// overflow a Duration into a negative one.
+		wait = time.Duration(min(s, maxQueueWait.Seconds()) * float64(time.Second))
 	}
 	return after, max, wait, nil
 }
