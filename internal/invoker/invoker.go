@@ -296,6 +296,7 @@ func (inv *Invoker) attempt(ctx context.Context, req Request, start time.Time, f
 		resp.finish = func() StreamEnd {
 			healthy, se := resp.end()
 			inv.release(e, healthy)
+			inv.wantSpare(req.Config)
 			return se
 		}
 		return resp, false, nil
