@@ -95,6 +95,9 @@ func (t *Telemetry) Platform(ev PlatformEvent) {
 // FunctionLog emits one line of the runtime's output (without its newline)
 // as a "function" event.
 func (t *Telemetry) FunctionLog(line []byte) {
+	if t.quiet() {
+		return
+	}
 	t.emit(catFunction, "function", string(bytes.ToValidUTF8(line, []byte("\uFFFD"))))
 }
 
@@ -102,6 +105,9 @@ func (t *Telemetry) FunctionLog(line []byte) {
 // event. name is the extension's, for the debug log only: Lambda's record
 // is the line.
 func (t *Telemetry) ExtensionLog(_ string, line []byte) {
+	if t.quiet() {
+		return
+	}
 	t.emit(catExtension, "extension", string(bytes.ToValidUTF8(line, []byte("\uFFFD"))))
 }
 
@@ -185,6 +191,9 @@ const (
 func (t *Telemetry) emit(cat category, typ string, record any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.noBacklog && len(t.subs) == 0 {
+		return // init is over and nobody listens: the usual case
+	}
 	now := t.now().UTC().Format(timeFormat)
 	if !t.noBacklog && len(t.backlog) < maxBacklogEvents && t.backlogBytes < maxBacklogBytes {
 		t.backlog = append(t.backlog, backlogEvent{cat, now, typ, record})
@@ -194,6 +203,14 @@ func (t *Telemetry) emit(cat category, typ string, record any) {
 		t.backlogBytes += 64
 	}
 	t.deliver(t.subs, cat, now, typ, record)
+}
+
+// quiet reports whether an event would go nowhere: init is over and
+// nobody has subscribed. Callers skip preparing the event then.
+func (t *Telemetry) quiet() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.noBacklog && len(t.subs) == 0
 }
 
 // endBacklog drops the init backlog; the Server calls it when init ends.
