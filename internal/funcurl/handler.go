@@ -17,6 +17,7 @@ import (
 	"github.com/kappa-run/kappa/internal/apierr"
 	"github.com/kappa-run/kappa/internal/function"
 	"github.com/kappa-run/kappa/internal/invoker"
+	"github.com/kappa-run/kappa/internal/runtimeapi"
 )
 
 // MaxRequestBody is the largest request body a URL accepts (Lambda's 6 MB
@@ -146,7 +147,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		TraceID: r.Header.Get("X-Amzn-Trace-Id"),
 	}
 	if in.TraceID == "" {
-		in.TraceID = invoker.NewTraceID(in.Time)
+		in.TraceID = runtimeapi.NewTraceID(in.Time)
 	}
 	in.DomainName = r.Host
 	if host, port, err := net.SplitHostPort(r.Host); err == nil {

@@ -211,7 +211,7 @@ func configKey(c function.Config) string {
 // Invoke runs req in a warm environment, or a new one.
 func (inv *Invoker) Invoke(ctx context.Context, req Request) (*Response, error) {
 	if req.TraceID == "" {
-		req.TraceID = NewTraceID(inv.opts.Now())
+		req.TraceID = runtimeapi.NewTraceID(inv.opts.Now())
 	}
 	if err := inv.admit(req); err != nil {
 		if e := apierr.As(err); e != nil {

@@ -111,11 +111,11 @@ func (em *Emulator) readRequest(w http.ResponseWriter, r *http.Request, limit in
 	if ci := r.Header.Get("X-Amz-Cognito-Identity"); ci != "" && json.Valid([]byte(ci)) {
 		req.cognito = ci
 	}
-	if !validID(req.id) {
+	if !runtimeapi.ValidRequestID(req.id) {
 		req.id = uuid.NewString()
 	}
 	if req.traceID == "" {
-		req.traceID = newTraceID(em.cfg.Now())
+		req.traceID = runtimeapi.NewTraceID(em.cfg.Now())
 	}
 	return req, true
 }
@@ -382,25 +382,4 @@ func writeJSONError(w http.ResponseWriter, status int, typ string, body []byte) 
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-// validID reports whether id can be a request id as the Runtime API
-// requires: 1 to 128 characters of [A-Za-z0-9_-].
-func validID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		switch c := id[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// newTraceID makes an unsampled X-Ray trace header.
-func newTraceID(now time.Time) string {
-	return fmt.Sprintf("Root=1-%08x-%s;Parent=%s;Sampled=0", uint32(now.Unix()), randomHex(12), randomHex(8))
 }

@@ -493,7 +493,7 @@ const maxRequestIDLen = 128
 
 // newCall validates inv and prepares its /next headers.
 func (s *Server) newCall(inv Invocation) (*call, error) {
-	if !validRequestID(inv.RequestID) {
+	if !ValidRequestID(inv.RequestID) {
 		return nil, fmt.Errorf("request id %.64q: must be 1 to %d characters of [A-Za-z0-9_-]: %w",
 			inv.RequestID, maxRequestIDLen, ErrInvalidInvocation)
 	}
@@ -504,7 +504,7 @@ func (s *Server) newCall(inv Invocation) (*call, error) {
 		inv.ContentType = "application/json"
 	}
 	if inv.TraceID == "" {
-		inv.TraceID = newTraceID(s.now())
+		inv.TraceID = NewTraceID(s.now())
 	}
 	h := make(http.Header, 9)
 	set := func(name, value string, always bool) {
@@ -530,7 +530,9 @@ func (s *Server) newCall(inv Invocation) (*call, error) {
 	return &call{inv: inv, header: h, done: make(chan struct{}), allDone: make(chan struct{})}, nil
 }
 
-func validRequestID(id string) bool {
+// ValidRequestID reports whether id can be a request id as the Runtime API
+// requires: 1 to 128 characters of [A-Za-z0-9_-].
+func ValidRequestID(id string) bool {
 	if id == "" || len(id) > maxRequestIDLen {
 		return false
 	}
@@ -555,10 +557,10 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
-// newTraceID makes an unsampled X-Ray trace header for an invocation that
+// NewTraceID makes an unsampled X-Ray trace header for an invocation that
 // came without one: Root=1-<epoch seconds hex>-<96 random bits>;Parent=<64
 // random bits>;Sampled=0.
-func newTraceID(now time.Time) string {
+func NewTraceID(now time.Time) string {
 	var b [20]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	return fmt.Sprintf("Root=1-%08x-%s;Parent=%s;Sampled=0",
