@@ -38,7 +38,7 @@ func (s *Server) handleExtError(w http.ResponseWriter, r *http.Request, ev xeven
 		return
 	}
 	// The body (an error document) is read for the log only.
-	body, _ := s.readRequestBody(w, r, bufferSink{limit: maxExtErrorBody})
+	body, _ := s.readRequestBody(w, r, maxExtErrorBody)
 
 	s.mu.Lock()
 	if s.state == StateClosed {

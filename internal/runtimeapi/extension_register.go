@@ -68,7 +68,7 @@ func (s *Server) handleExtRegister(w http.ResponseWriter, r *http.Request, _ str
 		writeAPIError(w, &apiError{http.StatusForbidden, errExtInvalidName, "Empty extension name"})
 		return
 	}
-	body, err := readBody(r.Body, maxRegisterBody)
+	body, err := s.readRequestBody(w, r, maxRegisterBody)
 	if err != nil {
 		writeAPIError(w, &apiError{http.StatusForbidden, errInvalidRequestFormat, "Invalid register request body"})
 		return

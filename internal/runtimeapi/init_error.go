@@ -25,7 +25,7 @@ func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request, _ strin
 		writeAPIError(w, apiErrRefused(st, evInitError))
 		return
 	}
-	body, err := s.readRequestBody(w, r, bufferSink{limit: s.maxBytes})
+	body, err := s.readRequestBody(w, r, s.maxBytes)
 
 	var payload []byte
 	var reply *apiError

@@ -27,7 +27,7 @@ func (s *Server) handleInvocationError(w http.ResponseWriter, r *http.Request, i
 		writeAPIError(w, aerr)
 		return
 	}
-	body, err := s.readRequestBody(w, r, bufferSink{limit: s.maxBytes})
+	body, err := s.readRequestBody(w, r, s.maxBytes)
 
 	var res Result
 	var reply *apiError

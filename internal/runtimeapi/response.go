@@ -52,21 +52,6 @@ func parseResponseMode(h http.Header) (responseMode, bool) {
 	return 0, false
 }
 
-// responseSink consumes a request body and returns what becomes the
-// payload: bufferSink keeps it in memory up to a cap. A streamed answer
-// (Invocation.Stream) does not go through a sink: streamResponse forwards
-// each chunk to the Invoke caller as it arrives.
-type responseSink interface {
-	// consume reads body to its end. It fails with errBodyTooLarge or an
-	// error wrapping errBodyTruncated.
-	consume(body io.Reader) ([]byte, error)
-}
-
-// bufferSink keeps the whole body in memory, up to limit bytes.
-type bufferSink struct{ limit int64 }
-
-func (b bufferSink) consume(body io.Reader) ([]byte, error) { return readBody(body, b.limit) }
-
 var (
 	errBodyTooLarge  = errors.New("body exceeds the size limit")
 	errBodyTruncated = errors.New("body truncated")
@@ -86,14 +71,15 @@ func readBody(r io.Reader, limit int64) ([]byte, error) {
 }
 
 // readRequestBody is readBody for a request, refusing a declared
-// Content-Length over the limit before reading anything. The body's
-// deadline is put in the past if Close is called meanwhile.
-func (s *Server) readRequestBody(w http.ResponseWriter, r *http.Request, sink responseSink) ([]byte, error) {
-	if r.ContentLength > s.maxBytes {
+// Content-Length over limit before reading anything. The body's deadline
+// is put in the past if Close is called meanwhile. (A streamed answer is
+// not read whole: streamResponse forwards it chunk by chunk.)
+func (s *Server) readRequestBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
 		return nil, errBodyTooLarge
 	}
 	defer s.track(w, transferRead)()
-	return sink.consume(r.Body)
+	return readBody(r.Body, limit)
 }
 
 // handleResponse serves POST /2018-06-01/runtime/invocation/{id}/response.
@@ -118,7 +104,7 @@ func (s *Server) handleResponse(w http.ResponseWriter, r *http.Request, id strin
 		return
 	}
 	_ = mode // both modes are buffered for a buffered invocation
-	payload, err := s.readRequestBody(w, r, bufferSink{limit: s.maxBytes})
+	payload, err := s.readRequestBody(w, r, s.maxBytes)
 
 	var res Result
 	var reply *apiError

@@ -232,7 +232,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, legacy bool) 
 		}
 		return
 	}
-	body, err := s.readRequestBody(w, r, bufferSink{limit: maxSubscribeBody})
+	body, err := s.readRequestBody(w, r, maxSubscribeBody)
 	if err != nil {
 		writeAPIError(w, &apiError{http.StatusBadRequest, errValidation, "request body is too large or truncated"})
 		return
