@@ -324,8 +324,8 @@ func (s *Sandbox) startProc(name string, cmd *exec.Cmd) (*proc, error) {
 	p := &proc{name: name, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
 	s.opts.Logger.Debug("process sandbox: started", "sandbox", s.id, "process", name, "pid", p.pid)
 	go func() {
-		err := cmd.Wait()
-		p.st = exitStatus(cmd.ProcessState, err)
+		cmd.Wait() // the ProcessState says how it ended
+		p.st = exitStatus(cmd.ProcessState)
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
 			p.rss = uint64(ru.Maxrss) * 1024
 		}
@@ -334,14 +334,13 @@ func (s *Sandbox) startProc(name string, cmd *exec.Cmd) (*proc, error) {
 	return p, nil
 }
 
-func exitStatus(ps *os.ProcessState, err error) sandbox.ExitStatus {
+func exitStatus(ps *os.ProcessState) sandbox.ExitStatus {
 	if ps == nil {
 		return sandbox.ExitStatus{Code: -1, Signal: "unknown"}
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return sandbox.ExitStatus{Code: -1, Signal: ws.Signal().String()}
 	}
-	_ = err
 	return sandbox.ExitStatus{Code: ps.ExitCode()}
 }
 
