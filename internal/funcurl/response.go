@@ -46,15 +46,38 @@ func MapResponse(payload []byte) (Response, error) {
 		resp.Body = payload
 		return resp, nil
 	}
+	return mapStructured(trimmed, "application/json")
+}
+
+// MapPrelude turns the JSON prelude of a streamed response
+// (application/vnd.awslambda.http-integration-response) into the response
+// head: statusCode (default 200), headers and cookies; the Content-Type
+// defaults to application/octet-stream, as Lambda streams it.
+func MapPrelude(prelude []byte) (Response, error) {
+	trimmed := bytes.TrimSpace(prelude)
+	if len(trimmed) == 0 {
+		trimmed = []byte("{}")
+	}
+	head, err := mapStructured(trimmed, "application/octet-stream")
+	head.Body = nil
+	return head, err
+}
+
+// mapStructured maps a structured response; a statusCode is optional
+// (200), a Content-Type header too (defaultType).
+func mapStructured(trimmed []byte, defaultType string) (Response, error) {
+	resp := Response{Status: http.StatusOK, Header: http.Header{}}
 	var s structured
 	if err := json.Unmarshal(trimmed, &s); err != nil {
 		return Response{}, fmt.Errorf("malformed response: %w", err)
 	}
-	status, err := statusCode(s.StatusCode)
-	if err != nil {
-		return Response{}, err
+	if s.StatusCode != nil {
+		status, err := statusCode(s.StatusCode)
+		if err != nil {
+			return Response{}, err
+		}
+		resp.Status = status
 	}
-	resp.Status = status
 	for k, raw := range s.Headers {
 		v, err := headerValue(raw)
 		if err != nil {
@@ -72,7 +95,7 @@ func MapResponse(payload []byte) (Response, error) {
 		}
 	}
 	if resp.Header.Get("Content-Type") == "" {
-		resp.Header.Set("Content-Type", "application/json")
+		resp.Header.Set("Content-Type", defaultType)
 	}
 	body, err := bodyOf(s.Body)
 	if err != nil {

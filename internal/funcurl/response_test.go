@@ -82,3 +82,40 @@ func FuzzMapResponse(f *testing.F) {
 		}
 	})
 }
+
+func TestMapPrelude(t *testing.T) {
+	tests := []struct {
+		name    string
+		prelude string
+		status  int
+		header  map[string]string
+		wantErr bool
+	}{
+		{"empty", "", 200, map[string]string{"Content-Type": "application/octet-stream"}, false},
+		{"headers without a statusCode", `{"headers":{"x-a":"1"},"cookies":["c=1"]}`, 200,
+			map[string]string{"X-A": "1", "Set-Cookie": "c=1", "Content-Type": "application/octet-stream"}, false},
+		{"lower-case content-type", `{"statusCode":201,"headers":{"content-type":"text/plain"}}`, 201,
+			map[string]string{"Content-Type": "text/plain"}, false},
+		{"bad status", `{"statusCode":99}`, 0, nil, true},
+		{"not an object", `[1]`, 0, nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			head, err := MapPrelude([]byte(tc.prelude))
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("MapPrelude(%s) = %+v, want an error", tc.prelude, head)
+				}
+				return
+			}
+			if err != nil || head.Status != tc.status || head.Body != nil {
+				t.Fatalf("MapPrelude(%s) = %+v, %v", tc.prelude, head, err)
+			}
+			for k, v := range tc.header {
+				if got := head.Header.Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}

@@ -92,16 +92,12 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, cfg *Confi
 	if res.ContentType == IntegrationResponseType {
 		prelude, err := readPrelude(body)
 		if err == nil {
-			head, err = MapResponse(prelude)
-			head.Body = nil
+			head, err = MapPrelude(prelude)
 		}
 		if err != nil {
 			h.log.Info("function url: malformed stream prelude", "function", cfg.FunctionName, "requestId", in.RequestID, "err", err)
 			write(Response{Status: http.StatusBadGateway, Header: textHeader(), Body: []byte("Internal Server Error")})
 			return
-		}
-		if head.Header.Get("Content-Type") == "application/json" && !bytes.Contains(prelude, []byte(`"Content-Type"`)) && !bytes.Contains(prelude, []byte(`"content-type"`)) {
-			head.Header.Set("Content-Type", "application/octet-stream")
 		}
 	} else {
 		head.Header.Set("Content-Type", res.ContentType)
