@@ -50,7 +50,7 @@ func (s *server) health(t testing.TB) health {
 func (s *server) containers(t testing.TB) []string {
 	t.Helper()
 	var ids []string
-	for _, c := range s.containerStates(t) {
+	for _, c := range s.containerStates(t, false) {
 		ids = append(ids, c.ID)
 	}
 	return ids
@@ -62,7 +62,7 @@ func (s *server) containers(t testing.TB) []string {
 func (s *server) startedContainers(t testing.TB) []string {
 	t.Helper()
 	var ids []string
-	for _, c := range s.containerStates(t) {
+	for _, c := range s.containerStates(t, true) {
 		if c.Status != "created" {
 			ids = append(ids, c.ID)
 		}
@@ -75,9 +75,11 @@ type containerState struct {
 	Status string `json:"status"`
 }
 
-// containerStates asks crun and runc (`list --format json`) for the
-// containers in their state roots under this server's run directory.
-func (s *server) containerStates(t testing.TB) []containerState {
+// containerStates asks crun and runc for the containers in their state
+// roots under this server's run directory: ids only (`list -q`, which
+// reads no container's state and so cannot trip over one being deleted),
+// or with their status (`list --format json`).
+func (s *server) containerStates(t testing.TB, status bool) []containerState {
 	t.Helper()
 	var all []containerState
 	for _, rt := range []string{"crun", "runc"} {
@@ -88,9 +90,19 @@ func (s *server) containerStates(t testing.TB) []containerState {
 		if _, err := exec.LookPath(rt); err != nil {
 			continue
 		}
-		out, err := exec.Command(rt, "--root", root, "list", "--format", "json").Output()
+		if !status {
+			out, err := exec.Command(rt, "--root", root, "list", "-q").CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s --root %s list: %v: %s", rt, root, err, out)
+			}
+			for _, id := range strings.Fields(string(out)) {
+				all = append(all, containerState{ID: id})
+			}
+			continue
+		}
+		out, err := exec.Command(rt, "--root", root, "list", "--format", "json").CombinedOutput()
 		if err != nil {
-			t.Fatalf("%s --root %s list: %v", rt, root, err)
+			t.Fatalf("%s --root %s list: %v: %s", rt, root, err, out)
 		}
 		var list []containerState
 		if trimmed := bytes.TrimSpace(out); len(trimmed) > 0 && string(trimmed) != "null" {
