@@ -23,6 +23,7 @@ build:
 
 ## test: install what the tests need and run every test
 test: deps
+	scripts/build-criu.sh
 	scripts/console-deps.sh
 	go vet ./...
 	go test -race -count=1 ./internal/... ./cmd/...
@@ -48,6 +49,7 @@ fuzz:
 ##        (BENCH_FLAGS passes flags, e.g. BENCH_FLAGS="--density 1000 --profile-dir prof")
 BENCH_FLAGS ?=
 bench: deps build
+	scripts/build-criu.sh
 	$(KAPPA) bench --source . $(BENCH_FLAGS)
 
 ## bench-registry: registry push/pull and Create-to-Active next to Distribution and crane

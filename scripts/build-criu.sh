@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # build-criu.sh builds CRIU from Debian's source (sid 4.2.1 by default, or
 # trixie 4.1.1) on Debian 12 and installs the single binary to
-# /opt/criu/sbin/criu (and /opt/criu/sbin/criu-VERSION). Idempotent. Not run by
-# make: it is the recipe behind docs/snapshot-restore.md.
+# /opt/criu/sbin/criu (and /opt/criu/sbin/criu-VERSION). Idempotent. `make test`
+# and `make bench` run it: SnapStart snapshots need it (docs/snapshot-restore.md).
+# When sid has moved past the default version, the version sid has (4.2 or
+# later) is built instead, unless CRIU_VERSION was set.
 #
 # 4.2.1 is the default: 4.1.1 passes `criu check` on kernel 6.18 but cannot dump
 # a process holding a TCP socket (getsockopt SO_PASSCRED/SO_PASSSEC -> EOPNOTSUPP
@@ -13,6 +15,7 @@
 #   FORCE=1 ./build-criu.sh                 (rebuild even if installed)
 set -euo pipefail
 
+[[ -n "${CRIU_VERSION:-}" ]] && CRIU_PINNED=1
 CRIU_VERSION="${CRIU_VERSION:-4.2.1}"
 PREFIX="${PREFIX:-/opt/criu}"
 WORK="${WORK:-/tmp/kappa-criu-build}"
@@ -74,6 +77,22 @@ got=$(sha256sum "Sources.$SUITE.xz" | cut -d' ' -f1)
 expected=$(xz -dc "Sources.$SUITE.xz" | awk -v f="$ORIG" '
     /^Package: /{pkg=$2} /^Checksums-Sha256:/{s=1;next} /^[^ ]/{s=0}
     s&&pkg=="criu"&&$3==f{print $1}')
+if [[ -z "$expected" && -z "${CRIU_PINNED:-}" && "$SUITE" == sid ]]; then
+  # sid moved on: take the version it has now (4.2 or later).
+  now=$(xz -dc "Sources.$SUITE.xz" | awk '/^Package: /{pkg=$2} pkg=="criu"&&/^Version: /{print $2; exit}')
+  now=${now%-*}
+  if [[ -n "$now" && "$(printf '%s\n4.2\n' "$now" | sort -V | head -1)" == 4.2 ]]; then
+    log "sid has criu $now, not $CRIU_VERSION: building $now"
+    if [[ -z "${FORCE:-}" && -x "$PREFIX/sbin/criu" ]] &&
+       "$PREFIX/sbin/criu" --version 2>/dev/null | grep -q "Version: $now\$"; then
+      log "criu $now already at $PREFIX/sbin/criu"; exit 0
+    fi
+    CRIU_VERSION=$now; ORIG="criu_${CRIU_VERSION}.orig.tar.xz"
+    expected=$(xz -dc "Sources.$SUITE.xz" | awk -v f="$ORIG" '
+        /^Package: /{pkg=$2} /^Checksums-Sha256:/{s=1;next} /^[^ ]/{s=0}
+        s&&pkg=="criu"&&$3==f{print $1}')
+  fi
+fi
 [[ -n "$expected" ]] || { log "no sha256 for $ORIG in $SUITE Sources (version moved on?)"; exit 1; }
 log "sha256 from $SUITE Sources: $expected"
 if curl -fsS -o "criu_${CRIU_VERSION}-1.dsc" "$POOL/criu_${CRIU_VERSION}-1.dsc" 2>/dev/null; then

@@ -24,6 +24,8 @@ const (
 	UnsupportedMedia    Kind = "UnsupportedMediaTypeException"
 	TooManyRequests     Kind = "TooManyRequestsException"
 	NotReady            Kind = "ResourceNotReadyException"
+	SnapStartNotReady   Kind = "SnapStartNotReadyException"
+	SnapStartFailed     Kind = "SnapStartException"
 	Internal            Kind = "ServiceException"
 	ProvisionedNotFound Kind = "ProvisionedConcurrencyConfigNotFoundException"
 	NotImplemented      Kind = "NotImplemented"

@@ -110,6 +110,9 @@ type Server struct {
 	// ExecStart starts containers with `<runtime> start` rather than
 	// through crun's exec fifo (which needs no process).
 	ExecStart bool
+	// CRIU is the criu binary SnapStart snapshots are taken and restored
+	// with (through runc); "" uses /opt/criu/sbin/criu, else criu in PATH.
+	CRIU string
 }
 
 // RegistryAuth reports whether registry credentials are configured.

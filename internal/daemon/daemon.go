@@ -92,6 +92,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		Logger:       log.With("svc", "sandbox"),
 		NetNSPool:    cfg.NetNSPool,
 		ExecStart:    cfg.ExecStart,
+		CRIU:         cfg.CRIU,
 	}); err != nil {
 		return nil, fmt.Errorf("sandbox runtime: %w", err)
 	}
@@ -123,6 +124,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		Logger:          log.With("svc", "invoker"),
 		Spares:          invoker.SpareOptions{Max: cfg.Spares, IdleTimeout: cfg.SpareIdleTimeout},
 		InitBinary:      staticSelf(),
+		SnapshotDir:     filepath.Join(cfg.DataDir, "snapshots"),
 	})
 	if staticSelf() == "" {
 		log.Warn("this kappa binary is not statically linked: images with /opt/extensions run without their extensions (build with CGO_ENABLED=0)")
@@ -133,12 +135,13 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		return nil, err
 	}
 	d.functions = function.NewService(function.Options{
-		Bucket:  bucket,
-		Images:  d.images,
-		Region:  cfg.Region,
-		Account: cfg.Account,
-		Logger:  log.With("svc", "function"),
-		Changed: d.changed,
+		Bucket:    bucket,
+		Images:    d.images,
+		Region:    cfg.Region,
+		Account:   cfg.Account,
+		Logger:    log.With("svc", "function"),
+		Changed:   d.changed,
+		Snapshots: d.invoker,
 
 		AccountConcurrency: cfg.AccountConcurrency,
 	})

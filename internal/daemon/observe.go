@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"net"
 	"net/http"
@@ -359,4 +360,21 @@ func (s *countedSandbox) DialContext(ctx context.Context, network, addr string) 
 		return nil, err
 	}
 	return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+}
+
+// Snapshots forwards to the wrapped runtime's (sandbox.Snapshotter).
+func (r *countingRuntime) Snapshots() error {
+	if s, ok := r.Runtime.(sandbox.Snapshotter); ok {
+		return s.Snapshots()
+	}
+	return errors.New("the sandbox runtime cannot take snapshots")
+}
+
+// Checkpoint forwards to the wrapped sandbox's (sandbox.Checkpointer).
+func (s *countedSandbox) Checkpoint(ctx context.Context, dir string) error {
+	c, ok := s.Sandbox.(sandbox.Checkpointer)
+	if !ok {
+		return errors.New("the sandbox cannot be checkpointed")
+	}
+	return c.Checkpoint(ctx, dir)
 }

@@ -6,6 +6,10 @@
 // and exits with the runtime's status when the runtime exits; during a
 // shutdown (after SIGTERM) only once the extensions have exited too. Lambda's own
 // environments have the same kind of platform init.
+//
+// In a checkpointable environment (the variable sandbox.RelayEnv is set) it
+// also serves the Runtime API to the runtime and the extensions and relays
+// it to Kappa (see relay), so that a snapshot keeps their connections.
 package envinit
 
 import (
@@ -14,8 +18,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/kappa-run/kappa/internal/sandbox"
 )
 
 // InitName is the base name the binary is run under as an init, and Path
@@ -57,10 +65,19 @@ func Main(argv []string) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
 
+	env := os.Environ()
+	if upstream := os.Getenv(sandbox.RelayEnv); upstream != "" {
+		env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, sandbox.RelayEnv+"=") })
+		if _, err := serveRelay(os.Getenv("AWS_LAMBDA_RUNTIME_API"), upstream); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: runtime api relay: %v\n", InitName, err)
+			return 1
+		}
+	}
+
 	var children []*os.Process
 	for _, name := range Extensions("/") {
 		cmd := exec.Command(filepath.Join(ExtensionsDir, name))
-		cmd.Stdout, cmd.Stderr, cmd.Env = os.Stdout, os.Stderr, os.Environ()
+		cmd.Stdout, cmd.Stderr, cmd.Env = os.Stdout, os.Stderr, env
 		if err := cmd.Start(); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: start extension %s: %v\n", InitName, name, err)
 			continue
@@ -68,7 +85,7 @@ func Main(argv []string) int {
 		children = append(children, cmd.Process)
 	}
 	runtime := exec.Command(argv[0], argv[1:]...)
-	runtime.Stdin, runtime.Stdout, runtime.Stderr, runtime.Env = os.Stdin, os.Stdout, os.Stderr, os.Environ()
+	runtime.Stdin, runtime.Stdout, runtime.Stderr, runtime.Env = os.Stdin, os.Stdout, os.Stderr, env
 	if err := runtime.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: start runtime %s: %v\n", InitName, argv[0], err)
 		return 127

@@ -126,6 +126,9 @@ func (in *CreateInput) config() (Config, error) {
 		}
 		c.DeadLetterTarget = *in.DeadLetterTarget
 	}
+	if in.SnapStartApplyOn == SnapStartPublished {
+		c.SnapStart = SnapStartPublished
+	}
 	return c, nil
 }
 
@@ -261,5 +264,11 @@ func (in *UpdateConfigInput) apply(c *Config) {
 	}
 	if in.DeadLetterTarget != nil {
 		c.DeadLetterTarget = *in.DeadLetterTarget
+	}
+	switch in.SnapStartApplyOn {
+	case SnapStartPublished:
+		c.SnapStart = SnapStartPublished
+	case "None":
+		c.SnapStart = ""
 	}
 }

@@ -24,7 +24,17 @@ const (
 	ReasonInternalError     = "InternalError"
 
 	LatestVersion = "$LATEST"
+
+	// SnapStartPublished is SnapStart.ApplyOn PublishedVersions.
+	SnapStartPublished  = "PublishedVersions"
+	ReasonFunctionError = "FunctionError"
 )
+
+// SnapStartOn reports whether c is a published version started from a
+// snapshot (SnapStart's OptimizationStatus On): its snapshot was taken.
+func (c Config) SnapStartOn() bool {
+	return c.SnapStart == SnapStartPublished && c.Version != LatestVersion && c.State == StateActive
+}
 
 // ImageConfig overrides the image's ENTRYPOINT, CMD and WORKDIR.
 type ImageConfig struct {
@@ -79,7 +89,10 @@ type Config struct {
 	// DeadLetterTarget is DeadLetterConfig.TargetArn: where asynchronous
 	// events that failed for good go when no OnFailure destination is set.
 	DeadLetterTarget string `json:"deadLetterTarget,omitempty"`
-	Code             Code   `json:"code"`
+	// SnapStart is SnapStart.ApplyOn when PublishedVersions, else "":
+	// published versions then start from a snapshot taken after init.
+	SnapStart string `json:"snapStart,omitempty"`
+	Code      Code   `json:"code"`
 
 	State                      string    `json:"state"`
 	StateReason                string    `json:"stateReason,omitempty"`

@@ -41,6 +41,41 @@ type Options struct {
 	// changed or the function was deleted, so the invoker can retire its
 	// environments.
 	Changed func(name string)
+	// Snapshots takes the snapshots of SnapStart versions; nil refuses
+	// SnapStart.ApplyOn PublishedVersions.
+	Snapshots Snapshotter
+}
+
+// Snapshotter takes and drops the snapshots of versions published with
+// SnapStart.ApplyOn PublishedVersions; *invoker.Invoker implements it.
+type Snapshotter interface {
+	// Snapshots returns nil when snapshots can be taken, else why not.
+	Snapshots() error
+	// Snapshot takes the snapshot of a published version (Pending until
+	// it returns).
+	Snapshot(ctx context.Context, c Config) error
+	// DropSnapshots removes a version's snapshot, or all of a
+	// function's when version is "".
+	DropSnapshots(name, version string)
+}
+
+// checkSnapStart refuses SnapStart.ApplyOn PublishedVersions when this
+// server cannot take snapshots, rather than ignore it: a deployment asking
+// for it (Terraform's snap_start block) learns it at once instead of
+// seeing None come back.
+func (s *Service) checkSnapStart(applyOn string) error {
+	if applyOn != SnapStartPublished {
+		return nil
+	}
+	var why error = errors.New("no snapshotter configured")
+	if s.opts.Snapshots != nil {
+		why = s.opts.Snapshots.Snapshots()
+	}
+	if why != nil {
+		return apierr.New(apierr.InvalidParameter,
+			"SnapStart is not available on this Kappa server (%v): set SnapStart.ApplyOn to None, or see docs/snapshot-restore.md", why)
+	}
+	return nil
 }
 
 // Service creates, reads, updates and deletes functions and deploys their
@@ -83,6 +118,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.refreshReserved(ctx)
 	for _, fn := range fns {
+		s.resumeSnapshots(ctx, fn.Latest.Name)
 		switch {
 		case fn.Latest.State == StatePending:
 			s.deploy(fn.Latest.Name, fn.Latest.Code.ImageURI, fn.Generation, false)
@@ -241,6 +277,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Function, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkSnapStart(in.SnapStartApplyOn); err != nil {
+		return nil, err
+	}
 	cfg.LoggingConfig.LogGroup = defaultLogGroup(cfg.LoggingConfig.LogGroup, cfg.Name)
 	if err := s.checkPlatform(ctx, cfg.Code.ImageURI, cfg.Architectures); err != nil {
 		return nil, err
@@ -319,6 +358,9 @@ func (s *Service) UpdateConfig(ctx context.Context, name string, in UpdateConfig
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
+	if err := s.checkSnapStart(in.SnapStartApplyOn); err != nil {
+		return nil, err
+	}
 	fn, err := s.mutate(ctx, name, func(fn *Function) error {
 		c := &fn.Latest
 		if c.State == StatePending || fn.Pending != nil || c.LastUpdateStatus == UpdateInProgress {
@@ -381,6 +423,9 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	}
 	s.refreshReserved(ctx)
 	s.log.Info("function deleted", "function", name)
+	if s.opts.Snapshots != nil {
+		s.opts.Snapshots.DropSnapshots(name, "")
+	}
 	s.changed(name)
 	return nil
 }

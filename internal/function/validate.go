@@ -199,17 +199,12 @@ func validateLogging(lc *LoggingConfig) error {
 	return nil
 }
 
-// validateSnapStart accepts SnapStart.ApplyOn None (or absent). Kappa takes
-// no snapshots (docs/snapshot-restore.md): PublishedVersions is refused
-// rather than ignored, so that a deployment asking for it (Terraform's
-// snap_start block) learns it at once instead of seeing None come back.
+// validateSnapStart checks the spelling of SnapStart.ApplyOn; whether this
+// server can take snapshots is Service.checkSnapStart's question.
 func validateSnapStart(applyOn string) error {
 	switch applyOn {
-	case "", "None":
+	case "", "None", SnapStartPublished:
 		return nil
-	case "PublishedVersions":
-		return apierr.New(apierr.InvalidParameter,
-			"SnapStart is not supported by Kappa: set SnapStart.ApplyOn to None (published versions cold-start as $LATEST does)")
 	}
 	return apierr.New(apierr.Validation,
 		"1 validation error detected: Value '%s' at 'snapStart.applyOn' failed to satisfy constraint: Member must satisfy enum value set: [PublishedVersions, None]", applyOn)

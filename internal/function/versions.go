@@ -65,6 +65,9 @@ func (s *Service) Publish(ctx context.Context, name string, in PublishInput) (Co
 		v.RevisionID = uuid.NewString()
 		v.LastModified = s.opts.Now().UTC()
 		v.LastUpdateStatus, v.LastUpdateStatusReason, v.LastUpdateStatusReasonCode = UpdateSuccessful, "", ""
+		if v.SnapStart == SnapStartPublished {
+			v.State, v.StateReason, v.StateReasonCode = StatePending, snapshotPendingReason, ReasonCreating
+		}
 		b, _ := json.Marshal(v)
 		if _, err := s.opts.Bucket.Put(ctx, versionKey(name, n), b); err != nil {
 			return Config{}, apierr.Wrap(apierr.Internal, err, "store version")
@@ -83,6 +86,9 @@ func (s *Service) Publish(ctx context.Context, name string, in PublishInput) (Co
 		}
 		s.remember(name, fn, nrev)
 		s.log.Info("version published", "function", name, "version", n)
+		if v.State == StatePending {
+			s.snapshotVersion(name, n)
+		}
 		return v, nil
 	}
 	return Config{}, apierr.New(apierr.Internal, "too much contention on function %s", name)
@@ -219,9 +225,14 @@ func (s *Service) Resolve(ctx context.Context, ref Ref) (Target, error) {
 			return Target{}, err
 		}
 	}
-	switch t.Config.State {
-	case StateActive:
+	switch c := t.Config; {
+	case c.State == StateActive:
 		return t, nil
+	case c.SnapStart == SnapStartPublished && c.Version != LatestVersion && c.State == StatePending:
+		return Target{}, apierr.New(apierr.SnapStartNotReady,
+			"Lambda is initializing your function. You can invoke the function when the state of your function is Active.")
+	case c.SnapStart == SnapStartPublished && c.Version != LatestVersion && c.State == StateFailed:
+		return Target{}, apierr.New(apierr.SnapStartFailed, "%s", c.StateReason)
 	default:
 		return Target{}, apierr.New(apierr.Conflict,
 			"The operation cannot be performed at this time. The function is currently in the following state: %s", t.Config.State)
@@ -266,6 +277,9 @@ func (s *Service) DeleteVersion(ctx context.Context, name, qualifier string) err
 	}
 	if err := s.opts.Bucket.Delete(ctx, versionKey(name, n)); err != nil {
 		return apierr.Wrap(apierr.Internal, err, "delete version")
+	}
+	if s.opts.Snapshots != nil {
+		s.opts.Snapshots.DropSnapshots(name, qualifier)
 	}
 	s.changed(name)
 	return nil

@@ -32,6 +32,9 @@ type env struct {
 	// initDurationReported keeps it for the Observer record.
 	initDuration         time.Duration
 	initDurationReported time.Duration
+	// restored is set when the environment was restored from a snapshot
+	// (its "init" is the restore).
+	restored bool
 
 	destroyOnce sync.Once
 

@@ -75,6 +75,10 @@ type Options struct {
 	// Spares keeps created-but-not-started environments for recently used
 	// configurations (see SpareOptions); the zero value keeps none.
 	Spares SpareOptions
+	// SnapshotDir keeps the snapshots of SnapStart versions (see
+	// Snapshot); "" takes none. The Runtime must implement
+	// sandbox.Snapshotter, and InitBinary be set.
+	SnapshotDir string
 }
 
 // Request is one synchronous invocation.
@@ -157,6 +161,10 @@ type Invoker struct {
 	retiredAt map[string]uint64
 	// spares are created sandboxes for cold starts (nil: none kept).
 	spares *spares
+	// snapTaking has a channel, closed when done, per snapshot being
+	// taken (by directory).
+	snapMu     sync.Mutex
+	snapTaking map[string]chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -193,8 +201,8 @@ func New(opts Options) *Invoker {
 		idle: map[string][]*env{}, all: map[*env]struct{}{},
 		inflight: map[string]int{}, scaling: map[string]*rate.Limiter{},
 		initFailures: map[string]*initFailure{}, provisions: map[string]*provision{}, provisioning: map[string]int{},
-		retiredAt: map[string]uint64{},
-		stop:      make(chan struct{}),
+		retiredAt: map[string]uint64{}, snapTaking: map[string]chan struct{}{},
+		stop: make(chan struct{}),
 	}
 	inv.spares = newSpares(opts)
 	inv.wg.Add(1)
@@ -556,7 +564,7 @@ func (inv *Invoker) platformError(req Request, fe *functionError, start time.Tim
 		b = append(b, fe.tail...)
 		b = fmt.Appendf(b, "START RequestId: %s Version: %s\n", req.RequestID, req.Config.Version)
 		b = fmt.Appendf(b, "END RequestId: %s\n", req.RequestID)
-		b = append(b, reportLine(req.RequestID, dur, req.Config.MemorySize, 0, dur, true)...)
+		b = append(b, reportLine(req.RequestID, dur, req.Config.MemorySize, 0, dur, true, false)...)
 		b = append(b, '\n')
 		if len(b) > logs.TailBytes {
 			b = b[len(b)-logs.TailBytes:]
@@ -640,6 +648,11 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 			delete(inv.all, e)
 			inv.mu.Unlock()
 			e.destroy(context.Background())
+			if p.restoreFrom != "" {
+				// This one starts the ordinary way.
+				inv.brokenSnapshot(c, p.restoreFrom, err)
+				return inv.coldStart(ctx, c, initType, initTimeout)
+			}
 			return nil, apierr.Wrap(apierr.Internal, err, "start execution environment")
 		}
 	}
@@ -675,6 +688,7 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 		return fail(fe)
 	}
 	e.initDuration = inv.opts.Now().Sub(start)
+	e.restored = p.restoreFrom != ""
 	tel := e.api.Telemetry()
 	tel.Platform(runtimeapi.PlatformInitRuntimeDone{InitializationType: initType, Phase: "init", Status: runtimeapi.StatusSuccess})
 	tel.Platform(runtimeapi.PlatformInitReport{InitializationType: initType, Phase: "init", Status: runtimeapi.StatusSuccess,
@@ -818,7 +832,7 @@ func (inv *Invoker) report(e *env, req Request, cold bool, start time.Time, dur 
 	c := req.Config
 	stats := e.sb.Stats()
 	e.capture.Line(fmt.Appendf(nil, "END RequestId: %s", req.RequestID))
-	e.capture.Line([]byte(reportLine(req.RequestID, dur, c.MemorySize, stats.MaxMemoryBytes, e.initDuration, cold)))
+	e.capture.Line([]byte(reportLine(req.RequestID, dur, c.MemorySize, stats.MaxMemoryBytes, e.initDuration, cold, e.restored)))
 	e.initDurationReported = 0
 	if cold {
 		e.initDurationReported = e.initDuration
@@ -958,7 +972,9 @@ func (inv *Invoker) settleLogs(e *env) {
 }
 
 // reportLine formats Lambda's REPORT line (tab separated, trailing tab).
-func reportLine(reqID string, d time.Duration, memMB int, maxMem uint64, initDur time.Duration, cold bool) string {
+// The init of an environment restored from a snapshot is its restore, which
+// Lambda reports, and bills, as such.
+func reportLine(reqID string, d time.Duration, memMB int, maxMem uint64, initDur time.Duration, cold, restored bool) string {
 	ms := float64(d) / float64(time.Millisecond)
 	billed := int64(math.Ceil(ms))
 	if billed < 1 {
@@ -967,7 +983,11 @@ func reportLine(reqID string, d time.Duration, memMB int, maxMem uint64, initDur
 	used := int64(math.Ceil(float64(maxMem) / (1 << 20)))
 	line := fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB\t",
 		reqID, ms, billed, memMB, used)
-	if cold && initDur > 0 {
+	switch {
+	case cold && initDur > 0 && restored:
+		line += fmt.Sprintf("Restore Duration: %.2f ms\tBilled Restore Duration: %d ms\t",
+			float64(initDur)/float64(time.Millisecond), int64(math.Ceil(float64(initDur)/float64(time.Millisecond))))
+	case cold && initDur > 0:
 		line += fmt.Sprintf("Init Duration: %.2f ms\t", float64(initDur)/float64(time.Millisecond))
 	}
 	return line

@@ -100,6 +100,8 @@ type prepared struct {
 	// extensions are the image's external extensions; when there are any,
 	// Kappa's init runs them and the runtime (see package envinit).
 	extensions []string
+	// restoreFrom is the snapshot the sandbox starts from, or "".
+	restoreFrom string
 }
 
 // discard destroys a prepared sandbox that no environment took.
@@ -145,12 +147,13 @@ func (inv *Invoker) prepare(ctx context.Context, c function.Config, initType str
 				// Its init process died while waiting: never start it.
 				go p.discard()
 			default:
-				if fp := fingerprint(c, inv.opts.Region, initType); p.fingerprint == fp {
+				if fp := fingerprint(c, inv.opts.Region, initType); p.fingerprint == fp && p.restoreFrom == inv.snapshotFor(c) {
 					inv.log.Debug("cold start from a spare", "function", c.Name, "version", c.Version, "env", p.id)
 					return p, nil
 				}
-				// Same configuration key, other settings: a revision id
-				// was reused. Never hand it out.
+				// Same configuration key, other settings (a revision id
+				// was reused), or made before or without the snapshot it
+				// should restore. Never hand it out.
 				inv.log.Warn("spare made from other settings of the same configuration key; discarding it",
 					"function", c.Name, "version", c.Version)
 				go p.discard()
@@ -181,25 +184,39 @@ func (inv *Invoker) create(ctx context.Context, c function.Config, initType stri
 		stdout:      &retarget{}, stderr: &retarget{},
 		digest: c.Code.Digest, images: inv.opts.Images,
 	}
+	if initType == initOnDemand {
+		p.restoreFrom = inv.snapshotFor(c)
+	}
+	// A snapshot's environment, and every one restored from it, runs
+	// Kappa's init, which relays the Runtime API.
+	checkpointable := initType == initSnapStart || p.restoreFrom != ""
 	var mounts []sandbox.Mount
 	if inv.opts.InitBinary != "" {
-		if p.extensions = envinit.Extensions(rootfs); len(p.extensions) > 0 {
+		p.extensions = envinit.Extensions(rootfs)
+		if len(p.extensions) > 0 || checkpointable {
 			args = append([]string{envinit.Path}, args...)
 			mounts = []sandbox.Mount{{Source: inv.opts.InitBinary, Destination: envinit.Path}}
 		}
 	}
+	if initType == initSnapStart && len(p.extensions) > 0 {
+		inv.opts.Images.Release(c.Code.Digest)
+		return nil, &functionError{Type: "SnapStart.ExtensionsNotSupported",
+			Message: "the image has external extensions (/opt/extensions), which Kappa does not snapshot yet"}
+	}
 	p.sb, err = inv.opts.Runtime.Create(ctx, sandbox.Spec{
-		Mounts:   mounts,
-		ID:       "k" + id[:20],
-		RootFS:   rootfs,
-		Args:     args,
-		Env:      environment(c, inv.opts.Region, p.stream, initType),
-		Cwd:      workingDir(c),
-		MemoryMB: c.MemorySize,
-		TmpMB:    c.EphemeralStorage,
-		Hostname: "localhost",
-		Stdout:   p.stdout,
-		Stderr:   p.stderr,
+		Checkpointable: checkpointable,
+		RestoreFrom:    p.restoreFrom,
+		Mounts:         mounts,
+		ID:             "k" + id[:20],
+		RootFS:         rootfs,
+		Args:           args,
+		Env:            environment(c, inv.opts.Region, p.stream, initType),
+		Cwd:            workingDir(c),
+		MemoryMB:       c.MemorySize,
+		TmpMB:          c.EphemeralStorage,
+		Hostname:       "localhost",
+		Stdout:         p.stdout,
+		Stderr:         p.stderr,
 	})
 	if err != nil {
 		inv.opts.Images.Release(c.Code.Digest)

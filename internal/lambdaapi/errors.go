@@ -23,6 +23,8 @@ var status = map[apierr.Kind]int{
 	apierr.UnsupportedMedia:    http.StatusUnsupportedMediaType,
 	apierr.TooManyRequests:     http.StatusTooManyRequests,
 	apierr.NotReady:            http.StatusBadGateway,
+	apierr.SnapStartNotReady:   http.StatusConflict,
+	apierr.SnapStartFailed:     http.StatusBadRequest,
 	apierr.Internal:            http.StatusInternalServerError,
 	apierr.NotImplemented:      http.StatusNotFound,
 }

@@ -186,6 +186,12 @@ func (a *API) toWire(c function.Config) functionConfiguration {
 		LoggingConfig:              wireLoggingConfig(c.LoggingConfig),
 		SnapStart:                  snapStart{ApplyOn: "None", OptimizationStatus: "Off"},
 	}
+	if c.SnapStart == function.SnapStartPublished {
+		w.SnapStart.ApplyOn = c.SnapStart
+		if c.SnapStartOn() {
+			w.SnapStart.OptimizationStatus = "On"
+		}
+	}
 	if c.Version != function.LatestVersion {
 		w.FunctionArn = a.fns.ARN(c.Name, c.Version)
 	}

@@ -1,9 +1,14 @@
 package runtimeapi
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
+
+	"github.com/kappa-run/kappa/internal/envinit"
 )
 
 // Headers of a /next response.
@@ -50,6 +55,13 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
 		if s.state != StateReady {
 			s.mu.Unlock()
 			writeAPIError(w, apiErrClosed)
+			return
+		}
+		if ckpt := s.ckpt; ckpt != nil && s.initResolved {
+			s.fire(evAbandon)
+			s.wake = nil
+			s.mu.Unlock()
+			ckpt <- answerCheckpoint(w)
 			return
 		}
 		if c := s.pending; c != nil && s.deliverable() {
@@ -116,4 +128,61 @@ func (s *Server) deliver(w http.ResponseWriter, c *call) {
 		s.pending = c
 	}
 	s.log.Warn("runtime api: event not delivered, pending again", "requestId", c.inv.RequestID, "err", err)
+}
+
+// checkpointCloseWait bounds how long Checkpoint waits for the relay to
+// close its connection after the checkpoint answer.
+const checkpointCloseWait = 5 * time.Second
+
+// Checkpoint prepares a checkpointable environment (see sandbox.Checkpointer)
+// for its checkpoint, once its init is complete: it answers the runtime's
+// parked /next, which came through the environment's relay (package
+// envinit), with the relay's checkpoint signal, and returns once the relay
+// has closed that connection. The environment then holds no connection to
+// Kappa, and the relay asks for the next event again, of whichever server
+// is at its upstream address after the restore. The caller closes the
+// listener first, so that the relay's tries are refused meanwhile. The
+// server serves no invocation after; Close it.
+func (s *Server) Checkpoint(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state == StateClosed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if !s.initResolved || s.initErr != nil {
+		s.mu.Unlock()
+		return errors.New("runtime api: checkpoint before init completed")
+	}
+	if s.ckpt == nil {
+		s.ckpt = make(chan error, 1)
+		s.wakeParked()
+	}
+	ckpt := s.ckpt
+	s.mu.Unlock()
+	select {
+	case err := <-ckpt:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// answerCheckpoint writes the checkpoint signal on the connection of w and
+// waits for the relay to close it.
+func answerCheckpoint(w http.ResponseWriter) error {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return fmt.Errorf("runtime api: checkpoint: %w", err)
+	}
+	defer conn.Close()
+	brw.WriteString("HTTP/1.1 503 Service Unavailable\r\n" + envinit.CheckpointHeader +
+		": 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+	if err := brw.Flush(); err != nil {
+		return fmt.Errorf("runtime api: checkpoint: %w", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(checkpointCloseWait))
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		return fmt.Errorf("runtime api: checkpoint: the relay kept its connection: %w", err)
+	}
+	return nil
 }

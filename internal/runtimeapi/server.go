@@ -56,10 +56,13 @@ type Server struct {
 	runtimeReady bool // the runtime called its first /next
 	initResolved bool
 	initErr      error // nil, *InitError or ErrClosed
-	pending      *call // queued by Invoke, not yet written to a /next
-	current      *call // written to a /next, not yet answered
-	inflight     *call // the invocation not yet complete (runtime + extensions)
-	last         *call // the invocation Invoke started last
+	// ckpt, once Checkpoint was called, receives the outcome of the
+	// checkpoint answer to the parked /next.
+	ckpt     chan error
+	pending  *call // queued by Invoke, not yet written to a /next
+	current  *call // written to a /next, not yet answered
+	inflight *call // the invocation not yet complete (runtime + extensions)
+	last     *call // the invocation Invoke started last
 	// wake, when non-nil, is closed to tell the parked /next that something
 	// changed (an event is pending, init ended, or the server closed).
 	wake chan struct{}

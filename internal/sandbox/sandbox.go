@@ -37,6 +37,44 @@ type Spec struct {
 	// Mounts are extra read-only bind mounts of host files into the
 	// environment (Kappa's own init, for images with extensions).
 	Mounts []Mount
+	// Checkpointable makes an environment whose processes a Checkpointer
+	// can dump (snapshots). Its init must relay the Runtime API (package
+	// envinit): the sandbox binds RuntimeAPIListener at RelayAddr and
+	// tells the init so in RelayEnv.
+	Checkpointable bool
+	// RestoreFrom, when set, is a directory a Checkpointer wrote: Start
+	// restores the processes dumped there instead of running Args. The
+	// spec must otherwise be the one the dumped environment was made from
+	// (Checkpointable included), apart from ID, Env, Stdout and Stderr.
+	RestoreFrom string
+}
+
+// Where a checkpointable environment's Runtime API listener is: its init
+// listens on RuntimeAPIAddr (127.0.0.1:9001) for the runtime and forwards
+// every request to RelayAddr, which it learns from the variable RelayEnv.
+// The connection between runtime and init is inside the environment, so a
+// snapshot keeps it; the init's own connections to Kappa are dropped
+// before a checkpoint and made again after a restore.
+const (
+	RelayAddr = "127.0.0.2:9001"
+	RelayEnv  = "_KAPPA_RUNTIME_API_UPSTREAM"
+)
+
+// Checkpointer is implemented by sandboxes of Spec.Checkpointable that can
+// dump their processes.
+type Checkpointer interface {
+	// Checkpoint dumps every process of the running environment into dir
+	// (which must exist and be empty) and ends them; a Spec with
+	// RestoreFrom dir brings them back, any number of times. Connections
+	// between the environment's own processes survive, others do not.
+	Checkpoint(ctx context.Context, dir string) error
+}
+
+// Snapshotter is implemented by runtimes that can make Checkpointable
+// environments and restore them.
+type Snapshotter interface {
+	// Snapshots returns nil when they can, else why not.
+	Snapshots() error
 }
 
 // Mount is a read-only bind mount of a host file or directory.

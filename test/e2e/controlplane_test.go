@@ -120,16 +120,6 @@ func TestControlPlaneErrors(t *testing.T) {
 			created: "zip-fn",
 		},
 		{
-			name: "SnapStart asked for",
-			call: create("snap-fn", func(in *lambda.CreateFunctionInput) {
-				in.SnapStart = &types.SnapStart{ApplyOn: types.SnapStartApplyOnPublishedVersions}
-			}),
-			status:  400,
-			typ:     "InvalidParameterValueException",
-			message: "SnapStart is not supported",
-			created: "snap-fn",
-		},
-		{
 			name: "SnapStart value outside the enum on update",
 			call: func() error {
 				_, err := s.Lambda.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{

@@ -24,12 +24,15 @@ type cli struct {
 	name string // "crun" or "runc"
 	bin  string // absolute path
 	root string // --root
+	// global are more options before the command (runc's --criu).
+	global []string
 }
 
 // command builds `<bin> --root <root> [--log <logFile> --log-format json] args...`.
 func (c cli) command(ctx context.Context, logFile string, args ...string) *exec.Cmd {
-	full := make([]string, 0, len(args)+6)
+	full := make([]string, 0, len(args)+len(c.global)+6)
 	full = append(full, "--root", c.root)
+	full = append(full, c.global...)
 	if logFile != "" {
 		full = append(full, "--log", logFile, "--log-format", "json")
 	}

@@ -44,13 +44,14 @@ func (n netNS) close() error {
 }
 
 // newNetNS creates a network namespace holding only an up loopback
-// interface and a TCP listener on runtimeAPIAddr. The caller owns the
+// interface and a TCP listener on addr (runtimeAPIAddr, or relayAddr for an
+// environment whose init relays the Runtime API). The caller owns the
 // listener and the namespace (see netNS.close).
 //
 // The work happens on a dedicated, locked OS thread. If the thread cannot
 // be moved back to its original namespace it is left locked, so the Go
 // runtime destroys it when the goroutine ends instead of reusing it.
-func newNetNS() (net.Listener, netNS, error) {
+func newNetNS(addr string) (net.Listener, netNS, error) {
 	type result struct {
 		ln  net.Listener
 		ns  netNS
@@ -59,7 +60,7 @@ func newNetNS() (net.Listener, netNS, error) {
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		ln, ns, restored, err := enterNewNetNS()
+		ln, ns, restored, err := enterNewNetNS(addr)
 		if restored {
 			runtime.UnlockOSThread()
 		}
@@ -71,7 +72,7 @@ func newNetNS() (net.Listener, netNS, error) {
 
 // enterNewNetNS does newNetNS's work on the current, locked thread. It
 // reports whether the thread is back in its original namespace.
-func enterNewNetNS() (ln net.Listener, ns netNS, restored bool, err error) {
+func enterNewNetNS(addr string) (ln net.Listener, ns netNS, restored bool, err error) {
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, netNS{}, true, fmt.Errorf("open current netns: %w", err)
@@ -99,7 +100,7 @@ func enterNewNetNS() (ln net.Listener, ns netNS, restored bool, err error) {
 	if err := loopbackUp(); err != nil {
 		return nil, netNS{}, false, err
 	}
-	ln, err = net.Listen("tcp", runtimeAPIAddr)
+	ln, err = net.Listen("tcp", addr)
 	if err != nil {
 		return nil, netNS{}, false, fmt.Errorf("listen in netns: %w", err)
 	}

@@ -74,7 +74,7 @@ func (p *netnsPool) fill() {
 			return
 		}
 		p.mu.Unlock()
-		ln, ns, err := newNetNS()
+		ln, ns, err := newNetNS(runtimeAPIAddr)
 		if err != nil {
 			p.log.Warn("pre-create network namespace", "err", err)
 			p.mu.Lock()

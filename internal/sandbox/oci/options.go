@@ -31,4 +31,10 @@ type Options struct {
 	// containers are released through crun's exec fifo, which is what
 	// `crun start` does, without starting a process (see releaseInit).
 	ExecStart bool
+	// CRIU is the criu binary runc checkpoints and restores environments
+	// with (Spec.Checkpointable, Spec.RestoreFrom); "" uses
+	// /opt/criu/sbin/criu, where scripts/build-criu.sh puts it, when it
+	// exists, else criu in PATH. Such environments always run under runc, whichever runtime the
+	// others use: Debian's crun is built without checkpoint support.
+	CRIU string
 }

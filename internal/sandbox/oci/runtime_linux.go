@@ -55,6 +55,13 @@ type Runtime struct {
 	execStart bool
 	// awaiting counts the Starts waiting for their process to exec.
 	awaiting atomic.Int64
+
+	// criu is Options.CRIU; snap is the runc that checkpoints and
+	// restores, found by Snapshots on first use.
+	criu     string
+	snapOnce sync.Once
+	snap     cli
+	snapErr  error
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -115,6 +122,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		cgroups:   cgroups,
 		live:      map[string]*Sandbox{},
 		execStart: opts.ExecStart,
+		criu:      opts.CRIU,
 	}
 	if opts.NetNSPool > 0 {
 		base.nsPool = newNetNSPool(opts.NetNSPool, log)
@@ -177,6 +185,7 @@ func (base *Runtime) with(name string) (*Runtime, error) {
 		seccomp:   base.seccomp,
 		live:      map[string]*Sandbox{},
 		execStart: base.execStart,
+		criu:      base.criu,
 	}
 	if base.nsPool != nil {
 		r.nsPool = newNetNSPool(base.nsPool.size, r.log)
@@ -258,6 +267,11 @@ func (r *Runtime) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 func (r *Runtime) create(ctx context.Context, spec sandbox.Spec, pooled bool) (*Sandbox, error) {
 	if err := validateSpec(spec); err != nil {
 		return nil, err
+	}
+	if spec.Checkpointable || spec.RestoreFrom != "" {
+		if err := r.Snapshots(); err != nil {
+			return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, err)
+		}
 	}
 	r.mu.Lock()
 	if _, dup := r.live[spec.ID]; dup {

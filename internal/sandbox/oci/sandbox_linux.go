@@ -46,6 +46,9 @@ const (
 	hostsName      = "hosts"
 	pidFileName    = "pid"
 	runtimeLogName = "runtime.log"
+	// criuWorkName is the directory of CRIU's logs for Checkpoint and a
+	// restoring Start.
+	criuWorkName = "criu"
 )
 
 type lifecycleState int
@@ -60,6 +63,7 @@ const (
 // sandbox.Sandbox; its methods are safe for concurrent use.
 type Sandbox struct {
 	r         *Runtime
+	cli       cli // r.cli, or r.snap for Checkpointable environments
 	spec      sandbox.Spec
 	dir       string // bundle directory
 	netns     netNS  // held until Destroy; Destroy and DialContext take it under mu
@@ -101,8 +105,13 @@ func newSandbox(r *Runtime, spec sandbox.Spec) *Sandbox {
 		spec.Hostname = "localhost"
 	}
 	cgPath := r.cgParent + "/" + spec.ID
+	c := r.cli
+	if spec.Checkpointable {
+		c = r.snap // create checked Snapshots
+	}
 	return &Sandbox{
 		r:      r,
+		cli:    c,
 		spec:   spec,
 		dir:    filepath.Join(r.stateDir, spec.ID),
 		cgPath: cgPath,
@@ -132,7 +141,11 @@ func (s *Sandbox) create(ctx context.Context) error {
 	if ns, ok := s.takePooledNetNS(); ok {
 		s.netns, s.ln, s.pooled = ns.ns, ns.ln, true
 	} else {
-		ln, ns, err := newNetNS()
+		addr := runtimeAPIAddr
+		if s.spec.Checkpointable {
+			addr = sandbox.RelayAddr
+		}
+		ln, ns, err := newNetNS(addr)
 		if err != nil {
 			return err
 		}
@@ -153,7 +166,10 @@ func (s *Sandbox) create(ctx context.Context) error {
 		s.r.log.Debug("image has no /etc/hosts mount point; not providing one", "id", s.spec.ID)
 		hostsPath = ""
 	}
-	bpf := s.r.cachedSeccompBPF()
+	bpf := ""
+	if s.cli.name == "crun" {
+		bpf = s.r.cachedSeccompBPF()
+	}
 	cfg, err := json.Marshal(newSpec(bundleSpec{
 		spec:       s.spec,
 		netnsPath:  s.netns.path(),
@@ -162,12 +178,16 @@ func (s *Sandbox) create(ctx context.Context) error {
 		cgroupNS:   s.r.cgroupNS,
 		seccomp:    s.r.seccomp,
 		seccompBPF: bpf,
+		criuConfig: s.criuConfig(),
 	}))
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(s.dir, configFile), cfg, 0o600); err != nil {
 		return err
+	}
+	if s.spec.RestoreFrom != "" {
+		return nil // Start restores; no container until then
 	}
 
 	stdoutR, stdoutW, err := os.Pipe()
@@ -187,7 +207,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 	// midway can orphan a half-made init process. ctx is checked after.
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
-	cmd := s.r.cli.command(runCtx, s.logFile(), "create", "--bundle", s.dir, "--pid-file", pidFile, s.spec.ID)
+	cmd := s.cli.command(runCtx, s.logFile(), "create", "--bundle", s.dir, "--pid-file", pidFile, s.spec.ID)
 	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
 	s.state = stateCreated // from here on Destroy deletes the container
 	runErr := cmd.Run()
@@ -198,7 +218,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 		said := readAvailable(stderrR)
 		stderrR.Close()
 		reapLeftover(pidFile)
-		err := classify(s.spec, s.r.cli.failure("create", runErr, said, s.logFile()))
+		err := classify(s.spec, s.cli.failure("create", runErr, said, s.logFile()))
 		if errors.Is(err, sandbox.ErrInvalidEntrypoint) || errors.Is(err, sandbox.ErrInvalidWorkingDir) {
 			// The image's fault, reported by Start like an exec
 			// failure; the environment itself is fine.
@@ -208,7 +228,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 		return err
 	}
 
-	if bpf == "" {
+	if bpf == "" && s.cli.name == "crun" {
 		s.r.learnSeccompBPF(s.spec.ID)
 	}
 	pid, err := readPIDFile(pidFile)
@@ -239,7 +259,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 // takePooledNetNS takes a network namespace from the runtime's pool when
 // the sandbox may.
 func (s *Sandbox) takePooledNetNS() (pooledNetNS, bool) {
-	if !s.pooledNS {
+	if !s.pooledNS || s.spec.Checkpointable {
 		return pooledNetNS{}, false
 	}
 	return s.r.nsPool.get()
@@ -371,10 +391,22 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	if s.startErr != nil {
 		return fmt.Errorf("start sandbox %s: %w", s.spec.ID, s.startErr)
 	}
+	if s.spec.RestoreFrom != "" && !s.destroyed && s.state == stateNew {
+		if err := s.restore(ctx); err != nil {
+			return fmt.Errorf("start sandbox %s: %w", s.spec.ID, err)
+		}
+		return nil
+	}
 	if s.destroyed || s.state != stateCreated || s.init == nil {
 		return fmt.Errorf("start sandbox %s: not in created state", s.spec.ID)
 	}
-	if err := s.r.start(ctx, s.logFile(), s.spec.ID); err != nil {
+	var err error
+	if s.spec.Checkpointable {
+		_, err = s.cli.run(ctx, s.logFile(), "start", s.spec.ID)
+	} else {
+		err = s.r.start(ctx, s.logFile(), s.spec.ID)
+	}
+	if err != nil {
 		return fmt.Errorf("start sandbox %s: %w", s.spec.ID, classify(s.spec, err))
 	}
 	s.state = stateStarted
@@ -568,7 +600,7 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 			errs = append(errs, errors.New("processes did not exit after SIGKILL"))
 		}
 	}
-	if s.state != stateNew {
+	if s.state != stateNew || s.spec.RestoreFrom != "" {
 		errs = append(errs, s.deleteContainer(ctx))
 	}
 	s.cg.files.close()
@@ -600,10 +632,10 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 // deleteContainer runs `<runtime> delete --force` if the runtime knows the
 // container.
 func (s *Sandbox) deleteContainer(ctx context.Context) error {
-	if _, err := os.Stat(filepath.Join(s.r.cli.root, s.spec.ID)); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(s.cli.root, s.spec.ID)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	_, err := s.r.cli.run(ctx, "", "delete", "--force", s.spec.ID)
+	_, err := s.cli.run(ctx, "", "delete", "--force", s.spec.ID)
 	return err
 }
 
@@ -615,6 +647,9 @@ func removeBundle(dir string) error {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
+	}
+	if err := os.RemoveAll(filepath.Join(dir, criuWorkName)); err != nil {
+		return err
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -50,6 +50,9 @@ type bundleSpec struct {
 	// seccompBPF, for crun, is the filter crun compiled from seccomp
 	// for an earlier container, base64-encoded (see Runtime.seccompBPF).
 	seccompBPF string
+	// criuConfig, for a checkpointable environment, is the CRIU
+	// configuration file runc gives CRIU.
+	criuConfig string
 }
 
 // crunSeccompBPF is crun's annotation carrying a precompiled seccomp
@@ -91,6 +94,9 @@ func newSpec(b bundleSpec) *specs.Spec {
 	env := make([]string, 0, len(s.Env)+1)
 	env = append(env, s.Env...)
 	env = append(env, "AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr)
+	if s.Checkpointable {
+		env = append(env, sandbox.RelayEnv+"="+sandbox.RelayAddr)
+	}
 
 	memory := int64(s.MemoryMB) << 20
 	quota := cpuQuota(s.MemoryMB)
@@ -135,6 +141,9 @@ func newSpec(b bundleSpec) *specs.Spec {
 	var annotations map[string]string
 	if b.seccompBPF != "" {
 		annotations = map[string]string{crunSeccompBPF: b.seccompBPF}
+	}
+	if b.criuConfig != "" {
+		annotations = map[string]string{criuConfigAnnotation: b.criuConfig}
 	}
 	return &specs.Spec{
 		Version:     "1.0.2",

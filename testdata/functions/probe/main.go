@@ -210,5 +210,9 @@ func main() {
 		fmt.Println("probe init fails on purpose")
 		os.Exit(1)
 	}
+	if d, err := time.ParseDuration(os.Getenv("PROBE_INIT_SLEEP")); err == nil {
+		// A slow init, as SnapStart is for: restored environments skip it.
+		time.Sleep(d)
+	}
 	lambda.Start(handle)
 }

@@ -1,0 +1,162 @@
+package envinit
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// CheckpointHeader marks Kappa's answer to a relayed request when the
+// environment is about to be checkpointed: the relay drops every
+// connection to Kappa and sends the request again, which reaches Kappa
+// only once the environment runs again (restored from the checkpoint).
+const CheckpointHeader = "Kappa-Checkpoint"
+
+// redialEvery is how often the relay tries Kappa's listener again while it
+// refuses connections (between a checkpoint's start and a restore).
+const redialEvery = time.Millisecond
+
+// relay serves the Runtime API inside a checkpointable environment and
+// forwards every request to Kappa's listener at upstream. The runtime's
+// connections end here, inside the environment's process tree, so a
+// checkpoint keeps them; the relay's own connections to Kappa are made
+// again after a restore. A GET (the long polls: /next, /event/next) that
+// fails on a broken connection, or is answered with CheckpointHeader, is
+// sent again; a request with a body is sent once. Bodies and answers
+// stream through unbuffered (response streaming, trailers included).
+type relay struct {
+	upstream string
+	tr       *http.Transport
+}
+
+func newRelay(upstream string) *relay {
+	rl := &relay{upstream: upstream}
+	rl.tr = &http.Transport{
+		DialContext:         rl.dial,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     0,
+		DisableCompression:  true,
+		// The answer to /next comes when an event does: no timeout.
+		ResponseHeaderTimeout: 0,
+	}
+	return rl
+}
+
+// dial connects to Kappa, trying again while the listener refuses (it is
+// closed from a checkpoint until the restored environment's exists).
+func (rl *relay) dial(ctx context.Context, network, _ string) (net.Conn, error) {
+	var d net.Dialer
+	d.SetMultipathTCP(false) // CRIU cannot dump MPTCP sockets
+	for {
+		c, err := d.DialContext(ctx, network, rl.upstream)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+			return c, err
+		}
+		t := time.NewTimer(redialEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// hopHeaders are connection-level headers a proxy does not forward.
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true,
+	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+func (rl *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	retry := r.Method == http.MethodGet || r.Method == http.MethodHead
+	for {
+		out, err := http.NewRequestWithContext(ctx, r.Method, "http://"+rl.upstream+r.URL.RequestURI(), r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if retry {
+			out.Body = nil
+		}
+		out.ContentLength = r.ContentLength
+		for k, vs := range r.Header {
+			if !hopHeaders[k] {
+				out.Header[k] = vs
+			}
+		}
+		out.Trailer = r.Trailer // filled in as the body ends
+		resp, err := rl.tr.RoundTrip(out)
+		if err != nil {
+			if retry && ctx.Err() == nil {
+				continue // a dropped connection: ask again
+			}
+			if ctx.Err() == nil {
+				http.Error(w, "kappa runtime api relay: "+err.Error(), http.StatusBadGateway)
+			}
+			return
+		}
+		if resp.Header.Get(CheckpointHeader) != "" && retry {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			rl.tr.CloseIdleConnections()
+			continue
+		}
+		copyResponse(w, resp)
+		return
+	}
+}
+
+// copyResponse writes resp to w as it arrives, flushing every read.
+func copyResponse(w http.ResponseWriter, resp *http.Response) {
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, vs := range resp.Header {
+		if !hopHeaders[k] {
+			h[k] = vs
+		}
+	}
+	for k := range resp.Trailer {
+		h.Add("Trailer", k)
+	}
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			_ = rc.Flush()
+		}
+		if err != nil {
+			break
+		}
+	}
+	for k, vs := range resp.Trailer {
+		h[http.TrailerPrefix+strings.TrimPrefix(k, http.TrailerPrefix)] = vs
+	}
+}
+
+// serveRelay listens on addr (the runtime's AWS_LAMBDA_RUNTIME_API) and
+// relays to upstream until the process ends.
+func serveRelay(addr, upstream string) (net.Listener, error) {
+	// Plain TCP: Go listens with MPTCP by default, whose sockets CRIU
+	// cannot dump.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: newRelay(upstream), ReadHeaderTimeout: time.Minute}
+	go srv.Serve(ln)
+	return ln, nil
+}

@@ -1,0 +1,96 @@
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+
+	"github.com/kappa-run/kappa/internal/store"
+)
+
+// SnapStart versions: Publish stores a version of a function with
+// SnapStart.ApplyOn PublishedVersions as Pending and takes its snapshot in
+// the background (Snapshotter.Snapshot); the version becomes Active when
+// the snapshot is stored, Failed when the function's init failed
+// (FunctionError) or the snapshot could not be taken (InternalError), as
+// Lambda's do. Start resumes the snapshots a previous process left
+// Pending.
+
+// snapshotReasons of a Pending SnapStart version.
+const snapshotPendingReason = "Lambda is creating a snapshot of the function's initialized execution environment."
+
+// snapshotVersion takes the snapshot of version n of name in the background.
+func (s *Service) snapshotVersion(name string, n int) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		v, err := s.version(s.ctx, name, n)
+		if err != nil || v.State != StatePending || v.SnapStart != SnapStartPublished {
+			return
+		}
+		snapErr := errors.New("no snapshotter configured")
+		if s.opts.Snapshots != nil {
+			snapErr = s.opts.Snapshots.Snapshot(s.ctx, v)
+		}
+		if s.ctx.Err() != nil {
+			return // shutting down; Start resumes it
+		}
+		code, reason := "", ""
+		if snapErr != nil {
+			code, reason = ReasonInternalError, "Taking the SnapStart snapshot failed: "+snapErr.Error()
+			var fe interface{ FunctionFailure() bool }
+			if errors.As(snapErr, &fe) && fe.FunctionFailure() {
+				code, reason = ReasonFunctionError, "The function's init failed while its SnapStart snapshot was taken: "+snapErr.Error()
+			}
+			s.log.Warn("snapshot failed", "function", name, "version", n, "err", snapErr)
+		}
+		if err := s.settleVersion(name, n, code, reason); err != nil {
+			s.log.Warn("record snapshot outcome", "function", name, "version", n, "err", err)
+			return
+		}
+		s.changed(name)
+	}()
+}
+
+// settleVersion moves a Pending version to Active (code "") or Failed.
+func (s *Service) settleVersion(name string, n int, code, reason string) error {
+	for range 100 {
+		e, err := s.opts.Bucket.Get(s.ctx, versionKey(name, n))
+		if err != nil {
+			return err
+		}
+		var v Config
+		if err := json.Unmarshal(e.Value, &v); err != nil {
+			return err
+		}
+		if v.State != StatePending {
+			return nil
+		}
+		if code == "" {
+			v.State, v.StateReason, v.StateReasonCode = StateActive, "", ""
+		} else {
+			v.State, v.StateReason, v.StateReasonCode = StateFailed, reason, code
+		}
+		b, _ := json.Marshal(v)
+		_, err = s.opts.Bucket.Update(s.ctx, versionKey(name, n), b, e.Revision)
+		if errors.Is(err, store.ErrRevision) {
+			continue
+		}
+		return err
+	}
+	return errors.New("too much contention on version " + strconv.Itoa(n))
+}
+
+// resumeSnapshots restarts the snapshots of name's Pending versions.
+func (s *Service) resumeSnapshots(ctx context.Context, name string) {
+	nums, err := s.versionNumbers(ctx, name)
+	if err != nil {
+		return
+	}
+	for _, n := range nums {
+		if v, err := s.version(ctx, name, n); err == nil && v.State == StatePending && v.SnapStart == SnapStartPublished {
+			s.snapshotVersion(name, n)
+		}
+	}
+}

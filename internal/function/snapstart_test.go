@@ -1,0 +1,175 @@
+package function
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/store/memstore"
+)
+
+// fakeSnapshots stands in for the invoker's snapshots in unit tests of the
+// version lifecycle; the real ones are proven by test/e2e TestSnapStart.
+type fakeSnapshots struct {
+	unavailable error
+	mu          sync.Mutex
+	fail        error         // what Snapshot returns
+	gate        chan struct{} // Snapshot waits for it when set
+	taken       []string
+	dropped     []string
+}
+
+type initFailure struct{}
+
+func (initFailure) Error() string         { return "Runtime.ExitError: exit status 1" }
+func (initFailure) FunctionFailure() bool { return true }
+
+func (f *fakeSnapshots) Snapshots() error { return f.unavailable }
+func (f *fakeSnapshots) Snapshot(ctx context.Context, c Config) error {
+	f.mu.Lock()
+	gate, fail := f.gate, f.fail
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	f.taken = append(f.taken, c.Name+":"+c.Version)
+	f.mu.Unlock()
+	return fail
+}
+func (f *fakeSnapshots) DropSnapshots(name, version string) {
+	f.mu.Lock()
+	f.dropped = append(f.dropped, name+":"+version)
+	f.mu.Unlock()
+}
+
+func newSnapService(t *testing.T, snaps Snapshotter) *Service {
+	t.Helper()
+	b, _ := memstore.New().Bucket(context.Background(), "functions")
+	s := NewService(Options{Bucket: b, Images: &fakeImages{}, Region: "us-east-1", Account: "000000000000", Snapshots: snaps})
+	t.Cleanup(s.Close)
+	return s
+}
+
+func waitVersion(t *testing.T, s *Service, name, q string, ok func(Config) bool) Config {
+	t.Helper()
+	var last Config
+	for range 1000 {
+		c, err := s.Config(context.Background(), Ref{Name: name, Qualifier: q})
+		if err == nil && ok(c) {
+			return c
+		}
+		last = c
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("version %s:%s never reached the wanted state; last %+v", name, q, last)
+	return Config{}
+}
+
+func TestSnapStartRefusedWithoutSnapshots(t *testing.T) {
+	for _, snaps := range []Snapshotter{nil, &fakeSnapshots{unavailable: errors.New("no criu")}} {
+		s := newSnapService(t, snaps)
+		in := validInput()
+		in.SnapStartApplyOn = SnapStartPublished
+		if _, err := s.Create(context.Background(), in); !errors.Is(err, apierr.InvalidParameter) {
+			t.Errorf("Create with SnapStart and snapshots %v = %v, want InvalidParameterValueException", snaps, err)
+		}
+		in.SnapStartApplyOn = "None"
+		if _, err := s.Create(context.Background(), in); err != nil {
+			t.Errorf("Create with SnapStart None: %v", err)
+		}
+	}
+}
+
+func TestSnapStartVersionLifecycle(t *testing.T) {
+	snaps := &fakeSnapshots{gate: make(chan struct{})}
+	s := newSnapService(t, snaps)
+	ctx := context.Background()
+	in := validInput()
+	in.SnapStartApplyOn = SnapStartPublished
+	if _, err := s.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+
+	v, err := s.Publish(ctx, "hello", PublishInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.State != StatePending || v.StateReasonCode != ReasonCreating || v.SnapStartOn() {
+		t.Errorf("published = %s/%s on=%v, want Pending/Creating, off", v.State, v.StateReasonCode, v.SnapStartOn())
+	}
+	if _, err := s.Resolve(ctx, Ref{Name: "hello", Qualifier: "1"}); !errors.Is(err, apierr.SnapStartNotReady) {
+		t.Errorf("invoke while the snapshot is taken = %v, want SnapStartNotReadyException", err)
+	}
+	if _, err := s.Resolve(ctx, Ref{Name: "hello"}); err != nil {
+		t.Errorf("$LATEST while version 1 is snapshotted: %v", err)
+	}
+	close(snaps.gate)
+	got := waitVersion(t, s, "hello", "1", func(c Config) bool { return c.State != StatePending })
+	if got.State != StateActive || !got.SnapStartOn() {
+		t.Errorf("after the snapshot = %s on=%v, want Active, on", got.State, got.SnapStartOn())
+	}
+
+	// An init that fails: the version is Failed, reason FunctionError,
+	// and invoking it says why.
+	snaps.mu.Lock()
+	snaps.fail = initFailure{}
+	snaps.mu.Unlock()
+	if _, err := s.UpdateConfig(ctx, "hello", UpdateConfigInput{Timeout: ptr(7)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.LastUpdateStatus == UpdateSuccessful })
+	if _, err := s.Publish(ctx, "hello", PublishInput{}); err != nil {
+		t.Fatal(err)
+	}
+	got = waitVersion(t, s, "hello", "2", func(c Config) bool { return c.State != StatePending })
+	if got.State != StateFailed || got.StateReasonCode != ReasonFunctionError {
+		t.Errorf("failed init = %s/%s, want Failed/FunctionError", got.State, got.StateReasonCode)
+	}
+	if _, err := s.Resolve(ctx, Ref{Name: "hello", Qualifier: "2"}); !errors.Is(err, apierr.SnapStartFailed) {
+		t.Errorf("invoke of a failed snapshot = %v, want SnapStartException", err)
+	}
+
+	// Anything else is the platform's: InternalError.
+	snaps.mu.Lock()
+	snaps.fail = errors.New("criu: dump failed")
+	snaps.mu.Unlock()
+	s.UpdateConfig(ctx, "hello", UpdateConfigInput{Timeout: ptr(8)})
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.LastUpdateStatus == UpdateSuccessful })
+	s.Publish(ctx, "hello", PublishInput{})
+	got = waitVersion(t, s, "hello", "3", func(c Config) bool { return c.State != StatePending })
+	if got.State != StateFailed || got.StateReasonCode != ReasonInternalError {
+		t.Errorf("platform failure = %s/%s, want Failed/InternalError", got.State, got.StateReasonCode)
+	}
+
+	// Turning SnapStart off: new versions start the ordinary way.
+	s.UpdateConfig(ctx, "hello", UpdateConfigInput{Timeout: ptr(9), SnapStartApplyOn: "None"})
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.LastUpdateStatus == UpdateSuccessful })
+	v4, _ := s.Publish(ctx, "hello", PublishInput{})
+	if v4.State != StateActive || v4.SnapStart != "" {
+		t.Errorf("version without SnapStart = %s %q, want Active without snapshot", v4.State, v4.SnapStart)
+	}
+
+	if err := s.DeleteVersion(ctx, "hello", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	snaps.mu.Lock()
+	defer snaps.mu.Unlock()
+	if len(snaps.taken) != 3 {
+		t.Errorf("snapshots taken = %v, want versions 1-3", snaps.taken)
+	}
+	if len(snaps.dropped) != 2 || snaps.dropped[0] != "hello:1" || snaps.dropped[1] != "hello:" {
+		t.Errorf("dropped = %v, want hello:1 then all of hello", snaps.dropped)
+	}
+}

@@ -1,0 +1,214 @@
+package invoker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kappa-run/kappa/internal/function"
+	"github.com/kappa-run/kappa/internal/sandbox"
+)
+
+// SnapStart: a published version with SnapStart.ApplyOn PublishedVersions
+// is initialised once, when published, in a checkpointable environment
+// (its init relays the Runtime API, see package envinit); once the
+// runtime asks for its first event the environment is checkpointed
+// (CRIU, through the OCI runtime) and its cold starts restore that
+// checkpoint instead of running init. See docs/snapshot-restore.md for
+// what a snapshot cannot carry over.
+
+// initSnapStart is AWS_LAMBDA_INITIALIZATION_TYPE in a snapshot's
+// environment, and so in every environment restored from it.
+const initSnapStart = "snap-start"
+
+// snapshotInitTimeout bounds the init of a version being snapshotted
+// (Lambda allows SnapStart inits 15 minutes).
+const snapshotInitTimeout = 15 * time.Minute
+
+// ErrNoSnapshots is returned by Snapshot when the invoker keeps none.
+var ErrNoSnapshots = errors.New("snapshots are not enabled")
+
+// Snapshots returns nil when the invoker can take snapshots, else why not.
+func (inv *Invoker) Snapshots() error {
+	if inv.opts.SnapshotDir == "" {
+		return ErrNoSnapshots
+	}
+	if inv.opts.InitBinary == "" {
+		return errors.New("snapshots need a statically linked kappa binary (build with CGO_ENABLED=0)")
+	}
+	s, ok := inv.opts.Runtime.(sandbox.Snapshotter)
+	if !ok {
+		return fmt.Errorf("the %s sandbox runtime cannot take snapshots", inv.opts.Runtime.Name())
+	}
+	return s.Snapshots()
+}
+
+// snapshotDir is where the snapshot of version c is kept: under the
+// function and version, named by a digest of everything its sandbox is
+// made of (as spares are matched), so that a snapshot is never restored
+// for other settings.
+func (inv *Invoker) snapshotDir(c function.Config) string {
+	sum := sha256.Sum256([]byte(fingerprint(c, inv.opts.Region, initSnapStart)))
+	return filepath.Join(inv.opts.SnapshotDir, c.Name, c.Version+"-"+hex.EncodeToString(sum[:8]))
+}
+
+// snapshotFor returns the directory of c's snapshot when c is a version
+// started from one and the snapshot exists, else "".
+func (inv *Invoker) snapshotFor(c function.Config) string {
+	if inv.opts.SnapshotDir == "" || !c.SnapStartOn() {
+		return ""
+	}
+	dir := inv.snapshotDir(c)
+	if _, err := os.Stat(dir); err != nil {
+		return ""
+	}
+	return dir
+}
+
+// Snapshot initialises version c in a new environment and checkpoints it
+// once init is complete. It returns once the snapshot is stored (at once
+// when it already is); a *SnapshotError when the function's init failed.
+// Concurrent calls for one version take one snapshot.
+func (inv *Invoker) Snapshot(ctx context.Context, c function.Config) error {
+	if err := inv.Snapshots(); err != nil {
+		return err
+	}
+	dir := inv.snapshotDir(c)
+	inv.snapMu.Lock()
+	if inv.snapTaking[dir] == nil {
+		inv.snapTaking[dir] = make(chan struct{})
+		inv.snapMu.Unlock()
+		err := inv.takeSnapshot(ctx, c, dir)
+		inv.snapMu.Lock()
+		close(inv.snapTaking[dir])
+		delete(inv.snapTaking, dir)
+		inv.snapMu.Unlock()
+		return err
+	}
+	wait := inv.snapTaking[dir]
+	inv.snapMu.Unlock()
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return errors.New("a concurrent snapshot of the version failed")
+	}
+	return nil
+}
+
+// SnapshotError is a failure of the function itself while its snapshot
+// was being taken: its init failed or timed out, or it has external
+// extensions (not snapshotted yet).
+type SnapshotError struct{ Message string }
+
+func (e *SnapshotError) Error() string { return e.Message }
+
+// FunctionFailure marks the failure as the function's (function.Service
+// reports it as StateReasonCode FunctionError).
+func (e *SnapshotError) FunctionFailure() bool { return true }
+
+func (inv *Invoker) takeSnapshot(ctx context.Context, c function.Config, dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	start := inv.opts.Now()
+	e, err := inv.coldStart(ctx, c, initSnapStart, snapshotInitTimeout)
+	if err != nil {
+		var fe *functionError
+		if errors.As(err, &fe) {
+			return &SnapshotError{Message: fmt.Sprintf("%s: %s", fe.Type, fe.Message)}
+		}
+		return err
+	}
+	defer func() {
+		inv.mu.Lock()
+		delete(inv.all, e)
+		inv.mu.Unlock()
+		e.destroy(context.Background())
+	}()
+	initDur := inv.opts.Now().Sub(start)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
+	part, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".part-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(part) // gone after the rename when all went well
+	// Refuse the relay's reconnections from here on, take the runtime's
+	// parked /next away from it, then dump.
+	e.sb.RuntimeAPIListener().Close()
+	if err := e.api.Checkpoint(ctx); err != nil {
+		return err
+	}
+	cp, ok := e.sb.(sandbox.Checkpointer)
+	if !ok {
+		return errors.New("the sandbox cannot be checkpointed")
+	}
+	ckStart := inv.opts.Now()
+	if err := cp.Checkpoint(ctx, part); err != nil {
+		return err
+	}
+	if err := os.Rename(part, dir); err != nil {
+		return err
+	}
+	inv.log.Info("snapshot taken", "function", c.Name, "version", c.Version,
+		"init", initDur.Round(time.Millisecond), "checkpoint", inv.opts.Now().Sub(ckStart).Round(time.Millisecond), "dir", dir)
+	return nil
+}
+
+// brokenSnapshot drops a snapshot that could not be restored (a kernel,
+// CRIU or Kappa binary that changed under it) so that cold starts go the
+// ordinary way, and takes it again in the background.
+func (inv *Invoker) brokenSnapshot(c function.Config, dir string, err error) {
+	inv.log.Warn("snapshot restore failed; dropping the snapshot and taking it again",
+		"function", c.Name, "version", c.Version, "err", err)
+	if rerr := os.RemoveAll(dir); rerr != nil {
+		inv.log.Warn("remove snapshot", "dir", dir, "err", rerr)
+		return
+	}
+	inv.wg.Add(1)
+	go func() {
+		defer inv.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-inv.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := inv.Snapshot(ctx, c); err != nil {
+			inv.log.Warn("retake snapshot", "function", c.Name, "version", c.Version, "err", err)
+		}
+	}()
+}
+
+// DropSnapshots removes the snapshots of a function's version, or of all
+// its versions when version is "".
+func (inv *Invoker) DropSnapshots(name, version string) {
+	if inv.opts.SnapshotDir == "" || name == "" {
+		return
+	}
+	base := filepath.Join(inv.opts.SnapshotDir, name)
+	if version == "" {
+		if err := os.RemoveAll(base); err != nil {
+			inv.log.Warn("remove snapshots", "function", name, "err", err)
+		}
+		return
+	}
+	matches, _ := filepath.Glob(filepath.Join(base, version+"-*"))
+	for _, m := range matches {
+		if err := os.RemoveAll(m); err != nil {
+			inv.log.Warn("remove snapshot", "dir", m, "err", err)
+		}
+	}
+}
