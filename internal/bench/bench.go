@@ -20,10 +20,11 @@ const (
 	ScenarioThroughput = "throughput"
 	ScenarioScale      = "scale"
 	ScenarioDensity    = "density"
+	ScenarioSnapshot   = "snapshot"
 )
 
 // Scenarios lists every scenario.
-var Scenarios = []string{ScenarioCold, ScenarioWarm, ScenarioThroughput, ScenarioScale, ScenarioDensity}
+var Scenarios = []string{ScenarioCold, ScenarioWarm, ScenarioThroughput, ScenarioScale, ScenarioDensity, ScenarioSnapshot}
 
 // Options configure Run. Kappa, Probe and Noop are required; zero values
 // elsewhere take the defaults documented on each field.
@@ -224,6 +225,7 @@ func Run(ctx context.Context, opts Options) (_ *Report, err error) {
 		ScenarioThroughput: r.throughput,
 		ScenarioScale:      r.scale,
 		ScenarioDensity:    r.density,
+		ScenarioSnapshot:   r.snapshot,
 	}
 	for _, s := range Scenarios {
 		if !slices.Contains(opts.Scenarios, s) {

@@ -186,15 +186,19 @@ func (s *server) push(dir, repoTag string) (string, error) {
 
 // createFunction creates fn from image with memoryMB and waits until it
 // is Active.
-func (s *server) createFunction(ctx context.Context, fn, image string, memoryMB int32) error {
-	_, err := s.lambda.CreateFunction(ctx, &lambda.CreateFunctionInput{
+func (s *server) createFunction(ctx context.Context, fn, image string, memoryMB int32, mutate ...func(*lambda.CreateFunctionInput)) error {
+	in := &lambda.CreateFunctionInput{
 		FunctionName: aws.String(fn),
 		PackageType:  types.PackageTypeImage,
 		Code:         &types.FunctionCode{ImageUri: aws.String(image)},
 		Role:         aws.String("arn:aws:iam::000000000000:role/kappa-bench"),
 		Timeout:      aws.Int32(30),
 		MemorySize:   aws.Int32(memoryMB),
-	})
+	}
+	for _, m := range mutate {
+		m(in)
+	}
+	_, err := s.lambda.CreateFunction(ctx, in)
 	if err != nil {
 		return fmt.Errorf("create function %s: %w", fn, err)
 	}
