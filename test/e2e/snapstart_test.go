@@ -154,8 +154,43 @@ func TestSnapStart(t *testing.T) {
 		t.Errorf("restored runtime does not see AWS_LAMBDA_INITIALIZATION_TYPE=snap-start")
 	}
 
+	// A restart keeps the snapshot: the version's next cold start restores.
+	s.restart()
+	out, m := invoke(t, s, "snap:1", map[string]any{"op": "echo"}, withTail)
+	if tail := tailOf(t, out); !strings.Contains(tail, "Restore Duration:") || m["env"] != results[0].env {
+		t.Errorf("after a restart: env %v (snapshot's %s), tail %q; want a restore", m["env"], results[0].env, tail)
+	}
+
+	// A snapshot that cannot be restored (here: damaged; in life, a new
+	// kernel or CRIU) costs the invocation nothing but the init: it runs
+	// the ordinary way, and the snapshot is taken again.
+	if err := os.Remove(filepath.Join(snaps[0], "inventory.img")); err != nil {
+		t.Fatal(err)
+	}
+	s.restart() // no warm environment left
+	out, m = invoke(t, s, "snap:1", map[string]any{"op": "echo", "text": "still served"}, withTail)
+	if m["text"] != "still served" || out.FunctionError != nil {
+		t.Fatalf("invocation with a damaged snapshot = %v (error %v)", m, aws.ToString(out.FunctionError))
+	}
+	if tail := tailOf(t, out); !strings.Contains(tail, "Init Duration:") {
+		t.Errorf("damaged snapshot: tail %q, want an ordinary cold start", tail)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for strings.Count(s.Log(), "snapshot taken") < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Count(s.Log(), "snapshot taken") < 2 {
+		t.Fatalf("the damaged snapshot was not taken again")
+	}
+	// Make the next invocation cold: the runtime exits.
+	invoke(t, s, "snap:1", map[string]any{"op": "exit"})
+	out, m = invoke(t, s, "snap:1", map[string]any{"op": "echo"}, withTail)
+	if tail := tailOf(t, out); !strings.Contains(tail, "Restore Duration:") {
+		t.Errorf("after the snapshot was taken again: tail %q, want a restore", tail)
+	}
+
 	// $LATEST still starts the ordinary way.
-	out, _ := invoke(t, s, "snap", map[string]any{"op": "echo"}, withTail)
+	out, _ = invoke(t, s, "snap", map[string]any{"op": "echo"}, withTail)
 	if tail := tailOf(t, out); !strings.Contains(tail, "Init Duration:") {
 		t.Errorf("$LATEST cold start tail has no Init Duration: %q", tail)
 	}

@@ -23,8 +23,13 @@ import (
 // defaultCRIU is where scripts/build-criu.sh installs CRIU.
 const defaultCRIU = "/opt/criu/sbin/criu"
 
-// criuTimeout bounds a checkpoint or a restore.
-const criuTimeout = 60 * time.Second
+// criuTimeout bounds a checkpoint, restoreTimeout a restore (an
+// invocation waits for it; a restore that fails is retried the ordinary
+// way).
+const (
+	criuTimeout    = 60 * time.Second
+	restoreTimeout = 20 * time.Second
+)
 
 var _ sandbox.Snapshotter = (*Runtime)(nil)
 var _ sandbox.Checkpointer = (*Sandbox)(nil)
@@ -191,7 +196,7 @@ func (s *Sandbox) restore(ctx context.Context) error {
 		return err
 	}
 	pidFile := filepath.Join(s.dir, pidFileName)
-	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), criuTimeout)
+	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
 	defer cancel()
 	cmd := s.cli.command(runCtx, s.logFile(), "restore", "--detach",
 		"--image-path", s.spec.RestoreFrom, "--work-path", work, "--tcp-established",
