@@ -84,6 +84,8 @@ type Sandbox struct {
 	// startErr is a problem with the image's entrypoint or working
 	// directory found by Create; Start reports it.
 	startErr error
+	// hostsBind is the host file bound to /etc/hosts, or "".
+	hostsBind string
 
 	mu     sync.Mutex // guards the fields below
 	exited bool
@@ -166,6 +168,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 		s.r.log.Debug("image has no /etc/hosts mount point; not providing one", "id", s.spec.ID)
 		hostsPath = ""
 	}
+	s.hostsBind = hostsPath
 	bpf := ""
 	if s.cli.name == "crun" {
 		bpf = s.r.cachedSeccompBPF()

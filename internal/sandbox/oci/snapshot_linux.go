@@ -3,11 +3,13 @@ package oci
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -101,7 +103,15 @@ func findSnapshotter(runDir, criu string) (cli, error) {
 		return cli{}, err
 	}
 	// Options runc has no flag for (see criuConfig).
-	if err := writeFileAtomic(filepath.Join(runDir, criuConfigName), []byte(criuConfig), 0o600); err != nil {
+	empty := filepath.Join(runDir, emptyDirName)
+	if err := os.MkdirAll(empty, 0o555); err != nil {
+		return cli{}, err
+	}
+	dump, restore := criuConfigs(empty)
+	if err := writeFileAtomic(filepath.Join(runDir, criuDumpConfigName), []byte(dump), 0o600); err != nil {
+		return cli{}, err
+	}
+	if err := writeFileAtomic(filepath.Join(runDir, criuRestoreConfigName), []byte(restore), 0o600); err != nil {
 		return cli{}, err
 	}
 	return cli{name: "runc", bin: runc, root: root, global: []string{"--criu", shim}}, nil
@@ -109,17 +119,43 @@ func findSnapshotter(runDir, criu string) (cli, error) {
 
 // Files of RunDir for snapshots.
 const (
-	criuShimName   = "criu-shim"
-	criuConfigName = "criu.conf"
+	criuShimName          = "criu-shim"
+	criuDumpConfigName    = "criu-dump.conf"
+	criuRestoreConfigName = "criu-restore.conf"
+	emptyDirName          = "empty"
 )
 
-// criuConfig is the CRIU configuration file of checkpointable
-// environments (runc hands it to CRIU, named by the annotation
-// criuConfigAnnotation). No network lock: it keeps the network namespace
-// quiet with iptables rules for the dump, but the namespace is Kappa's,
-// not dumped, and the only connections dumped are between processes of the
-// frozen environment.
-const criuConfig = "network-lock skip\n"
+// maskedDirKey is the key of the masked directories in a snapshot.
+const maskedDirKey = "kappa-masked-dir"
+
+// criuConfigs returns the CRIU configuration files of checkpointable
+// environments, for their checkpoint and for their restores (runc hands
+// CRIU the one the bundle names in the annotation criuConfigAnnotation):
+//
+//   - No network lock: it keeps the network namespace quiet with iptables
+//     rules during the dump, but the namespace is Kappa's, not dumped, and
+//     the only connections dumped are between processes of the frozen
+//     environment.
+//   - The masked directories of maskedPaths (read-only empty tmpfs mounts
+//     runc puts over /proc/acpi, /sys/firmware, …) are external mounts:
+//     their nothing is not archived at the dump and unpacked at every
+//     restore (CRIU runs tar and gzip for each tmpfs, ~5 ms apiece here);
+//     the restore binds emptyDir, a read-only empty directory, in their
+//     place.
+func criuConfigs(emptyDir string) (dump, restore string) {
+	dump = "network-lock skip\n"
+	restore = "network-lock skip\n"
+	for _, p := range maskedPaths {
+		// runc masks a directory with a tmpfs, a file with /dev/null; it
+		// skips what does not exist. The environment's /proc and /sys show
+		// the host's kernel, so the host's tell which is which.
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			dump += "external mnt[" + p + "]:" + maskedDirKey + "\n"
+		}
+	}
+	restore += "external mnt[" + maskedDirKey + "]:" + emptyDir + "\n"
+	return dump, restore
+}
 
 // criuConfigAnnotation names, for runc, a CRIU configuration file.
 const criuConfigAnnotation = "org.criu.config"
@@ -174,9 +210,14 @@ func (s *Sandbox) Checkpoint(ctx context.Context, dir string) error {
 	return nil
 }
 
-// restore is Start for a Spec with RestoreFrom: `runc restore --detach`
-// from the bundle Create wrote, with the output pipes in place of the
-// dumped environment's. s.lifecycle is held.
+// restore is Start for a Spec with RestoreFrom: CRIU restores the dumped
+// processes into the namespaces and cgroup of the bundle Create wrote,
+// with the output pipes in place of the dumped environment's. Where the
+// devices controller is cgroup v1, Kappa runs CRIU itself (restoreDirect),
+// and checks the limits it restored; elsewhere through `runc restore`,
+// which attaches cgroup v2's device filter (a BPF program CRIU does not
+// restore) and costs ~40 ms more here (runc's start, a CRIU version query
+// through a second CRIU process, cgroup setup). s.lifecycle is held.
 func (s *Sandbox) restore(ctx context.Context) error {
 	if s.startErr != nil {
 		return s.startErr
@@ -198,15 +239,33 @@ func (s *Sandbox) restore(ctx context.Context) error {
 	pidFile := filepath.Join(s.dir, pidFileName)
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
 	defer cancel()
-	cmd := s.cli.command(runCtx, s.logFile(), "restore", "--detach",
-		"--image-path", s.spec.RestoreFrom, "--work-path", work, "--tcp-established",
-		"--bundle", s.dir, "--pid-file", pidFile, s.spec.ID)
+	var cmd *exec.Cmd
+	if s.r.cgroups.directRestore() {
+		err := s.r.cgroups.prepareParent(s.r.cgParent)
+		if err == nil {
+			cmd, err = s.criuRestoreCommand(runCtx, work, pidFile)
+		}
+		if err != nil {
+			stdoutR.Close()
+			stdoutW.Close()
+			stderrR.Close()
+			stderrW.Close()
+			return err
+		}
+	} else {
+		cmd = s.cli.command(runCtx, s.logFile(), "restore", "--detach",
+			"--image-path", s.spec.RestoreFrom, "--work-path", work, "--tcp-established",
+			"--bundle", s.dir, "--pid-file", pidFile, s.spec.ID)
+	}
 	// CRIU gives the restored processes these in place of the pipes
-	// they had (runc matches them by descriptors.json).
+	// they had (matched by descriptors.json).
 	var said bytes.Buffer
 	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
 	s.state = stateStarted // from here on Destroy deletes the container
 	runErr := cmd.Run()
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
 	stdoutW.Close()
 	stderrW.Close()
 	if runErr != nil {
@@ -234,7 +293,60 @@ func (s *Sandbox) restore(ctx context.Context) error {
 	s.init.startComm = ""
 	s.cg.files = openCgroupFiles(s.cg)
 	go s.watch(stdoutR, stderrR)
+	if s.r.cgroups.directRestore() {
+		// CRIU made the cgroup and restored the limits it dumped; an
+		// environment never runs without them.
+		if err := s.r.cgroups.checkLimits(s.cgPath, s.spec.MemoryMB); err != nil {
+			return fmt.Errorf("restored environment: %w", err)
+		}
+	}
 	return nil
+}
+
+// criuRestoreCommand is `criu restore` with the options runc would give
+// it for this bundle (see restore): the snapshot's external mounts bound
+// to this environment's sources, its network namespace joined, its output
+// pipes swapped for the new ones, and its cgroup made anew under this
+// environment's path, with the dumped limits.
+func (s *Sandbox) criuRestoreCommand(ctx context.Context, work, pidFile string) (*exec.Cmd, error) {
+	data, err := os.ReadFile(filepath.Join(s.spec.RestoreFrom, "descriptors.json"))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	var descriptors []string
+	if err := json.Unmarshal(data, &descriptors); err != nil {
+		return nil, fmt.Errorf("snapshot: descriptors.json: %w", err)
+	}
+	nsFD, err := s.netns.dup()
+	if err != nil {
+		return nil, err
+	}
+	ns := os.NewFile(uintptr(nsFD), "netns")
+	args := []string{"restore",
+		"--images-dir", s.spec.RestoreFrom, "--work-dir", work, "--log-file", "restore.log",
+		"--root", s.spec.RootFS, "--pidfile", pidFile,
+		"--restore-detached", "--restore-sibling", "--tcp-established",
+		"--manage-cgroups=soft", "--cgroup-root", s.cgPath,
+		"--config", s.criuConfig(),
+		// ExtraFiles[0]: runc names the joined network namespace so.
+		"--inherit-fd", "fd[3]:extRootNetNS",
+		// runc's keys: a bind mount's destination, a masked file's
+		// /dev/null.
+		"--ext-mount-map", "/dev/null:/dev/null",
+	}
+	for fd, d := range descriptors {
+		if (fd == 1 || fd == 2) && strings.HasPrefix(d, "pipe:") {
+			args = append(args, "--inherit-fd", fmt.Sprintf("fd[%d]:%s", fd, d))
+		}
+	}
+	for _, m := range s.bindMounts() {
+		args = append(args, "--ext-mount-map", m.Destination+":"+m.Source)
+	}
+	cmd := exec.CommandContext(ctx, s.r.snapShim(), args...)
+	cmd.Env = runtimeEnv
+	cmd.WaitDelay = 5 * time.Second
+	cmd.ExtraFiles = []*os.File{ns}
+	return cmd, nil
 }
 
 // criuLogTail returns the last error lines of a CRIU log, prefixed for
@@ -262,8 +374,127 @@ func criuLogTail(path string) string {
 // criuConfig returns the CRIU configuration file of a checkpointable
 // environment, or "".
 func (s *Sandbox) criuConfig() string {
-	if !s.spec.Checkpointable {
-		return ""
+	switch {
+	case s.spec.RestoreFrom != "":
+		return filepath.Join(s.r.runDir, criuRestoreConfigName)
+	case s.spec.Checkpointable:
+		return filepath.Join(s.r.runDir, criuDumpConfigName)
 	}
-	return filepath.Join(s.r.runDir, criuConfigName)
+	return ""
+}
+
+// snapShim is the CRIU command Kappa and runc run (see findSnapshotter).
+func (r *Runtime) snapShim() string { return filepath.Join(r.runDir, criuShimName) }
+
+// bindMounts are the bind mounts of the environment's bundle.
+func (s *Sandbox) bindMounts() []sandbox.Mount {
+	var out []sandbox.Mount
+	if s.hostsBind != "" {
+		out = append(out, sandbox.Mount{Source: s.hostsBind, Destination: "/etc/hosts"})
+	}
+	return append(out, s.spec.Mounts...)
+}
+
+// directRestore reports whether Kappa may run CRIU's restore itself: when
+// the devices controller is cgroup v1, whose rules CRIU restores with the
+// other limits (checkLimits checks them). Under cgroup v2 the device rules
+// are a BPF program only the OCI runtime attaches.
+func (h *cgroupHost) directRestore() bool { return h.hasV1("devices") }
+
+// checkLimits verifies the limits of a restored environment's cgroup at
+// path: memory, CPU quota and process count as newSpec sets them, and a
+// device list that is not "everything".
+func (h *cgroupHost) checkLimits(path string, memoryMB int) error {
+	want := map[string]string{}
+	for _, hr := range h.hierarchies {
+		dir := filepath.Join(hr.mountpoint, path)
+		switch {
+		case hr.v2:
+			if _, err := os.Stat(filepath.Join(dir, "memory.max")); err == nil && h.memoryV1 == nil {
+				want[filepath.Join(dir, "memory.max")] = strconv.Itoa(memoryMB << 20)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "cpu.max")); err == nil && !h.hasV1("cpu") {
+				want[filepath.Join(dir, "cpu.max")] = fmt.Sprintf("%d %d", cpuQuota(memoryMB), cpuPeriod)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "pids.max")); err == nil && !h.hasV1("pids") {
+				want[filepath.Join(dir, "pids.max")] = strconv.Itoa(pidsLimit)
+			}
+		case hr.options["memory"]:
+			want[filepath.Join(dir, "memory.limit_in_bytes")] = strconv.Itoa(memoryMB << 20)
+		case hr.options["pids"]:
+			want[filepath.Join(dir, "pids.max")] = strconv.Itoa(pidsLimit)
+		}
+		if !hr.v2 && hr.options["cpu"] {
+			want[filepath.Join(dir, "cpu.cfs_quota_us")] = strconv.FormatInt(cpuQuota(memoryMB), 10)
+		}
+		if !hr.v2 && hr.options["devices"] {
+			data, err := os.ReadFile(filepath.Join(dir, "devices.list"))
+			if err != nil {
+				return err
+			}
+			if strings.Contains(string(data), "a *:* rwm") {
+				return errors.New("cgroup devices: every device allowed")
+			}
+		}
+	}
+	for file, v := range want {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		if got := strings.TrimSpace(string(data)); got != v {
+			return fmt.Errorf("cgroup %s = %s, want %s", file, got, v)
+		}
+	}
+	return nil
+}
+
+// hasV1 reports whether controller is on a v1 hierarchy.
+func (h *cgroupHost) hasV1(controller string) bool {
+	for _, hr := range h.hierarchies {
+		if !hr.v2 && hr.options[controller] {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareParent makes the cgroup parent of environments on every
+// hierarchy, as the OCI runtime does before it creates a container's: a new
+// v1 cpuset starts with no CPUs and no memory nodes, which its children
+// cannot then be given, so it gets its own parent's.
+func (h *cgroupHost) prepareParent(parent string) error {
+	for _, hr := range h.hierarchies {
+		if hr.v2 || !hr.options["cpuset"] {
+			if err := os.MkdirAll(filepath.Join(hr.mountpoint, parent), 0o755); err != nil {
+				return err
+			}
+			continue
+		}
+		dir := hr.mountpoint
+		for _, part := range strings.Split(strings.Trim(parent, "/"), "/") {
+			up := dir
+			dir = filepath.Join(dir, part)
+			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
+			}
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				cur, err := os.ReadFile(filepath.Join(dir, f))
+				if err != nil {
+					return err
+				}
+				if len(bytes.TrimSpace(cur)) > 0 {
+					continue
+				}
+				v, err := os.ReadFile(filepath.Join(up, f))
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
+					return fmt.Errorf("cgroup %s: %w", filepath.Join(dir, f), err)
+				}
+			}
+		}
+	}
+	return nil
 }
