@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -18,8 +19,25 @@ import (
 const CheckpointHeader = "Kappa-Checkpoint"
 
 // redialEvery is how often the relay tries Kappa's listener again while it
-// refuses connections (between a checkpoint's start and a restore).
-const redialEvery = time.Millisecond
+// refuses connections (between a checkpoint's start and a restore), and
+// maxRetryPause the longest pause between tries of a request whose
+// connection keeps breaking.
+const (
+	redialEvery   = time.Millisecond
+	maxRetryPause = 100 * time.Millisecond
+)
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // relay serves the Runtime API inside a checkpointable environment and
 // forwards every request to Kappa's listener at upstream. The runtime's
@@ -57,12 +75,8 @@ func (rl *relay) dial(ctx context.Context, network, _ string) (net.Conn, error) 
 		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
 			return c, err
 		}
-		t := time.NewTimer(redialEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, redialEvery); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -75,17 +89,31 @@ var hopHeaders = map[string]bool{
 
 func (rl *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	// A GET is sent again after a dropped connection or a checkpoint; it
+	// goes without a body (the Runtime API's have none), which is left
+	// unread.
 	retry := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if r.URL.Opaque != "" || !strings.HasPrefix(r.URL.Path, "/") {
+		http.Error(w, "kappa runtime api relay: not a Runtime API path", http.StatusBadRequest)
+		return
+	}
+	// Always the upstream, whatever host the request names.
+	target := (&url.URL{Scheme: "http", Host: rl.upstream, Path: r.URL.Path, RawPath: r.URL.RawPath,
+		RawQuery: r.URL.RawQuery}).String()
+	pause := time.Duration(0)
 	for {
-		out, err := http.NewRequestWithContext(ctx, r.Method, "http://"+rl.upstream+r.URL.RequestURI(), r.Body)
+		body := r.Body
+		if retry {
+			body = nil
+		}
+		out, err := http.NewRequestWithContext(ctx, r.Method, target, body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if retry {
-			out.Body = nil
+		if !retry {
+			out.ContentLength = r.ContentLength
 		}
-		out.ContentLength = r.ContentLength
 		for k, vs := range r.Header {
 			if !hopHeaders[k] {
 				out.Header[k] = vs
@@ -95,7 +123,12 @@ func (rl *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err := rl.tr.RoundTrip(out)
 		if err != nil {
 			if retry && ctx.Err() == nil {
-				continue // a dropped connection: ask again
+				// A dropped connection: ask again, backing off should the
+				// upstream keep dropping them.
+				pause = min(max(2*pause, redialEvery), maxRetryPause)
+				if sleep(ctx, pause) == nil {
+					continue
+				}
 			}
 			if ctx.Err() == nil {
 				http.Error(w, "kappa runtime api relay: "+err.Error(), http.StatusBadGateway)

@@ -813,7 +813,7 @@ func TestRelayHostileInput(t *testing.T) {
 		// host is 127.0.0.1:1, yet the dial goes to the upstream.
 		{name: "opaque URL with userinfo trick",
 			raw:        "GET http:@127.0.0.1:1/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-			wantStatus: http.StatusOK, wantURI: "/x"},
+			wantStatus: http.StatusBadRequest},
 		{name: "asterisk", raw: "GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", wantStatus: http.StatusBadRequest},
 		{name: "CONNECT", raw: "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n", idle: 500 * time.Millisecond},
 		{name: "oversized header",
@@ -927,8 +927,11 @@ func TestRelayDialCanceled(t *testing.T) {
 		c.Close()
 		t.Fatal("dial to a closed listener succeeded")
 	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("err %v, want context.DeadlineExceeded", err)
+	// The context may end between two tries or during one (then the
+	// dialer reports a timeout of its own).
+	var ne net.Error
+	if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &ne) && ne.Timeout()) {
+		t.Errorf("err %v, want the context's deadline", err)
 	}
 }
 
@@ -984,7 +987,7 @@ func FuzzRelayRequest(f *testing.F) {
 	h := startRelay(f, up.Listener.Addr().String())
 
 	f.Fuzz(func(t *testing.T, data []byte, halfClose bool) {
-		_, _ = rawExchange(h.addr, data, halfClose, 50*time.Millisecond, 500*time.Millisecond)
+		_, _ = rawExchange(h.addr, data, halfClose, 20*time.Millisecond, 500*time.Millisecond)
 		if err := h.waitIdle(2 * time.Second); err != nil {
 			t.Fatalf("after %q: %v", data, err)
 		}
@@ -1018,7 +1021,6 @@ func FuzzRelayRequest(f *testing.F) {
 // request body is unread, so neither the client closing nor
 // http.Server.Close stops it.
 func TestRelayGETWithBody(t *testing.T) {
-	t.Skip("relay bug: a GET with a body loops forever, see the comment")
 	var hits atomic.Int32
 	up := startUpstream(t, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)

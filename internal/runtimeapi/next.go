@@ -61,7 +61,11 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
 			s.fire(evAbandon)
 			s.wake = nil
 			s.mu.Unlock()
-			ckpt <- answerCheckpoint(w)
+			err := answerCheckpoint(w)
+			select {
+			case ckpt <- err: // the first answer is Checkpoint's outcome
+			default: // later ones (a /next that got through after it) are not
+			}
 			return
 		}
 		if c := s.pending; c != nil && s.deliverable() {

@@ -351,7 +351,7 @@ func TestSecondAnswerRefused(t *testing.T) {
 			if _, err := pw.Write([]byte(`"par`)); err != nil {
 				t.Fatal(err)
 			}
-			waitTransfers(t, s, 1)
+			waitReading(t, s, 1)
 			for _, path := range []string{pathResponse("req-1"), pathError("req-1")} {
 				wantAPIError(t, do(t, ts, http.MethodPost, path, []byte(`"second"`)), http.StatusForbidden, errInvalidStateTransition)
 			}

@@ -268,6 +268,30 @@ func waitTransfers(t *testing.T, s *Server, n int) {
 	}
 }
 
+// waitReading waits until n request bodies are being read (a delivery to
+// /next that is still being written does not count).
+func waitReading(t *testing.T, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		got := 0
+		for _, dir := range s.transfers {
+			if dir == transferRead {
+				got++
+			}
+		}
+		s.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bodies being read, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestInvokeLoop runs a fake runtime loop against many sequential invokes,
 // under the race detector.
 func TestInvokeLoop(t *testing.T) {

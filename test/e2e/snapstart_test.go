@@ -96,7 +96,11 @@ func TestSnapStart(t *testing.T) {
 			}
 			var m map[string]any
 			json.Unmarshal(out.Payload, &m)
-			results[i] = result{env: m["env"].(string), tail: tailOf(t, out), out: m}
+			env, _ := m["env"].(string)
+			if out.FunctionError != nil || env == "" {
+				t.Errorf("invocation %d: error %q, payload %s, log %s", i, aws.ToString(out.FunctionError), out.Payload, tailOf(t, out))
+			}
+			results[i] = result{env: env, tail: tailOf(t, out), out: m}
 			time.Sleep(300 * time.Millisecond) // hold the environment so the others need their own
 		}()
 		time.Sleep(50 * time.Millisecond)

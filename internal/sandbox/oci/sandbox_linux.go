@@ -190,7 +190,8 @@ func (s *Sandbox) create(ctx context.Context) error {
 		return err
 	}
 	if s.spec.RestoreFrom != "" {
-		return nil // Start restores; no container until then
+		// Start restores; no container until then.
+		return s.prepareRestore()
 	}
 
 	stdoutR, stdoutW, err := os.Pipe()

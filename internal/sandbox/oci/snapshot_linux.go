@@ -498,3 +498,18 @@ func (h *cgroupHost) prepareParent(parent string) error {
 	}
 	return nil
 }
+
+// prepareRestore does ahead of a restore what need not wait for it: under
+// a cgroup v1 devices controller (direct restores), the environment's
+// cgroup on the unified hierarchy, where the kernel takes 10-20 ms to make
+// one here and CRIU has no limit to restore (the controllers are v1's);
+// CRIU makes the v1 cgroups, with the limits it dumped.
+func (s *Sandbox) prepareRestore() error {
+	if !s.r.cgroups.directRestore() || s.r.cgroups.v2 == nil {
+		return nil
+	}
+	if err := s.r.cgroups.prepareParent(s.r.cgParent); err != nil {
+		return err
+	}
+	return os.Mkdir(filepath.Join(s.r.cgroups.v2.mountpoint, s.cgPath), 0o755)
+}

@@ -1,0 +1,318 @@
+package runtimeapi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kappa-run/kappa/internal/envinit"
+)
+
+// rawNext sends GET /next on a new connection to ts, as the environment's
+// relay does, and returns the connection (closed at the end of the test)
+// and a reader of its answers.
+func rawNext(t *testing.T, ts *httptest.Server) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "GET "+pathNext+" HTTP/1.1\r\nHost: "+ts.Listener.Addr().String()+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	return conn, bufio.NewReader(conn)
+}
+
+// readCheckpointSignal reads the answer on conn and checks that it is the
+// relay's checkpoint signal: a bare 503 with CheckpointHeader and
+// Connection: close.
+func readCheckpointSignal(t *testing.T, conn net.Conn, br *bufio.Reader) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer conn.SetReadDeadline(time.Time{})
+	tp := textproto.NewReader(br)
+	status, err := tp.ReadLine()
+	if err != nil {
+		t.Fatalf("reading the answer to /next: %v", err)
+	}
+	h, err := tp.ReadMIMEHeader()
+	if err != nil {
+		t.Fatalf("reading the answer's header: %v", err)
+	}
+	if !strings.HasPrefix(status, "HTTP/1.1 503 ") {
+		t.Errorf("status line %q, want a 503", status)
+	}
+	if got := h.Get(envinit.CheckpointHeader); got == "" {
+		t.Errorf("no %s header in %v", envinit.CheckpointHeader, h)
+	}
+	if got := h.Values("Connection"); len(got) != 1 || got[0] != "close" {
+		t.Errorf("Connection %q, want close", got)
+	}
+	if got := h.Get("Content-Length"); got != "0" {
+		t.Errorf("Content-Length %q, want 0", got)
+	}
+	for _, name := range []string{hdrRequestID, hdrDeadlineMs, hdrFunctionARN, hdrTraceID} {
+		if v := h.Get(name); v != "" {
+			t.Errorf("the checkpoint signal carries %s %q", name, v)
+		}
+	}
+	if n := br.Buffered(); n != 0 {
+		b, _ := br.Peek(n)
+		t.Errorf("more after the checkpoint signal: %q", b)
+	}
+}
+
+func checkpointAsync(ctx context.Context, s *Server) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- s.Checkpoint(ctx) }()
+	return ch
+}
+
+func TestCheckpoint(t *testing.T) {
+	t.Run("parked next", func(t *testing.T) {
+		s, ts := newTestServer(t, Options{})
+		conn, br := rawNext(t, ts)
+		if err := s.WaitInit(t.Context()); err != nil {
+			t.Fatalf("WaitInit: %v", err)
+		}
+		waitState(t, s, StateReady)
+
+		done := checkpointAsync(t.Context(), s)
+		readCheckpointSignal(t, conn, br)
+		// Checkpoint returns only once the relay closed the connection.
+		notYet(t, done, "Checkpoint")
+		conn.Close()
+		if err := receive(t, done); err != nil {
+			t.Fatalf("Checkpoint = %v", err)
+		}
+		if got := s.State(); got != StateIdle {
+			t.Errorf("state %s after the checkpoint, want Idle", got)
+		}
+	})
+
+	t.Run("next comes after", func(t *testing.T) {
+		s, ts := newTestServer(t, Options{})
+		ctx, cancel := context.WithCancel(t.Context())
+		first := nextAsync(ctx, ts)
+		if err := s.WaitInit(t.Context()); err != nil {
+			t.Fatalf("WaitInit: %v", err)
+		}
+		waitState(t, s, StateReady)
+		cancel()
+		if r := receive(t, first); !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("first /next: %+v", r)
+		}
+		waitState(t, s, StateIdle)
+
+		done := checkpointAsync(t.Context(), s)
+		notYet(t, done, "Checkpoint with no /next parked")
+		conn, br := rawNext(t, ts)
+		readCheckpointSignal(t, conn, br)
+		conn.Close()
+		if err := receive(t, done); err != nil {
+			t.Fatalf("Checkpoint = %v", err)
+		}
+	})
+
+	t.Run("before a pending event", func(t *testing.T) {
+		// An event queued meanwhile is not delivered: the checkpoint
+		// signal comes first.
+		s, ts := newTestServer(t, Options{})
+		conn, br := rawNext(t, ts)
+		if err := s.WaitInit(t.Context()); err != nil {
+			t.Fatalf("WaitInit: %v", err)
+		}
+		waitState(t, s, StateReady)
+		s.mu.Lock()
+		s.ckpt = make(chan error, 1) // Checkpoint's first step, without its wake-up
+		s.mu.Unlock()
+		done := checkpointAsync(t.Context(), s)
+		inv := invokeAsync(t.Context(), s, testInvocation("req-1"))
+		readCheckpointSignal(t, conn, br)
+		conn.Close()
+		if err := receive(t, done); err != nil {
+			t.Fatalf("Checkpoint = %v", err)
+		}
+		s.Close()
+		if got := receive(t, inv); !errors.Is(got.err, ErrClosed) {
+			t.Errorf("Invoke = %+v, want ErrClosed", got)
+		}
+	})
+}
+
+func TestCheckpointBeforeInit(t *testing.T) {
+	check := func(t *testing.T, s *Server) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		err := s.Checkpoint(ctx)
+		if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Checkpoint before init = %v, want an init error", err)
+		}
+	}
+
+	t.Run("no next yet", func(t *testing.T) {
+		s := New(Options{})
+		defer s.Close()
+		check(t, s)
+	})
+
+	t.Run("extension not ready", func(t *testing.T) {
+		s, ts := newTestServer(t, Options{})
+		s.ExpectExtensions("ext")
+		next := nextAsync(t.Context(), ts)
+		waitState(t, s, StateReady)
+		check(t, s)
+
+		// The refused Checkpoint left nothing behind: once init ends,
+		// the parked /next gets the next event.
+		id := register(t, ts, "ext")
+		extNextAsync(t.Context(), ts, id)
+		if err := s.WaitInit(t.Context()); err != nil {
+			t.Fatalf("WaitInit: %v", err)
+		}
+		done := invokeAsync(t.Context(), s, testInvocation("req-1"))
+		r := receive(t, next)
+		if r.err != nil || r.status != http.StatusOK || r.header.Get(hdrRequestID) != "req-1" {
+			t.Fatalf("/next: %d %v %v", r.status, r.header, r.err)
+		}
+		wantAccepted(t, do(t, ts, http.MethodPost, pathResponse("req-1"), []byte(`1`)))
+		if got := receive(t, done); got.err != nil {
+			t.Fatalf("Invoke = %+v", got)
+		}
+	})
+
+	t.Run("init failed", func(t *testing.T) {
+		s, ts := newTestServer(t, Options{})
+		wantAccepted(t, do(t, ts, http.MethodPost, pathInitError, []byte(`{}`)))
+		check(t, s)
+	})
+}
+
+func TestCheckpointClosed(t *testing.T) {
+	t.Run("before init", func(t *testing.T) {
+		s := New(Options{})
+		s.Close()
+		if err := s.Checkpoint(t.Context()); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Checkpoint = %v, want ErrClosed", err)
+		}
+	})
+	t.Run("after init", func(t *testing.T) {
+		s, ts := newTestServer(t, Options{})
+		next := nextAsync(t.Context(), ts)
+		if err := s.WaitInit(t.Context()); err != nil {
+			t.Fatalf("WaitInit: %v", err)
+		}
+		s.Close()
+		if err := s.Checkpoint(t.Context()); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Checkpoint = %v, want ErrClosed", err)
+		}
+		wantAPIError(t, receive(t, next), http.StatusInternalServerError, errInternalServerError)
+	})
+}
+
+func TestCheckpointContext(t *testing.T) {
+	t.Run("relay keeps the connection", func(t *testing.T) {
+		s, ts := newTestServer(t, Options{})
+		conn, br := rawNext(t, ts)
+		if err := s.WaitInit(t.Context()); err != nil {
+			t.Fatalf("WaitInit: %v", err)
+		}
+		waitState(t, s, StateReady)
+
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		done := checkpointAsync(ctx, s)
+		readCheckpointSignal(t, conn, br)
+		if err := receive(t, done); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Checkpoint = %v, want DeadlineExceeded", err)
+		}
+		// The connection closes late: a Checkpoint called again gets the
+		// outcome.
+		conn.Close()
+		if err := s.Checkpoint(t.Context()); err != nil {
+			t.Fatalf("Checkpoint again = %v", err)
+		}
+	})
+
+	t.Run("no next comes", func(t *testing.T) {
+		s, ts := newTestServer(t, Options{})
+		ctx, cancel := context.WithCancel(t.Context())
+		first := nextAsync(ctx, ts)
+		if err := s.WaitInit(t.Context()); err != nil {
+			t.Fatalf("WaitInit: %v", err)
+		}
+		waitState(t, s, StateReady)
+		cancel()
+		receive(t, first)
+		waitState(t, s, StateIdle)
+
+		short, cancelShort := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancelShort()
+		if err := s.Checkpoint(short); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Checkpoint = %v, want DeadlineExceeded", err)
+		}
+	})
+}
+
+// TestCheckpointThenMoreNext: /next requests that still reach the server
+// after a checkpoint (the relay tries again at once; Checkpoint's caller is
+// meant to close the listener first, but a connection may get through)
+// must not leave handlers behind.
+//
+// Skipped: s.ckpt stays set after the checkpoint, so every later /next is
+// answered with the signal too and its handler then sends the outcome on
+// s.ckpt (next.go, "ckpt <- answerCheckpoint(w)"), a channel of capacity 1
+// that nobody reads any more: the first extra /next fills it, the second
+// and every later one blocks on the send forever, Close included (the
+// goroutine check of TestMain reports them).
+func TestCheckpointThenMoreNext(t *testing.T) {
+	s := New(Options{})
+	var active atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		active.Add(1)
+		defer active.Add(-1)
+		s.Handler().ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	defer s.Close()
+
+	conn, br := rawNext(t, ts)
+	if err := s.WaitInit(t.Context()); err != nil {
+		t.Fatalf("WaitInit: %v", err)
+	}
+	waitState(t, s, StateReady)
+	done := checkpointAsync(t.Context(), s)
+	readCheckpointSignal(t, conn, br)
+	conn.Close()
+	if err := receive(t, done); err != nil {
+		t.Fatalf("Checkpoint = %v", err)
+	}
+
+	for range 3 {
+		c, br := rawNext(t, ts)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatalf("no answer to a /next after the checkpoint: %v", err)
+		}
+		c.Close()
+	}
+	s.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for active.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handlers still running after Close", active.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
