@@ -20,8 +20,10 @@ import (
 type hierarchy struct {
 	mountpoint string
 	v2         bool
-	// options are the v1 super options: controller names and name=...
+	// options are the v1 super options: controller names and name=...;
+	// order has them in the kernel's order.
 	options map[string]bool
+	order   []string
 }
 
 // cgroupHost is the set of cgroup hierarchies mounted on the host, read
@@ -79,6 +81,7 @@ func parseCgroupMounts(f io.Reader) (*cgroupHost, error) {
 		hr := hierarchy{mountpoint: unescapeMountinfo(fields[4]), v2: fstype == "cgroup2", options: map[string]bool{}}
 		for _, o := range strings.Split(fields[sep+3], ",") {
 			hr.options[o] = true
+			hr.order = append(hr.order, o)
 		}
 		h.hierarchies = append(h.hierarchies, hr)
 	}

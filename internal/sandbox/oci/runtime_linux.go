@@ -62,6 +62,7 @@ type Runtime struct {
 	snapOnce sync.Once
 	snap     cli
 	snapErr  error
+	yardOnce sync.Once
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -352,6 +353,7 @@ func (r *Runtime) Cleanup(ctx context.Context) error {
 	for _, e := range entries {
 		errs = append(errs, unmountNetNS(filepath.Join(r.netnsDir, e.Name())))
 	}
+	errs = append(errs, removeCgYard(filepath.Join(r.runDir, cgYardName)))
 	for _, dir := range r.cgroups.dirs(r.cgParent) {
 		subs, err := os.ReadDir(dir)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
