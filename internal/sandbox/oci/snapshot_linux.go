@@ -107,7 +107,11 @@ func findSnapshotter(runDir, criu string) (cli, error) {
 	if err := os.MkdirAll(empty, 0o555); err != nil {
 		return cli{}, err
 	}
-	dump, restore := criuConfigs(empty)
+	devDir := filepath.Join(runDir, devDirName)
+	if err := makeDevDir(devDir); err != nil {
+		return cli{}, fmt.Errorf("snapshots: /dev template: %w", err)
+	}
+	dump, restore := criuConfigs(empty, devDir)
 	if err := writeFileAtomic(filepath.Join(runDir, criuDumpConfigName), []byte(dump), 0o600); err != nil {
 		return cli{}, err
 	}
@@ -124,10 +128,15 @@ const (
 	criuDumpConfigName    = "criu-dump.conf"
 	criuRestoreConfigName = "criu-restore.conf"
 	emptyDirName          = "empty"
+	devDirName            = "dev"
 )
 
-// maskedDirKey is the key of the masked directories in a snapshot.
-const maskedDirKey = "kappa-masked-dir"
+// maskedDirKey is the key of the masked directories in a snapshot,
+// devKey that of /dev.
+const (
+	maskedDirKey = "kappa-masked-dir"
+	devKey       = "kappa-dev"
+)
 
 // criuConfigs returns the CRIU configuration files of checkpointable
 // environments, for their checkpoint and for their restores (runc hands
@@ -143,7 +152,11 @@ const maskedDirKey = "kappa-masked-dir"
 //     restore (CRIU runs tar and gzip for each tmpfs, ~5 ms apiece here);
 //     the restore binds emptyDir, a read-only empty directory, in their
 //     place.
-func criuConfigs(emptyDir string) (dump, restore string) {
+//   - /dev is external too, for the same reason: the restore binds devDir,
+//     which holds what runc puts in a container's /dev (makeDevDir). It is
+//     shared by the restored environments; only root may change it, and
+//     nothing runs as root in them.
+func criuConfigs(emptyDir, devDir string) (dump, restore string) {
 	dump = "network-lock skip\n"
 	restore = "network-lock skip\n"
 	for _, p := range maskedPaths {
@@ -155,6 +168,8 @@ func criuConfigs(emptyDir string) (dump, restore string) {
 		}
 	}
 	restore += "external mnt[" + maskedDirKey + "]:" + emptyDir + "\n"
+	dump += "external mnt[/dev]:" + devKey + "\n"
+	restore += "external mnt[" + devKey + "]:" + devDir + "\n"
 	return dump, restore
 }
 
@@ -568,12 +583,16 @@ func (h *cgroupHost) prepareParent(parent string) error {
 	return nil
 }
 
-// prepareRestore does ahead of a restore what need not wait for it: under
+// prepareRestore does ahead of a restore what need not wait for it: the
+// mount points in the shared /dev (devMountPoints) and, under
 // a cgroup v1 devices controller (direct restores), the environment's
 // cgroup on the unified hierarchy, where the kernel takes 10-20 ms to make
 // one here and CRIU has no limit to restore (the controllers are v1's);
 // CRIU makes the v1 cgroups, with the limits it dumped.
 func (s *Sandbox) prepareRestore() error {
+	if err := s.devMountPoints(); err != nil {
+		return err
+	}
 	if !s.r.cgroups.directRestore() || s.r.cgroups.v2 == nil {
 		return nil
 	}
@@ -605,4 +624,81 @@ func removeCgYard(dir string) error {
 		return err
 	}
 	return os.Remove(dir)
+}
+
+// makeDevDir fills dir with what runc puts in a container's /dev: the
+// standard character devices, the usual links, and the mount points of
+// /dev/pts, /dev/mqueue and Kappa's init.
+func makeDevDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	for name, dev := range map[string][2]uint32{
+		"null": {1, 3}, "zero": {1, 5}, "full": {1, 7}, "random": {1, 8}, "urandom": {1, 9}, "tty": {5, 0},
+	} {
+		p := filepath.Join(dir, name)
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == unix.Mkdev(dev[0], dev[1]) {
+			continue
+		}
+		os.Remove(p)
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(dev[0], dev[1]))); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, 0o666); err != nil { // past the umask
+			return err
+		}
+	}
+	for name, target := range map[string]string{
+		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+		"ptmx": "pts/ptmx",
+	} {
+		p := filepath.Join(dir, name)
+		if t, err := os.Readlink(p); err == nil && t == target {
+			continue
+		}
+		os.Remove(p)
+		if err := os.Symlink(target, p); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"pts", "mqueue"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// devMountPoints makes, in the shared /dev of restored environments,
+// the mount points of the bind mounts an environment has under /dev
+// (Kappa's init).
+func (s *Sandbox) devMountPoints() error {
+	devDir := filepath.Join(s.r.runDir, devDirName)
+	for _, m := range s.spec.Mounts {
+		rel, ok := strings.CutPrefix(filepath.Clean(m.Destination), "/dev/")
+		if !ok || strings.Contains(rel, "/") {
+			continue
+		}
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(devDir, rel)
+		if fi.IsDir() {
+			err = os.Mkdir(p, 0o755)
+		} else {
+			var f *os.File
+			if f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o644); err == nil {
+				f.Close()
+			}
+		}
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	return nil
 }
