@@ -78,6 +78,7 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&cfg.SpareIdleTimeout, "spare-idle-timeout", cfg.SpareIdleTimeout, "how long a configuration's spare is kept after its last invocation")
 	f.IntVar(&cfg.NetNSPool, "netns-pool", cfg.NetNSPool, "network namespaces with their Runtime API listeners kept created ahead (0: none)")
 	f.BoolVar(&cfg.ExecStart, "exec-start", cfg.ExecStart, "start containers by running \"<runtime> start\" instead of through crun's exec fifo")
+	f.BoolVar(&cfg.RestoreViaRuntime, "restore-via-runc", cfg.RestoreViaRuntime, "restore SnapStart snapshots through `runc restore` even where Kappa can run CRIU itself (slower)")
 	f.StringVar(&cfg.CRIU, "criu", cfg.CRIU, "criu binary for SnapStart snapshots, taken and restored through runc (default: /opt/criu/sbin/criu, which scripts/build-criu.sh builds, else criu in PATH)")
 	return cmd
 }

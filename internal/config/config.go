@@ -113,6 +113,9 @@ type Server struct {
 	// CRIU is the criu binary SnapStart snapshots are taken and restored
 	// with (through runc); "" uses /opt/criu/sbin/criu, else criu in PATH.
 	CRIU string
+	// RestoreViaRuntime restores snapshots through `runc restore` even
+	// where Kappa can run CRIU itself (slower; see docs/snapshot-restore.md).
+	RestoreViaRuntime bool
 }
 
 // RegistryAuth reports whether registry credentials are configured.

@@ -85,14 +85,15 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		return nil, fmt.Errorf("image store: %w", err)
 	}
 	if d.runtime, err = oci.New(ctx, oci.Options{
-		Runtime:      cfg.Runtime,
-		StateDir:     filepath.Join(cfg.RunDir, "sb"),
-		RunDir:       cfg.RunDir,
-		CgroupParent: cgroupParent(cfg.RunDir),
-		Logger:       log.With("svc", "sandbox"),
-		NetNSPool:    cfg.NetNSPool,
-		ExecStart:    cfg.ExecStart,
-		CRIU:         cfg.CRIU,
+		Runtime:           cfg.Runtime,
+		StateDir:          filepath.Join(cfg.RunDir, "sb"),
+		RunDir:            cfg.RunDir,
+		CgroupParent:      cgroupParent(cfg.RunDir),
+		Logger:            log.With("svc", "sandbox"),
+		NetNSPool:         cfg.NetNSPool,
+		ExecStart:         cfg.ExecStart,
+		CRIU:              cfg.CRIU,
+		RestoreViaRuntime: cfg.RestoreViaRuntime,
 	}); err != nil {
 		return nil, fmt.Errorf("sandbox runtime: %w", err)
 	}

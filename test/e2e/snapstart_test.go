@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,6 +194,17 @@ func TestSnapStart(t *testing.T) {
 		t.Errorf("after the snapshot was taken again: tail %q, want a restore", tail)
 	}
 
+	// A restored environment is as confined as any: the sandbox user, no
+	// capabilities, no new privileges, the seccomp filter.
+	_, st := invoke(t, s, "snap:1", map[string]any{"op": "status"})
+	status, _ := st["status"].(string)
+	for _, want := range []string{"Uid:\t993\t993\t993\t993", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000",
+		"NoNewPrivs:\t1", "Seccomp:\t2"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("restored environment's /proc/self/status lacks %q:\n%s", want, status)
+		}
+	}
+
 	// $LATEST still starts the ordinary way.
 	out, _ = invoke(t, s, "snap", map[string]any{"op": "echo"}, withTail)
 	if tail := tailOf(t, out); !strings.Contains(tail, "Init Duration:") {
@@ -225,5 +237,62 @@ func TestSnapStartUnavailable(t *testing.T) {
 	}
 	if _, err := s.Lambda.GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String("snap-fn")}); apiErrorCode(err) != "ResourceNotFoundException" {
 		t.Errorf("refused function exists: %v", err)
+	}
+}
+
+// TestSnapStartViaRunc restores through `runc restore`, the path of hosts
+// whose device rules are cgroup v2's (where Kappa does not run CRIU
+// itself), and checks the same: one snapshot, every environment restored
+// from it, each with its own /tmp.
+func TestSnapStartViaRunc(t *testing.T) {
+	requireCRIU(t)
+	s := startServer(t, "--restore-via-runc")
+	ctx := context.Background()
+	img := s.pushProbe(t, "snap/probe:v1", "PROBE_INIT_SLEEP=1s")
+	s.createFunction(t, "snap", img, func(in *lambda.CreateFunctionInput) {
+		in.SnapStart = &types.SnapStart{ApplyOn: types.SnapStartApplyOnPublishedVersions}
+	})
+	pub, err := s.Lambda.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("snap")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := lambda.NewPublishedVersionActiveWaiter(s.Lambda, func(o *lambda.PublishedVersionActiveWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 500*time.Millisecond
+	})
+	if err := w.Wait(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("snap"), Qualifier: pub.Version}, 2*time.Minute); err != nil {
+		t.Fatalf("version not Active: %v", err)
+	}
+	var mu sync.Mutex
+	envs := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, _ := json.Marshal(map[string]any{"op": "write", "path": fmt.Sprintf("/tmp/only-%d", i)})
+			out, err := s.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("snap:1"), Payload: b, LogType: types.LogTypeTail})
+			if err != nil {
+				t.Errorf("Invoke: %v", err)
+				return
+			}
+			var m map[string]any
+			json.Unmarshal(out.Payload, &m)
+			if tail := tailOf(t, out); m["ok"] != true || !strings.Contains(tail, "Restore Duration:") {
+				t.Errorf("invocation %d: %s, tail %q; want a restored environment writing its /tmp", i, out.Payload, tail)
+			}
+			env, _ := m["env"].(string)
+			mu.Lock()
+			envs[env]++
+			mu.Unlock()
+			time.Sleep(300 * time.Millisecond) // hold it: the other needs its own
+		}()
+		time.Sleep(50 * time.Millisecond)
+	}
+	wg.Wait()
+	if len(envs) != 1 {
+		t.Errorf("environments answered as %v, want the snapshot's identity only", envs)
+	}
+	if strings.Contains(s.Log(), "restore failed") {
+		t.Errorf("a restore failed:\n%s", s.Log())
 	}
 }

@@ -37,4 +37,7 @@ type Options struct {
 	// exists, else criu in PATH. Such environments always run under runc, whichever runtime the
 	// others use: Debian's crun is built without checkpoint support.
 	CRIU string
+	// RestoreViaRuntime restores every snapshot through `runc restore`,
+	// even where Kappa runs CRIU itself by default (see Sandbox.restore).
+	RestoreViaRuntime bool
 }

@@ -58,11 +58,12 @@ type Runtime struct {
 
 	// criu is Options.CRIU; snap is the runc that checkpoints and
 	// restores, found by Snapshots on first use.
-	criu     string
-	snapOnce sync.Once
-	snap     cli
-	snapErr  error
-	yardOnce sync.Once
+	criu       string
+	viaRuntime bool // Options.RestoreViaRuntime
+	snapOnce   sync.Once
+	snap       cli
+	snapErr    error
+	yardOnce   sync.Once
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -115,15 +116,16 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	base := Runtime{
-		stateDir:  stateDir,
-		netnsDir:  filepath.Join(runDir, "netns"),
-		runDir:    runDir,
-		cgParent:  parent,
-		log:       log,
-		cgroups:   cgroups,
-		live:      map[string]*Sandbox{},
-		execStart: opts.ExecStart,
-		criu:      opts.CRIU,
+		stateDir:   stateDir,
+		netnsDir:   filepath.Join(runDir, "netns"),
+		runDir:     runDir,
+		cgParent:   parent,
+		log:        log,
+		cgroups:    cgroups,
+		live:       map[string]*Sandbox{},
+		execStart:  opts.ExecStart,
+		criu:       opts.CRIU,
+		viaRuntime: opts.RestoreViaRuntime,
 	}
 	if opts.NetNSPool > 0 {
 		base.nsPool = newNetNSPool(opts.NetNSPool, log)
@@ -175,18 +177,19 @@ func (base *Runtime) with(name string) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{
-		cli:       cli{name: name, bin: bin, root: root},
-		stateDir:  base.stateDir,
-		netnsDir:  base.netnsDir,
-		runDir:    base.runDir,
-		cgParent:  base.cgParent,
-		log:       base.log.With("runtime", name),
-		cgroups:   base.cgroups,
-		cgroupNS:  base.cgroupNS,
-		seccomp:   base.seccomp,
-		live:      map[string]*Sandbox{},
-		execStart: base.execStart,
-		criu:      base.criu,
+		cli:        cli{name: name, bin: bin, root: root},
+		stateDir:   base.stateDir,
+		netnsDir:   base.netnsDir,
+		runDir:     base.runDir,
+		cgParent:   base.cgParent,
+		log:        base.log.With("runtime", name),
+		cgroups:    base.cgroups,
+		cgroupNS:   base.cgroupNS,
+		seccomp:    base.seccomp,
+		live:       map[string]*Sandbox{},
+		execStart:  base.execStart,
+		criu:       base.criu,
+		viaRuntime: base.viaRuntime,
 	}
 	if base.nsPool != nil {
 		r.nsPool = newNetNSPool(base.nsPool.size, r.log)

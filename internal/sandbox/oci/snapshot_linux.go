@@ -256,7 +256,7 @@ func (s *Sandbox) restore(ctx context.Context) error {
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
 	defer cancel()
 	var cmd *exec.Cmd
-	if s.r.cgroups.directRestore() {
+	if s.direct() {
 		err := s.r.cgroups.prepareParent(s.r.cgParent)
 		if err == nil {
 			cmd, err = s.criuRestoreCommand(runCtx, work, pidFile)
@@ -309,7 +309,7 @@ func (s *Sandbox) restore(ctx context.Context) error {
 	s.init.startComm = ""
 	s.cg.files = openCgroupFiles(s.cg)
 	go s.watch(stdoutR, stderrR)
-	if s.r.cgroups.directRestore() {
+	if s.direct() {
 		// CRIU made the cgroup and restored the limits it dumped; an
 		// environment never runs without them.
 		if err := s.r.cgroups.checkLimits(s.cgPath, s.spec.MemoryMB); err != nil {
@@ -593,7 +593,7 @@ func (s *Sandbox) prepareRestore() error {
 	if err := s.devMountPoints(); err != nil {
 		return err
 	}
-	if !s.r.cgroups.directRestore() || s.r.cgroups.v2 == nil {
+	if !s.direct() || s.r.cgroups.v2 == nil {
 		return nil
 	}
 	if err := s.r.cgroups.prepareParent(s.r.cgParent); err != nil {
@@ -702,3 +702,7 @@ func (s *Sandbox) devMountPoints() error {
 	}
 	return nil
 }
+
+// direct reports whether the environment is restored by running CRIU
+// directly (see restore).
+func (s *Sandbox) direct() bool { return s.r.cgroups.directRestore() && !s.r.viaRuntime }
