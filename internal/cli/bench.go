@@ -24,7 +24,7 @@ func newBenchCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure cold start, warm invoke, throughput, scale-out and density next to baselines",
+		Short: "Measure cold start, warm invoke, throughput, scale-out, density and snapshot restore next to baselines",
 		Long: `Start a Kappa server of this binary on a loopback port, deploy the probe
 function and run each scenario next to its baseline on this host, then print
 a table: scenario, Kappa p50/p99, baseline p50/p99, ratio.
@@ -38,6 +38,9 @@ a table: scenario, Kappa p50/p99, baseline p50/p99, ratio.
   scale       --scale environments at once from zero, vs as many ` + "`crun run`" + `s
   density     --density idle environments: server RSS per environment and
               idle CPU, vs the echo server holding as many idle long polls
+  snapshot    cold starts of a SnapStart version whose init sleeps 1 s,
+              restored from its snapshot, vs the same function's ordinary
+              cold start (needs runc and CRIU: scripts/build-criu.sh)
 
 The function and the baseline no-op are built from the Kappa source tree
 (--source, default the current directory) unless --probe and --noop name
