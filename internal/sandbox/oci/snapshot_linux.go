@@ -503,13 +503,16 @@ func (h *cgroupHost) checkLimits(path string, memoryMB int) error {
 			if _, err := os.Stat(filepath.Join(dir, "pids.max")); err == nil && !h.hasV1("pids") {
 				want[filepath.Join(dir, "pids.max")] = strconv.Itoa(pidsLimit)
 			}
-		case hr.options["memory"]:
+		}
+		if !hr.v2 && hr.options["memory"] {
 			want[filepath.Join(dir, "memory.limit_in_bytes")] = strconv.Itoa(memoryMB << 20)
-		case hr.options["pids"]:
+		}
+		if !hr.v2 && hr.options["pids"] {
 			want[filepath.Join(dir, "pids.max")] = strconv.Itoa(pidsLimit)
 		}
 		if !hr.v2 && hr.options["cpu"] {
 			want[filepath.Join(dir, "cpu.cfs_quota_us")] = strconv.FormatInt(cpuQuota(memoryMB), 10)
+			want[filepath.Join(dir, "cpu.cfs_period_us")] = strconv.Itoa(cpuPeriod)
 		}
 		if !hr.v2 && hr.options["devices"] {
 			data, err := os.ReadFile(filepath.Join(dir, "devices.list"))
@@ -627,8 +630,9 @@ func removeCgYard(dir string) error {
 }
 
 // makeDevDir fills dir with what runc puts in a container's /dev: the
-// standard character devices, the usual links, and the mount points of
-// /dev/pts, /dev/mqueue and Kappa's init.
+// standard character devices (mode 0666), the usual links (/dev/core too
+// where the host has /proc/kcore), and the mount points of /dev/pts and
+// /dev/mqueue (devMountPoints adds those of the environment's own binds).
 func makeDevDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -641,21 +645,24 @@ func makeDevDir(dir string) error {
 	} {
 		p := filepath.Join(dir, name)
 		var st unix.Stat_t
-		if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == unix.Mkdev(dev[0], dev[1]) {
-			continue
-		}
-		os.Remove(p)
-		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(dev[0], dev[1]))); err != nil {
-			return err
+		if unix.Lstat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(dev[0], dev[1]) {
+			os.Remove(p)
+			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(dev[0], dev[1]))); err != nil {
+				return err
+			}
 		}
 		if err := os.Chmod(p, 0o666); err != nil { // past the umask
 			return err
 		}
 	}
-	for name, target := range map[string]string{
+	links := map[string]string{
 		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
 		"ptmx": "pts/ptmx",
-	} {
+	}
+	if _, err := os.Stat("/proc/kcore"); err == nil {
+		links["core"] = "/proc/kcore"
+	}
+	for name, target := range links {
 		p := filepath.Join(dir, name)
 		if t, err := os.Readlink(p); err == nil && t == target {
 			continue
