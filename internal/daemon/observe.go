@@ -378,3 +378,11 @@ func (s *countedSandbox) Checkpoint(ctx context.Context, dir string) error {
 	}
 	return c.Checkpoint(ctx, dir)
 }
+
+// Describe forwards to the wrapped sandbox's, for diagnostics.
+func (s *countedSandbox) Describe() string {
+	if d, ok := s.Sandbox.(interface{ Describe() string }); ok {
+		return d.Describe()
+	}
+	return ""
+}

@@ -656,7 +656,11 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 			return nil, apierr.Wrap(apierr.Internal, err, "start execution environment")
 		}
 	}
-	initCtx, cancel := context.WithTimeout(ctx, initTimeout)
+	waitInit := initTimeout
+	if p.restoreFrom != "" {
+		waitInit = min(waitInit, restoreConnectTimeout)
+	}
+	initCtx, cancel := context.WithTimeout(ctx, waitInit)
 	defer cancel()
 	initDone := make(chan error, 1)
 	go func() { initDone <- e.api.WaitInit(initCtx) }()
@@ -664,6 +668,20 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	case err := <-initDone:
 		var ie *runtimeapi.InitError
 		switch {
+		case p.restoreFrom != "" && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			// A restored runtime asks for its event at once. This one
+			// did not: start the ordinary way instead.
+			desc := ""
+			if d, ok := sb.(interface{ Describe() string }); ok {
+				desc = d.Describe()
+			}
+			inv.log.Warn("restored environment did not reach its Runtime API; starting the ordinary way",
+				"function", c.Name, "version", c.Version, "env", e.id, "after", waitInit, "processes", desc)
+			inv.mu.Lock()
+			delete(inv.all, e)
+			inv.mu.Unlock()
+			e.destroy(context.Background())
+			return inv.coldStart(withoutRestore(ctx), c, initType, initTimeout)
 		case errors.As(err, &ie):
 			return fail(&functionError{Type: ie.Type, Payload: ie.Payload, Message: "init error", initPhase: true})
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:

@@ -147,7 +147,7 @@ func (inv *Invoker) prepare(ctx context.Context, c function.Config, initType str
 				// Its init process died while waiting: never start it.
 				go p.discard()
 			default:
-				if fp := fingerprint(c, inv.opts.Region, initType); p.fingerprint == fp && p.restoreFrom == inv.snapshotFor(c) {
+				if fp := fingerprint(c, inv.opts.Region, initType); p.fingerprint == fp && p.restoreFrom == inv.snapshotFor(ctx, c) {
 					inv.log.Debug("cold start from a spare", "function", c.Name, "version", c.Version, "env", p.id)
 					return p, nil
 				}
@@ -185,7 +185,7 @@ func (inv *Invoker) create(ctx context.Context, c function.Config, initType stri
 		digest: c.Code.Digest, images: inv.opts.Images,
 	}
 	if initType == initOnDemand {
-		p.restoreFrom = inv.snapshotFor(c)
+		p.restoreFrom = inv.snapshotFor(ctx, c)
 	}
 	// A snapshot's environment, and every one restored from it, runs
 	// Kappa's init, which relays the Runtime API.

@@ -27,8 +27,21 @@ import (
 const initSnapStart = "snap-start"
 
 // snapshotInitTimeout bounds the init of a version being snapshotted
-// (Lambda allows SnapStart inits 15 minutes).
-const snapshotInitTimeout = 15 * time.Minute
+// (Lambda allows SnapStart inits 15 minutes); restoreConnectTimeout how
+// long a restored environment may take to ask for its event (it does in
+// milliseconds) before the invocation starts one the ordinary way.
+const (
+	snapshotInitTimeout   = 15 * time.Minute
+	restoreConnectTimeout = 3 * time.Second
+)
+
+// noRestoreKey marks a context whose cold start must not restore a
+// snapshot (the restored environment failed).
+type noRestoreKey struct{}
+
+func withoutRestore(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noRestoreKey{}, true)
+}
 
 // ErrNoSnapshots is returned by Snapshot when the invoker keeps none.
 var ErrNoSnapshots = errors.New("snapshots are not enabled")
@@ -59,8 +72,8 @@ func (inv *Invoker) snapshotDir(c function.Config) string {
 
 // snapshotFor returns the directory of c's snapshot when c is a version
 // started from one and the snapshot exists, else "".
-func (inv *Invoker) snapshotFor(c function.Config) string {
-	if inv.opts.SnapshotDir == "" || !c.SnapStartOn() {
+func (inv *Invoker) snapshotFor(ctx context.Context, c function.Config) string {
+	if inv.opts.SnapshotDir == "" || !c.SnapStartOn() || ctx.Value(noRestoreKey{}) != nil {
 		return ""
 	}
 	dir := inv.snapshotDir(c)

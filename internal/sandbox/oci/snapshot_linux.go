@@ -713,3 +713,38 @@ func (s *Sandbox) devMountPoints() error {
 // direct reports whether the environment is restored by running CRIU
 // directly (see restore).
 func (s *Sandbox) direct() bool { return s.r.cgroups.directRestore() && !s.r.viaRuntime }
+
+// Describe reports, for diagnostics, the environment's processes and what
+// each thread waits in (from /proc), and its freezer state.
+func (s *Sandbox) Describe() string {
+	var b strings.Builder
+	if s.cg.freezer != "" {
+		file := "freezer.state"
+		if s.cg.freezerV2 {
+			file = "cgroup.freeze"
+		}
+		if data, err := os.ReadFile(filepath.Join(s.cg.freezer, file)); err == nil {
+			fmt.Fprintf(&b, "freezer %s; ", strings.TrimSpace(string(data)))
+		}
+	}
+	procs, err := os.ReadFile(filepath.Join(s.cg.memory, "cgroup.procs"))
+	if err != nil {
+		return b.String() + err.Error()
+	}
+	for _, pid := range strings.Fields(string(procs)) {
+		comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+		fmt.Fprintf(&b, "%s %s:", pid, strings.TrimSpace(string(comm)))
+		tasks, _ := os.ReadDir("/proc/" + pid + "/task")
+		for _, t := range tasks {
+			wchan, _ := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/wchan")
+			stat, _ := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/stat")
+			state := ""
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) {
+				state = string(stat[i+2])
+			}
+			fmt.Fprintf(&b, " %s=%s/%s", t.Name(), state, wchan)
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
+}
