@@ -26,6 +26,7 @@ const CheckpointHeader = "Kappa-Checkpoint"
 const (
 	redialEvery   = time.Millisecond
 	maxRetryPause = 100 * time.Millisecond
+	dialTimeout   = 250 * time.Millisecond
 )
 
 // sleep waits d or until ctx ends.
@@ -69,11 +70,16 @@ func newRelay(upstream string) *relay {
 // dial connects to Kappa, trying again while the listener refuses (it is
 // closed from a checkpoint until the restored environment's exists).
 func (rl *relay) dial(ctx context.Context, network, _ string) (net.Conn, error) {
-	var d net.Dialer
+	// Each try is bounded: a checkpoint may catch one mid-connect, and
+	// the restored socket's readiness, already reported to the poller
+	// before the dump, is not reported again.
+	d := net.Dialer{Timeout: dialTimeout}
 	d.SetMultipathTCP(false) // CRIU cannot dump MPTCP sockets
 	for {
 		c, err := d.DialContext(ctx, network, rl.upstream)
-		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+		var ne net.Error
+		if err == nil || ctx.Err() != nil ||
+			!(errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &ne) && ne.Timeout()) {
 			return c, err
 		}
 		if err := sleep(ctx, redialEvery); err != nil {
