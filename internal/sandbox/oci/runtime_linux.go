@@ -62,6 +62,7 @@ type Runtime struct {
 	viaRuntime bool // Options.RestoreViaRuntime
 	snapOnce   sync.Once
 	snap       cli
+	criuArgv   []string // runs CRIU as the shim does
 	snapErr    error
 	yardOnce   sync.Once
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,7 +43,7 @@ var _ sandbox.Checkpointer = (*Sandbox)(nil)
 // ~0.4 s).
 func (r *Runtime) Snapshots() error {
 	r.snapOnce.Do(func() {
-		r.snap, r.snapErr = findSnapshotter(r.runDir, r.criu)
+		r.snap, r.criuArgv, r.snapErr = findSnapshotter(r.runDir, r.criu)
 		if r.snapErr != nil {
 			r.log.Info("snapshots unavailable", "err", r.snapErr)
 		} else {
@@ -53,14 +54,15 @@ func (r *Runtime) Snapshots() error {
 }
 
 // findSnapshotter returns the runc command line that checkpoints and
-// restores with a working CRIU.
-func findSnapshotter(runDir, criu string) (cli, error) {
+// restores with a working CRIU, and the command that runs CRIU itself (see
+// criuShimName).
+func findSnapshotter(runDir, criu string) (cli, []string, error) {
 	runc, err := exec.LookPath("runc")
 	if err != nil {
-		return cli{}, errors.New("snapshots need runc (apt-get install runc)")
+		return cli{}, nil, errors.New("snapshots need runc (apt-get install runc)")
 	}
 	if runc, err = filepath.Abs(runc); err != nil {
-		return cli{}, err
+		return cli{}, nil, err
 	}
 	if criu == "" {
 		// The built one first: Debian 12's criu 3.17 fails on kernels
@@ -73,24 +75,24 @@ func findSnapshotter(runDir, criu string) (cli, error) {
 		}
 	}
 	if criu, err = filepath.Abs(criu); err != nil {
-		return cli{}, err
+		return cli{}, nil, err
 	}
 	if _, err := os.Stat(criu); err != nil {
-		return cli{}, fmt.Errorf("snapshots need CRIU ≥ 4.2 (scripts/build-criu.sh builds it): %w", err)
+		return cli{}, nil, fmt.Errorf("snapshots need CRIU ≥ 4.2 (scripts/build-criu.sh builds it): %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, criu, "check").CombinedOutput()
 	if err != nil {
-		return cli{}, fmt.Errorf("%s check: %w: %s", criu, err, lastLine(out))
+		return cli{}, nil, fmt.Errorf("%s check: %w: %s", criu, err, lastLine(out))
 	}
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
-		return cli{}, errors.New("snapshots need setpriv (util-linux)")
+		return cli{}, nil, errors.New("snapshots need setpriv (util-linux)")
 	}
 	root := filepath.Join(runDir, "runc")
 	if err := os.MkdirAll(root, 0o700); err != nil {
-		return cli{}, err
+		return cli{}, nil, err
 	}
 	// CRIU reads every dumped process's rlimits, which the kernel allows
 	// a caller whose real ids are the process's, or that holds
@@ -98,27 +100,28 @@ func findSnapshotter(runDir, criu string) (cli, error) {
 	// hardened hosts), so CRIU runs with the sandbox user's real ids and
 	// root's effective ones: every capability root has, kept.
 	shim := filepath.Join(runDir, criuShimName)
-	script := fmt.Sprintf("#!/bin/sh\nexec %s --ruid %d --rgid %d --keep-groups %s \"$@\"\n", setpriv, sandboxUID, sandboxGID, criu)
+	argv := []string{setpriv, "--ruid", strconv.Itoa(sandboxUID), "--rgid", strconv.Itoa(sandboxGID), "--keep-groups", criu}
+	script := "#!/bin/sh\nexec " + strings.Join(argv, " ") + " \"$@\"\n"
 	if err := writeFileAtomic(shim, []byte(script), 0o700); err != nil {
-		return cli{}, err
+		return cli{}, nil, err
 	}
 	// Options runc has no flag for (see criuConfig).
 	empty := filepath.Join(runDir, emptyDirName)
 	if err := os.MkdirAll(empty, 0o555); err != nil {
-		return cli{}, err
+		return cli{}, nil, err
 	}
 	devDir := filepath.Join(runDir, devDirName)
 	if err := makeDevDir(devDir); err != nil {
-		return cli{}, fmt.Errorf("snapshots: /dev template: %w", err)
+		return cli{}, nil, fmt.Errorf("snapshots: /dev template: %w", err)
 	}
 	dump, restore := criuConfigs(empty, devDir)
 	if err := writeFileAtomic(filepath.Join(runDir, criuDumpConfigName), []byte(dump), 0o600); err != nil {
-		return cli{}, err
+		return cli{}, nil, err
 	}
 	if err := writeFileAtomic(filepath.Join(runDir, criuRestoreConfigName), []byte(restore), 0o600); err != nil {
-		return cli{}, err
+		return cli{}, nil, err
 	}
-	return cli{name: "runc", bin: runc, root: root, global: []string{"--criu", shim}}, nil
+	return cli{name: "runc", bin: runc, root: root, global: []string{"--criu", shim}}, argv, nil
 }
 
 // Files of RunDir for snapshots.
@@ -358,7 +361,8 @@ func (s *Sandbox) criuRestoreCommand(ctx context.Context, work, pidFile string) 
 	for _, m := range s.bindMounts() {
 		args = append(args, "--ext-mount-map", m.Destination+":"+m.Source)
 	}
-	cmd := exec.CommandContext(ctx, s.r.snapShim(), args...)
+	// The shim's command itself, without the shell.
+	cmd := exec.CommandContext(ctx, s.r.criuArgv[0], append(slices.Clone(s.r.criuArgv[1:]), args...)...)
 	cmd.Env = runtimeEnv
 	cmd.WaitDelay = 5 * time.Second
 	cmd.ExtraFiles = []*os.File{ns}
@@ -466,9 +470,6 @@ var cgroupControllers = map[string]bool{
 	"net_cls": true, "net_prio": true, "blkio": true, "perf_event": true, "hugetlb": true, "pids": true,
 	"rdma": true, "misc": true, "debug": true,
 }
-
-// snapShim is the CRIU command Kappa and runc run (see findSnapshotter).
-func (r *Runtime) snapShim() string { return filepath.Join(r.runDir, criuShimName) }
 
 // bindMounts are the bind mounts of the environment's bundle.
 func (s *Sandbox) bindMounts() []sandbox.Mount {
