@@ -20,6 +20,7 @@ deps:
 
 build:
 	CGO_ENABLED=0 go build -o $(KAPPA) ./cmd/kappa
+	CGO_ENABLED=0 go build -o $(dir $(KAPPA))kappa-init ./cmd/kappa-init
 
 ## test: install what the tests need and run every test
 test: deps

@@ -124,11 +124,11 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		MinMemAvailable: minMemAvailable(),
 		Logger:          log.With("svc", "invoker"),
 		Spares:          invoker.SpareOptions{Max: cfg.Spares, IdleTimeout: cfg.SpareIdleTimeout},
-		InitBinary:      staticSelf(),
+		InitBinary:      initBinary(),
 		SnapshotDir:     filepath.Join(cfg.DataDir, "snapshots"),
 	})
-	if staticSelf() == "" {
-		log.Warn("this kappa binary is not statically linked: images with /opt/extensions run without their extensions (build with CGO_ENABLED=0)")
+	if initBinary() == "" {
+		log.Warn("no static init binary (kappa-init next to kappa, or kappa itself built with CGO_ENABLED=0): images with /opt/extensions run without their extensions, and SnapStart is unavailable")
 	}
 	d.obs.attach(d.invoker)
 	bucket, err := d.store.Bucket(ctx, "functions")

@@ -6,7 +6,10 @@ import (
 	"debug/elf"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+
+	"github.com/kappa-run/kappa/internal/envinit"
 )
 
 // meminfo reads one field of /proc/meminfo in bytes.
@@ -38,23 +41,41 @@ func minMemAvailable() uint64 {
 	return max(total/20, 256<<20)
 }
 
-// staticSelf returns the path of this executable when it is statically
-// linked (no ELF interpreter), so it can run inside any image as the init of
-// environments with extensions; "" otherwise.
-func staticSelf() string {
-	path, err := os.Executable()
+// initBinary returns the static executable environments that need an
+// init run as theirs (package envinit): kappa-init next to this
+// executable when there is one (cmd/kappa-init, built by `make build`:
+// small, so snapshots hold less of it), else this executable when it is
+// statically linked; "" when neither is.
+func initBinary() string {
+	self, err := os.Executable()
 	if err != nil {
 		return ""
 	}
+	if sibling := filepath.Join(filepath.Dir(self), envinit.InitName); isStatic(sibling) {
+		return sibling
+	}
+	if isStatic(self) {
+		return self
+	}
+	return ""
+}
+
+// isStatic reports whether path is an executable ELF file without an
+// interpreter (so it runs inside any image).
+func isStatic(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return false
+	}
 	f, err := elf.Open(path)
 	if err != nil {
-		return ""
+		return false
 	}
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return ""
+			return false
 		}
 	}
-	return path
+	return true
 }

@@ -1,7 +1,8 @@
 // Package envinit is the init process of an execution environment whose
-// image has external extensions: Kappa bind-mounts its own (static) binary
+// image has external extensions: Kappa bind-mounts a static binary
 // read-only into the environment and runs it as PID 1 under the name
-// InitName. It starts every executable in /opt/extensions, then the
+// InitName (cmd/kappa-init, which is this package alone, or the kappa
+// binary itself). It starts every executable in /opt/extensions, then the
 // runtime, forwards SIGTERM to the runtime, reaps every child (it is PID 1)
 // and exits with the runtime's status when the runtime exits; during a
 // shutdown (after SIGTERM) only once the extensions have exited too. Lambda's own

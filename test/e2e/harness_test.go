@@ -66,6 +66,11 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build kappa: %v\n%s", err, out)
 		return 1
 	}
+	// As `make build`: the environments' init beside the server.
+	if out, err := goBuild(filepath.Join(tmp, "kappa-init"), "./cmd/kappa-init", true); err != nil {
+		fmt.Fprintf(os.Stderr, "build kappa-init: %v\n%s", err, out)
+		return 1
+	}
 	probeDir = filepath.Join(tmp, "probe")
 	os.MkdirAll(filepath.Join(probeDir, "var", "task"), 0o755)
 	if out, err := goBuild(filepath.Join(probeDir, "bootstrap"), "./testdata/functions/probe", true); err != nil {
