@@ -25,7 +25,6 @@ const (
 	TooManyRequests     Kind = "TooManyRequestsException"
 	NotReady            Kind = "ResourceNotReadyException"
 	SnapStartNotReady   Kind = "SnapStartNotReadyException"
-	SnapStartFailed     Kind = "SnapStartException"
 	Internal            Kind = "ServiceException"
 	ProvisionedNotFound Kind = "ProvisionedConcurrencyConfigNotFoundException"
 	NotImplemented      Kind = "NotImplemented"

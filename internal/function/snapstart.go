@@ -46,6 +46,11 @@ func (s *Service) snapshotVersion(name string, n int) {
 			s.log.Warn("snapshot failed", "function", name, "version", n, "err", snapErr)
 		}
 		if err := s.settleVersion(name, n, code, reason); err != nil {
+			if errors.Is(err, store.ErrNotFound) && s.opts.Snapshots != nil {
+				// Deleted while its snapshot was taken.
+				s.opts.Snapshots.DropSnapshots(name, strconv.Itoa(n))
+				return
+			}
 			s.log.Warn("record snapshot outcome", "function", name, "version", n, "err", err)
 			return
 		}

@@ -134,8 +134,8 @@ func TestSnapStartVersionLifecycle(t *testing.T) {
 	if got.State != StateFailed || got.StateReasonCode != ReasonFunctionError {
 		t.Errorf("failed init = %s/%s, want Failed/FunctionError", got.State, got.StateReasonCode)
 	}
-	if _, err := s.Resolve(ctx, Ref{Name: "hello", Qualifier: "2"}); !errors.Is(err, apierr.SnapStartFailed) {
-		t.Errorf("invoke of a failed snapshot = %v, want SnapStartException", err)
+	if _, err := s.Resolve(ctx, Ref{Name: "hello", Qualifier: "2"}); !errors.Is(err, apierr.Conflict) {
+		t.Errorf("invoke of a version whose snapshot failed = %v, want ResourceConflictException (state Failed)", err)
 	}
 
 	// Anything else is the platform's: InternalError.

@@ -231,8 +231,6 @@ func (s *Service) Resolve(ctx context.Context, ref Ref) (Target, error) {
 	case c.SnapStart == SnapStartPublished && c.Version != LatestVersion && c.State == StatePending:
 		return Target{}, apierr.New(apierr.SnapStartNotReady,
 			"Lambda is initializing your function. You can invoke the function when the state of your function is Active.")
-	case c.SnapStart == SnapStartPublished && c.Version != LatestVersion && c.State == StateFailed:
-		return Target{}, apierr.New(apierr.SnapStartFailed, "%s", c.StateReason)
 	default:
 		return Target{}, apierr.New(apierr.Conflict,
 			"The operation cannot be performed at this time. The function is currently in the following state: %s", t.Config.State)
@@ -279,7 +277,7 @@ func (s *Service) DeleteVersion(ctx context.Context, name, qualifier string) err
 		return apierr.Wrap(apierr.Internal, err, "delete version")
 	}
 	if s.opts.Snapshots != nil {
-		s.opts.Snapshots.DropSnapshots(name, qualifier)
+		s.opts.Snapshots.DropSnapshots(name, strconv.Itoa(n))
 	}
 	s.changed(name)
 	return nil

@@ -162,9 +162,10 @@ type Invoker struct {
 	// spares are created sandboxes for cold starts (nil: none kept).
 	spares *spares
 	// snapTaking has a channel, closed when done, per snapshot being
-	// taken (by directory).
+	// taken (by directory); snapSlots bounds the takes at once.
 	snapMu     sync.Mutex
 	snapTaking map[string]chan struct{}
+	snapSlots  chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -202,7 +203,8 @@ func New(opts Options) *Invoker {
 		inflight: map[string]int{}, scaling: map[string]*rate.Limiter{},
 		initFailures: map[string]*initFailure{}, provisions: map[string]*provision{}, provisioning: map[string]int{},
 		retiredAt: map[string]uint64{}, snapTaking: map[string]chan struct{}{},
-		stop: make(chan struct{}),
+		snapSlots: make(chan struct{}, maxSnapshotTakes),
+		stop:      make(chan struct{}),
 	}
 	inv.spares = newSpares(opts)
 	inv.wg.Add(1)
@@ -651,7 +653,7 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 			if p.restoreFrom != "" {
 				// This one starts the ordinary way.
 				inv.brokenSnapshot(c, p.restoreFrom, err)
-				return inv.coldStart(ctx, c, initType, initTimeout)
+				return inv.coldStart(withoutRestore(ctx), c, initType, initTimeout)
 			}
 			return nil, apierr.Wrap(apierr.Internal, err, "start execution environment")
 		}
@@ -681,6 +683,7 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 			delete(inv.all, e)
 			inv.mu.Unlock()
 			e.destroy(context.Background())
+			inv.brokenSnapshot(c, p.restoreFrom, errors.New("the restored environment did not reach its Runtime API"))
 			return inv.coldStart(withoutRestore(ctx), c, initType, initTimeout)
 		case errors.As(err, &ie):
 			return fail(&functionError{Type: ie.Type, Payload: ie.Payload, Message: "init error", initPhase: true})

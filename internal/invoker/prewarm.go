@@ -220,6 +220,10 @@ func (inv *Invoker) create(ctx context.Context, c function.Config, initType stri
 	})
 	if err != nil {
 		inv.opts.Images.Release(c.Code.Digest)
+		if p.restoreFrom != "" {
+			inv.log.Warn("cannot prepare a restore; starting the ordinary way", "function", c.Name, "version", c.Version, "err", err)
+			return inv.create(withoutRestore(ctx), c, initType)
+		}
 		return nil, apierr.Wrap(apierr.Internal, err, "create execution environment")
 	}
 	return p, nil

@@ -33,6 +33,12 @@ const initSnapStart = "snap-start"
 const (
 	snapshotInitTimeout   = 15 * time.Minute
 	restoreConnectTimeout = 3 * time.Second
+	// checkpointAnswerTimeout bounds the hand-over of the runtime's
+	// parked /next before a checkpoint.
+	checkpointAnswerTimeout = 30 * time.Second
+	// maxSnapshotTakes bounds the snapshots taken at once: each is a
+	// whole environment running its init, outside MaxEnvironments.
+	maxSnapshotTakes = 2
 )
 
 // noRestoreKey marks a context whose cold start must not restore a
@@ -73,7 +79,7 @@ func (inv *Invoker) snapshotDir(c function.Config) string {
 // snapshotFor returns the directory of c's snapshot when c is a version
 // started from one and the snapshot exists, else "".
 func (inv *Invoker) snapshotFor(ctx context.Context, c function.Config) string {
-	if inv.opts.SnapshotDir == "" || !c.SnapStartOn() || ctx.Value(noRestoreKey{}) != nil {
+	if inv.opts.SnapshotDir == "" || !c.SnapStartOn() || ctx.Value(noRestoreKey{}) != nil || inv.Snapshots() != nil {
 		return ""
 	}
 	dir := inv.snapshotDir(c)
@@ -131,6 +137,12 @@ func (inv *Invoker) takeSnapshot(ctx context.Context, c function.Config, dir str
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
+	select {
+	case inv.snapSlots <- struct{}{}:
+		defer func() { <-inv.snapSlots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	start := inv.opts.Now()
 	e, err := inv.coldStart(ctx, c, initSnapStart, snapshotInitTimeout)
 	if err != nil {
@@ -158,8 +170,17 @@ func (inv *Invoker) takeSnapshot(ctx context.Context, c function.Config, dir str
 	// Refuse the relay's reconnections from here on, take the runtime's
 	// parked /next away from it, then dump.
 	e.sb.RuntimeAPIListener().Close()
-	if err := e.api.Checkpoint(ctx); err != nil {
-		return err
+	answered := make(chan error, 1)
+	actx, cancel := context.WithTimeout(ctx, checkpointAnswerTimeout)
+	defer cancel()
+	go func() { answered <- e.api.Checkpoint(actx) }()
+	select {
+	case err := <-answered:
+		if err != nil {
+			return fmt.Errorf("hand the runtime's /next over for the checkpoint: %w", err)
+		}
+	case <-e.sb.Done():
+		return &SnapshotError{Message: "the runtime exited before its snapshot: " + e.sb.Exit().String()}
 	}
 	cp, ok := e.sb.(sandbox.Checkpointer)
 	if !ok {
@@ -185,7 +206,7 @@ func (inv *Invoker) brokenSnapshot(c function.Config, dir string, err error) {
 		"function", c.Name, "version", c.Version, "err", err)
 	if rerr := os.RemoveAll(dir); rerr != nil {
 		inv.log.Warn("remove snapshot", "dir", dir, "err", rerr)
-		return
+		return // the caller starts without it (withoutRestore)
 	}
 	inv.wg.Add(1)
 	go func() {

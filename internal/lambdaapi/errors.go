@@ -24,7 +24,6 @@ var status = map[apierr.Kind]int{
 	apierr.TooManyRequests:     http.StatusTooManyRequests,
 	apierr.NotReady:            http.StatusBadGateway,
 	apierr.SnapStartNotReady:   http.StatusConflict,
-	apierr.SnapStartFailed:     http.StatusBadRequest,
 	apierr.Internal:            http.StatusInternalServerError,
 	apierr.NotImplemented:      http.StatusNotFound,
 }

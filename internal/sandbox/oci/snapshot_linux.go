@@ -507,6 +507,10 @@ func (h *cgroupHost) checkLimits(path string, memoryMB int) error {
 		}
 		if !hr.v2 && hr.options["memory"] {
 			want[filepath.Join(dir, "memory.limit_in_bytes")] = strconv.Itoa(memoryMB << 20)
+			// Swap = memory in the spec: no swap beyond the limit.
+			if _, err := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil {
+				want[filepath.Join(dir, "memory.memsw.limit_in_bytes")] = strconv.Itoa(memoryMB << 20)
+			}
 		}
 		if !hr.v2 && hr.options["pids"] {
 			want[filepath.Join(dir, "pids.max")] = strconv.Itoa(pidsLimit)
