@@ -647,13 +647,15 @@ func (s *Sandbox) deleteContainer(ctx context.Context) error {
 // and nothing else: a directory holding anything more is reported, not
 // emptied.
 func removeBundle(dir string) error {
-	for _, name := range []string{configFile, hostsName, pidFileName, runtimeLogName} {
+	for _, name := range []string{configFile, hostsName, pidFileName, runtimeLogName, criuRestoreConfigName} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	if err := os.RemoveAll(filepath.Join(dir, criuWorkName)); err != nil {
-		return err
+	for _, sub := range []string{criuWorkName, devDirName, emptyDirName} {
+		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
+			return err
+		}
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

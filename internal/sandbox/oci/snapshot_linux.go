@@ -105,26 +105,16 @@ func findSnapshotter(runDir, criu string) (cli, []string, error) {
 	if err := writeFileAtomic(shim, []byte(script), 0o700); err != nil {
 		return cli{}, nil, err
 	}
-	// Options runc has no flag for (see criuConfig).
-	empty := filepath.Join(runDir, emptyDirName)
-	if err := os.MkdirAll(empty, 0o555); err != nil {
-		return cli{}, nil, err
-	}
-	devDir := filepath.Join(runDir, devDirName)
-	if err := makeDevDir(devDir); err != nil {
-		return cli{}, nil, fmt.Errorf("snapshots: /dev template: %w", err)
-	}
-	dump, restore := criuConfigs(empty, devDir)
+	// Options runc has no flag for (see criuConfigs); a restore's are
+	// its bundle's (prepareRestore).
+	dump, _ := criuConfigs("", "")
 	if err := writeFileAtomic(filepath.Join(runDir, criuDumpConfigName), []byte(dump), 0o600); err != nil {
-		return cli{}, nil, err
-	}
-	if err := writeFileAtomic(filepath.Join(runDir, criuRestoreConfigName), []byte(restore), 0o600); err != nil {
 		return cli{}, nil, err
 	}
 	return cli{name: "runc", bin: runc, root: root, global: []string{"--criu", shim}}, argv, nil
 }
 
-// Files of RunDir for snapshots.
+// Files of RunDir for snapshots, and of a restore's bundle.
 const (
 	criuShimName          = "criu-shim"
 	cgYardName            = "cgyard"
@@ -156,9 +146,11 @@ const (
 //     the restore binds emptyDir, a read-only empty directory, in their
 //     place.
 //   - /dev is external too, for the same reason: the restore binds devDir,
-//     which holds what runc puts in a container's /dev (makeDevDir). It is
-//     shared by the restored environments; only root may change it, and
-//     nothing runs as root in them.
+//     which holds what runc puts in a container's /dev (makeDevDir).
+//
+// emptyDir and devDir are the restored environment's own (in its bundle):
+// shared ones would let one environment watch another's use of them
+// (inotify, timestamps).
 func criuConfigs(emptyDir, devDir string) (dump, restore string) {
 	dump = "network-lock skip\n"
 	restore = "network-lock skip\n"
@@ -396,7 +388,7 @@ func criuLogTail(path string) string {
 func (s *Sandbox) criuConfig() string {
 	switch {
 	case s.spec.RestoreFrom != "":
-		return filepath.Join(s.r.runDir, criuRestoreConfigName)
+		return filepath.Join(s.dir, criuRestoreConfigName)
 	case s.spec.Checkpointable:
 		return filepath.Join(s.r.runDir, criuDumpConfigName)
 	}
@@ -592,13 +584,25 @@ func (h *cgroupHost) prepareParent(parent string) error {
 }
 
 // prepareRestore does ahead of a restore what need not wait for it: the
-// mount points in the shared /dev (devMountPoints) and, under
+// environment's /dev and empty directory for the masked paths, with the
+// CRIU configuration binding them (criuConfigs), and, under
 // a cgroup v1 devices controller (direct restores), the environment's
 // cgroup on the unified hierarchy, where the kernel takes 10-20 ms to make
 // one here and CRIU has no limit to restore (the controllers are v1's);
 // CRIU makes the v1 cgroups, with the limits it dumped.
 func (s *Sandbox) prepareRestore() error {
-	if err := s.devMountPoints(); err != nil {
+	dev, empty := filepath.Join(s.dir, devDirName), filepath.Join(s.dir, emptyDirName)
+	if err := makeDevDir(dev); err != nil {
+		return fmt.Errorf("restore /dev: %w", err)
+	}
+	if err := s.devMountPoints(dev); err != nil {
+		return err
+	}
+	if err := os.Mkdir(empty, 0o555); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	_, restore := criuConfigs(empty, dev)
+	if err := os.WriteFile(filepath.Join(s.dir, criuRestoreConfigName), []byte(restore), 0o600); err != nil {
 		return err
 	}
 	if !s.direct() || s.r.cgroups.v2 == nil {
@@ -687,9 +691,8 @@ func makeDevDir(dir string) error {
 
 // devMountPoints makes, in the shared /dev of restored environments,
 // the mount points of the bind mounts an environment has under /dev
-// (Kappa's init).
-func (s *Sandbox) devMountPoints() error {
-	devDir := filepath.Join(s.r.runDir, devDirName)
+// (Kappa's init), in devDir.
+func (s *Sandbox) devMountPoints(devDir string) error {
 	for _, m := range s.spec.Mounts {
 		rel, ok := strings.CutPrefix(filepath.Clean(m.Destination), "/dev/")
 		if !ok || strings.Contains(rel, "/") {

@@ -489,17 +489,17 @@ func TestDevMountPoints(t *testing.T) {
 			t.Errorf("made %q, want %q", found, want)
 		}
 	}
-	if err := s.devMountPoints(); err != nil {
+	if err := s.devMountPoints(devDir); err != nil {
 		t.Fatal(err)
 	}
 	check()
-	if err := s.devMountPoints(); err != nil {
+	if err := s.devMountPoints(devDir); err != nil {
 		t.Fatalf("second devMountPoints: %v", err)
 	}
 	check()
 
 	s.spec.Mounts = []sandbox.Mount{{Source: filepath.Join(src, "missing"), Destination: "/dev/gone"}}
-	if err := s.devMountPoints(); !errors.Is(err, os.ErrNotExist) {
+	if err := s.devMountPoints(devDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("devMountPoints with a missing source = %v, want a missing file", err)
 	}
 }
