@@ -166,6 +166,9 @@ type Invoker struct {
 	snapMu     sync.Mutex
 	snapTaking map[string]chan struct{}
 	snapSlots  chan struct{}
+	// snapFailures counts a snapshot's failed restores and retakes in a
+	// row, by directory (see maxSnapshotFailures).
+	snapFailures map[string]int
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -203,8 +206,8 @@ func New(opts Options) *Invoker {
 		inflight: map[string]int{}, scaling: map[string]*rate.Limiter{},
 		initFailures: map[string]*initFailure{}, provisions: map[string]*provision{}, provisioning: map[string]int{},
 		retiredAt: map[string]uint64{}, snapTaking: map[string]chan struct{}{},
-		snapSlots: make(chan struct{}, maxSnapshotTakes),
-		stop:      make(chan struct{}),
+		snapSlots: make(chan struct{}, maxSnapshotTakes), snapFailures: map[string]int{},
+		stop: make(chan struct{}),
 	}
 	inv.spares = newSpares(opts)
 	inv.wg.Add(1)
@@ -710,6 +713,9 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	}
 	e.initDuration = inv.opts.Now().Sub(start)
 	e.restored = p.restoreFrom != ""
+	if e.restored {
+		inv.restoredSnapshot(p.restoreFrom)
+	}
 	tel := e.api.Telemetry()
 	tel.Platform(runtimeapi.PlatformInitRuntimeDone{InitializationType: initType, Phase: "init", Status: runtimeapi.StatusSuccess})
 	tel.Platform(runtimeapi.PlatformInitReport{InitializationType: initType, Phase: "init", Status: runtimeapi.StatusSuccess,

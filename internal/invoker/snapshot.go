@@ -84,9 +84,62 @@ func (inv *Invoker) snapshotFor(ctx context.Context, c function.Config) string {
 	}
 	dir := inv.snapshotDir(c)
 	if _, err := os.Stat(dir); err != nil {
+		// Gone (a data directory lost, another --region, a retake
+		// that failed): take it again in the background, within
+		// maxSnapshotFailures.
+		inv.retakeSnapshot(c, dir)
 		return ""
 	}
 	return dir
+}
+
+// maxSnapshotFailures is how many times in a row a version's snapshot may
+// fail to restore, or to be taken again, before Kappa stops retaking it and
+// the version cold-starts the ordinary way (logged once).
+const maxSnapshotFailures = 3
+
+// restoredSnapshot records that the snapshot in dir restored.
+func (inv *Invoker) restoredSnapshot(dir string) {
+	inv.snapMu.Lock()
+	delete(inv.snapFailures, dir)
+	inv.snapMu.Unlock()
+}
+
+// retakeSnapshot takes c's snapshot again in the background unless one is
+// being taken or it failed too often.
+func (inv *Invoker) retakeSnapshot(c function.Config, dir string) {
+	inv.snapMu.Lock()
+	busy := inv.snapTaking[dir] != nil
+	failures := inv.snapFailures[dir]
+	inv.snapMu.Unlock()
+	if busy || failures >= maxSnapshotFailures {
+		return
+	}
+	select {
+	case <-inv.stop:
+		return
+	default:
+	}
+	inv.wg.Add(1)
+	go func() {
+		defer inv.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-inv.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := inv.Snapshot(ctx, c); err != nil && ctx.Err() == nil {
+			inv.snapMu.Lock()
+			inv.snapFailures[dir]++
+			n := inv.snapFailures[dir]
+			inv.snapMu.Unlock()
+			inv.log.Warn("retake snapshot", "function", c.Name, "version", c.Version, "err", err, "failures", n)
+		}
+	}()
 }
 
 // Snapshot initialises version c in a new environment and checkpoints it
@@ -202,28 +255,22 @@ func (inv *Invoker) takeSnapshot(ctx context.Context, c function.Config, dir str
 // CRIU or Kappa binary that changed under it) so that cold starts go the
 // ordinary way, and takes it again in the background.
 func (inv *Invoker) brokenSnapshot(c function.Config, dir string, err error) {
-	inv.log.Warn("snapshot restore failed; dropping the snapshot and taking it again",
-		"function", c.Name, "version", c.Version, "err", err)
+	inv.snapMu.Lock()
+	inv.snapFailures[dir]++
+	n := inv.snapFailures[dir]
+	inv.snapMu.Unlock()
+	if n >= maxSnapshotFailures {
+		inv.log.Error("snapshot keeps failing to restore; its version now cold-starts the ordinary way",
+			"function", c.Name, "version", c.Version, "err", err, "failures", n)
+	} else {
+		inv.log.Warn("snapshot restore failed; dropping the snapshot and taking it again",
+			"function", c.Name, "version", c.Version, "err", err, "failures", n)
+	}
 	if rerr := os.RemoveAll(dir); rerr != nil {
 		inv.log.Warn("remove snapshot", "dir", dir, "err", rerr)
 		return // the caller starts without it (withoutRestore)
 	}
-	inv.wg.Add(1)
-	go func() {
-		defer inv.wg.Done()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-inv.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		if err := inv.Snapshot(ctx, c); err != nil {
-			inv.log.Warn("retake snapshot", "function", c.Name, "version", c.Version, "err", err)
-		}
-	}()
+	inv.retakeSnapshot(c, dir)
 }
 
 // DropSnapshots removes the snapshots of a function's version, or of all
