@@ -984,17 +984,29 @@ func (inv *Invoker) stream(e *env, req Request, cold bool, start time.Time, resp
 // answering to arrive through the pipe, so the tail includes it.
 //
 // The runtime writes its output before it answers, so those bytes are in
-// the pipe by now but may not have been read: give the reader a moment
-// (the first sleep), then wait for 2 ms of quiet, 20 ms at most. Only
-// invocations that asked for a tail pay this.
+// the pipe by now but may not have been read. Where the sandbox tells how
+// many bytes its output pipes hold, wait until they are empty (the reader
+// may be slow to be scheduled on a loaded host) and then for a moment of
+// quiet (a read in progress reaching the capture); elsewhere give the
+// reader a moment and wait for 2 ms of quiet. 20 ms at most, 200 ms when
+// bytes are known to be waiting. Only invocations that asked for a tail
+// pay this.
 func (inv *Invoker) settleLogs(e *env) {
-	deadline := time.Now().Add(20 * time.Millisecond)
-	time.Sleep(2 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		if time.Since(e.capture.LastWrite()) > 2*time.Millisecond {
+	pending, known := e.sb.(interface{ OutputPending() int })
+	start := time.Now()
+	if !known {
+		time.Sleep(2 * time.Millisecond)
+	}
+	for {
+		waiting := known && pending.OutputPending() > 0
+		since := time.Since(start)
+		if !waiting && time.Since(e.capture.LastWrite()) > 2*time.Millisecond && since >= 200*time.Microsecond {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		if since > 200*time.Millisecond || !waiting && since > 20*time.Millisecond {
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
 	}
 }
 

@@ -88,6 +88,8 @@ type Sandbox struct {
 	hostsBind string
 
 	mu     sync.Mutex // guards the fields below
+	// outR are the read ends of the output pipes while they are read.
+	outR   []*os.File
 	exited bool
 	execed bool // the init process had executed Spec.Args[0] when it exited
 	exit   sandbox.ExitStatus
@@ -306,9 +308,34 @@ func readPIDFile(path string) (int, error) {
 	return pid, nil
 }
 
+// OutputPending returns how many bytes the environment's output pipes hold
+// unread (FIONREAD), 0 once they are closed.
+func (s *Sandbox) OutputPending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, f := range s.outR {
+		// Through SyscallConn: Fd would make the pipe blocking, and a
+		// blocked read is not interrupted by Close.
+		rc, err := f.SyscallConn()
+		if err != nil {
+			continue
+		}
+		_ = rc.Control(func(fd uintptr) {
+			if v, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ); err == nil { // FIONREAD
+				n += v
+			}
+		})
+	}
+	return n
+}
+
 // watch copies the container's output, reaps its init process, records how
 // it ended and closes done.
 func (s *Sandbox) watch(stdoutR, stderrR *os.File) {
+	s.mu.Lock()
+	s.outR = []*os.File{stdoutR, stderrR}
+	s.mu.Unlock()
 	var copies sync.WaitGroup
 	var outMu sync.Mutex // stdout and stderr are often the same writer
 	for _, p := range []struct {
@@ -359,6 +386,9 @@ func (s *Sandbox) watch(stdoutR, stderrR *os.File) {
 	})
 	copies.Wait()
 	t.Stop()
+	s.mu.Lock()
+	s.outR = nil
+	s.mu.Unlock()
 	stdoutR.Close()
 	stderrR.Close()
 
