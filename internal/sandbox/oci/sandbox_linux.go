@@ -87,7 +87,7 @@ type Sandbox struct {
 	// hostsBind is the host file bound to /etc/hosts, or "".
 	hostsBind string
 
-	mu     sync.Mutex // guards the fields below
+	mu sync.Mutex // guards the fields below
 	// outR are the read ends of the output pipes while they are read.
 	outR   []*os.File
 	exited bool
