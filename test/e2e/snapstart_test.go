@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,95 +75,54 @@ func TestSnapStart(t *testing.T) {
 		t.Fatalf("snapshots of version 1: %v, want one", snaps)
 	}
 
-	// Three at once: three environments, all restored from the snapshot.
+	// Three at once, each holding its environment: three environments,
+	// all cold, all restored from the snapshot (the identity drawn at init
+	// is the snapshot's), none running init again.
 	const n = 3
-	type result struct {
-		env, tail string
-		out       map[string]any
-	}
-	results := make([]result, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			path := "/tmp/mine-" + string(rune('a'+i))
-			b, _ := json.Marshal(map[string]any{"op": "write", "path": path})
-			out, err := s.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("snap"), Qualifier: aws.String("1"),
-				Payload: b, LogType: types.LogTypeTail})
-			if err != nil {
-				t.Errorf("Invoke: %v", err)
-				return
-			}
-			var m map[string]any
-			json.Unmarshal(out.Payload, &m)
-			env, _ := m["env"].(string)
-			if out.FunctionError != nil || env == "" {
-				t.Errorf("invocation %d: error %q, payload %s, log %s", i, aws.ToString(out.FunctionError), out.Payload, tailOf(t, out))
-			}
-			results[i] = result{env: env, tail: tailOf(t, out), out: m}
-			time.Sleep(300 * time.Millisecond) // hold the environment so the others need their own
-		}()
-		time.Sleep(50 * time.Millisecond)
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.Fatalf("server log:\n%s", s.Log())
-	}
-	restored := 0
-	for i, r := range results {
-		if r.out["ok"] != true {
-			t.Errorf("invocation %d: write /tmp failed: %v", i, r.out)
+	first := tmpRound(t, s, "snap:1", n, true)
+	snapEnv := first[0].env
+	for i, r := range first {
+		if r.env != snapEnv {
+			t.Errorf("invocation %d ran in environment %s, not the snapshot's %s: not restored", i, r.env, snapEnv)
 		}
-		if r.env != results[0].env {
-			t.Errorf("invocation %d ran in environment %s, not the snapshot's %s: not restored", i, r.env, results[0].env)
+		if !strings.Contains(r.tail, "Restore Duration:") || strings.Contains(r.tail, "Init Duration:") {
+			t.Errorf("invocation %d: tail %q, want a cold start restored from the snapshot", i, r.tail)
 		}
-		if strings.Contains(r.tail, "Restore Duration:") {
-			restored++
-		}
-		if strings.Contains(r.tail, "Init Duration:") {
-			t.Errorf("invocation %d reports an Init Duration: %q", i, r.tail)
+		if len(r.tmp) != 0 {
+			t.Errorf("invocation %d: /tmp holds %v, want the snapshot's (empty)", i, r.tmp)
 		}
 	}
-	if restored == 0 {
-		t.Errorf("no REPORT line gives a Restore Duration")
-	}
-	// The snapshot's environment drew the id; the restored ones did not run init.
-	logs := s.Log()
-	if c := strings.Count(logs, "snapshot taken"); c != 1 {
+	if c := strings.Count(s.Log(), "snapshot taken"); c != 1 {
 		t.Errorf("%d snapshots taken, want 1", c)
 	}
-
-	// Each restored environment has its own /tmp: a file one wrote is not
-	// in another. Ask every environment which files it sees.
-	seen := map[string]bool{}
-	for range 2 * n {
-		b, _ := json.Marshal(map[string]any{"op": "env"})
-		out, err := s.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("snap"), Qualifier: aws.String("1"), Payload: b})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]any
-		json.Unmarshal(out.Payload, &m)
-		environ, _ := m["environ"].([]any)
-		for _, kv := range environ {
-			if s, _ := kv.(string); s == "AWS_LAMBDA_INITIALIZATION_TYPE=snap-start" {
-				seen["initType"] = true
-			}
-			if s, _ := kv.(string); strings.HasPrefix(s, "_KAPPA") {
-				t.Errorf("the runtime sees Kappa's own variable %s", s)
-			}
+	// Each restored environment has its own /tmp: now warm, each sees the
+	// one file it wrote, not the others'.
+	for i, r := range tmpRound(t, s, "snap:1", n, false) {
+		if len(r.tmp) != 1 {
+			t.Errorf("warm invocation %d: /tmp holds %v, want only its environment's own file", i, r.tmp)
 		}
 	}
-	if !seen["initType"] {
+
+	_, em := invoke(t, s, "snap:1", map[string]any{"op": "env"})
+	environ, _ := em["environ"].([]any)
+	initType := false
+	for _, kv := range environ {
+		if s, _ := kv.(string); s == "AWS_LAMBDA_INITIALIZATION_TYPE=snap-start" {
+			initType = true
+		}
+		if s, _ := kv.(string); strings.HasPrefix(s, "_KAPPA") {
+			t.Errorf("the runtime sees Kappa's own variable %s", s)
+		}
+	}
+	if !initType {
 		t.Errorf("restored runtime does not see AWS_LAMBDA_INITIALIZATION_TYPE=snap-start")
 	}
 
 	// A restart keeps the snapshot: the version's next cold start restores.
 	s.restart()
 	out, m := invoke(t, s, "snap:1", map[string]any{"op": "echo"}, withTail)
-	if tail := tailOf(t, out); !strings.Contains(tail, "Restore Duration:") || m["env"] != results[0].env {
-		t.Errorf("after a restart: env %v (snapshot's %s), tail %q; want a restore", m["env"], results[0].env, tail)
+	if tail := tailOf(t, out); !strings.Contains(tail, "Restore Duration:") || m["env"] != snapEnv {
+		t.Errorf("after a restart: env %v (snapshot's %s), tail %q; want a restore", m["env"], snapEnv, tail)
 	}
 
 	// A snapshot that cannot be restored (here: damaged; in life, a new
@@ -262,37 +221,68 @@ func TestSnapStartViaRunc(t *testing.T) {
 	if err := w.Wait(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("snap"), Qualifier: pub.Version}, 2*time.Minute); err != nil {
 		t.Fatalf("version not Active: %v", err)
 	}
-	var mu sync.Mutex
-	envs := map[string]int{}
+	first := tmpRound(t, s, "snap:1", 2, true)
+	for i, r := range first {
+		if r.env != first[0].env || !strings.Contains(r.tail, "Restore Duration:") || len(r.tmp) != 0 {
+			t.Errorf("invocation %d: environment %s (first %s), /tmp %v, tail %q; want cold starts restored from one snapshot",
+				i, r.env, first[0].env, r.tmp, r.tail)
+		}
+	}
+	for i, r := range tmpRound(t, s, "snap:1", 2, false) {
+		if len(r.tmp) != 1 {
+			t.Errorf("warm invocation %d: /tmp holds %v, want only its environment's own file", i, r.tmp)
+		}
+	}
+	if strings.Contains(s.Log(), "restore failed") {
+		t.Errorf("a restore failed:\n%s", s.Log())
+	}
+}
+
+// tmpResult is one invocation of the probe's "tmp" op.
+type tmpResult struct {
+	env, tail string
+	tmp       []any // what the environment's /tmp held before this call
+}
+
+// tmpRound invokes fn n times at once with the probe's "tmp" op, each
+// holding its environment for 600 ms (the calls start 50 ms apart, so
+// every one needs an environment of its own), and returns what each saw.
+func tmpRound(t *testing.T, s *server, fn string, n int, tail bool) []tmpResult {
+	t.Helper()
+	out := make([]tmpResult, n)
 	var wg sync.WaitGroup
-	for i := range 2 {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, _ := json.Marshal(map[string]any{"op": "write", "path": fmt.Sprintf("/tmp/only-%d", i)})
-			out, err := s.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("snap:1"), Payload: b, LogType: types.LogTypeTail})
+			b, _ := json.Marshal(map[string]any{"op": "tmp", "ms": 600})
+			in := &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: b}
+			if tail {
+				in.LogType = types.LogTypeTail
+			}
+			res, err := s.Lambda.Invoke(context.Background(), in)
 			if err != nil {
 				t.Errorf("Invoke: %v", err)
 				return
 			}
 			var m map[string]any
-			json.Unmarshal(out.Payload, &m)
-			if tail := tailOf(t, out); m["ok"] != true || !strings.Contains(tail, "Restore Duration:") {
-				t.Errorf("invocation %d: %s, tail %q; want a restored environment writing its /tmp", i, out.Payload, tail)
-			}
+			json.Unmarshal(res.Payload, &m)
 			env, _ := m["env"].(string)
-			mu.Lock()
-			envs[env]++
-			mu.Unlock()
-			time.Sleep(300 * time.Millisecond) // hold it: the other needs its own
+			if res.FunctionError != nil || env == "" || m["ok"] != true {
+				t.Errorf("invocation %d: error %q, payload %s", i, aws.ToString(res.FunctionError), res.Payload)
+			}
+			out[i].env, _ = m["env"].(string)
+			out[i].tmp, _ = m["tmp"].([]any)
+			if tail && res.LogResult != nil {
+				b, _ := base64.StdEncoding.DecodeString(*res.LogResult)
+				out[i].tail = string(b)
+			}
 		}()
 		time.Sleep(50 * time.Millisecond)
 	}
 	wg.Wait()
-	if len(envs) != 1 {
-		t.Errorf("environments answered as %v, want the snapshot's identity only", envs)
+	if t.Failed() {
+		t.Fatalf("server log:\n%s", s.Log())
 	}
-	if strings.Contains(s.Log(), "restore failed") {
-		t.Errorf("a restore failed:\n%s", s.Log())
-	}
+	return out
 }

@@ -96,6 +96,19 @@ func handle(ctx context.Context, ev event) (map[string]any, error) {
 		os.Exit(3)
 	case "sleep":
 		time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
+	case "tmp":
+		// What this environment's /tmp holds, then a file of its own there;
+		// the environment is held ms, so that concurrent calls need their own.
+		ents, _ := os.ReadDir("/tmp")
+		names := []string{}
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		out["tmp"] = names
+		if lc != nil {
+			out["ok"] = os.WriteFile("/tmp/"+lc.AwsRequestID, nil, 0o644) == nil
+		}
+		time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
 	case "oom":
 		var hold [][]byte
 		for i := 0; i < ev.MB; i++ {
