@@ -64,17 +64,17 @@ func hasExecFIFO(stateRoot, id string) bool {
 	return err == nil && fi.Mode()&os.ModeNamedPipe != 0
 }
 
-// start starts the created container id: through its exec fifo when New
-// proved that works, else with `<runtime> start`.
-func (r *Runtime) start(ctx context.Context, logFile, id string) error {
-	if r.fifoStart {
-		err := releaseInit(r.cli.root, id)
+// start starts the container id that c created: through its exec fifo
+// when New proved that works for crun, else with `<runtime> start`.
+func (r *Runtime) start(ctx context.Context, c cli, logFile, id string) error {
+	if r.fifoStart && c.name == r.cli.name && c.root == r.cli.root {
+		err := releaseInit(c.root, id)
 		if !errors.Is(err, errNoFIFO) {
 			return err
 		}
 		r.log.Warn("created container has no exec fifo; using crun start", "id", id)
 	}
-	_, err := r.cli.run(ctx, logFile, "start", id)
+	_, err := c.run(ctx, logFile, "start", id)
 	return err
 }
 

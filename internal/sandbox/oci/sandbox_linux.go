@@ -196,14 +196,8 @@ func (s *Sandbox) create(ctx context.Context) error {
 		return s.prepareRestore()
 	}
 
-	stdoutR, stdoutW, err := os.Pipe()
+	stdoutR, stdoutW, stderrR, stderrW, err := outputPipes()
 	if err != nil {
-		return err
-	}
-	stderrR, stderrW, err := os.Pipe()
-	if err != nil {
-		stdoutR.Close()
-		stdoutW.Close()
 		return err
 	}
 	// The init process inherits the runtime's stdio; the runtime prints its
@@ -260,6 +254,20 @@ func (s *Sandbox) create(ctx context.Context) error {
 		return fmt.Errorf("container cgroup: %w", err)
 	}
 	return fixTmpMode(s.init.pid)
+}
+
+// outputPipes makes the pipes an environment's stdout and stderr go
+// through (read ends first), closing both on error.
+func outputPipes() (stdoutR, stdoutW, stderrR, stderrW *os.File, err error) {
+	if stdoutR, stdoutW, err = os.Pipe(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if stderrR, stderrW, err = os.Pipe(); err != nil {
+		stdoutR.Close()
+		stdoutW.Close()
+		return nil, nil, nil, nil, err
+	}
+	return stdoutR, stdoutW, stderrR, stderrW, nil
 }
 
 // takePooledNetNS takes a network namespace from the runtime's pool when
@@ -434,13 +442,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	if s.destroyed || s.state != stateCreated || s.init == nil {
 		return fmt.Errorf("start sandbox %s: not in created state", s.spec.ID)
 	}
-	var err error
-	if s.spec.Checkpointable {
-		_, err = s.cli.run(ctx, s.logFile(), "start", s.spec.ID)
-	} else {
-		err = s.r.start(ctx, s.logFile(), s.spec.ID)
-	}
-	if err != nil {
+	if err := s.r.start(ctx, s.cli, s.logFile(), s.spec.ID); err != nil {
 		return fmt.Errorf("start sandbox %s: %w", s.spec.ID, classify(s.spec, err))
 	}
 	s.state = stateStarted

@@ -224,8 +224,8 @@ func (s *Sandbox) Checkpoint(ctx context.Context, dir string) error {
 // restore is Start for a Spec with RestoreFrom: CRIU restores the dumped
 // processes into the namespaces and cgroup of the bundle Create wrote,
 // with the output pipes in place of the dumped environment's. Where the
-// devices controller is cgroup v1, Kappa runs CRIU itself (restoreDirect),
-// and checks the limits it restored; elsewhere through `runc restore`,
+// devices controller is cgroup v1, Kappa runs CRIU itself
+// (criuRestoreCommand), and checks the limits it restored; elsewhere through `runc restore`,
 // which attaches cgroup v2's device filter (a BPF program CRIU does not
 // restore) and costs ~40 ms more here (runc's start, a CRIU version query
 // through a second CRIU process, cgroup setup). s.lifecycle is held.
@@ -237,25 +237,18 @@ func (s *Sandbox) restore(ctx context.Context) error {
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return err
 	}
-	stdoutR, stdoutW, err := os.Pipe()
+	stdoutR, stdoutW, stderrR, stderrW, err := outputPipes()
 	if err != nil {
-		return err
-	}
-	stderrR, stderrW, err := os.Pipe()
-	if err != nil {
-		stdoutR.Close()
-		stdoutW.Close()
 		return err
 	}
 	pidFile := filepath.Join(s.dir, pidFileName)
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
 	defer cancel()
 	var cmd *exec.Cmd
+	restorer := s.cli
 	if s.direct() {
-		err := s.r.cgroups.prepareParent(s.r.cgParent)
-		if err == nil {
-			cmd, err = s.criuRestoreCommand(runCtx, work, pidFile)
-		}
+		restorer = cli{name: "criu", bin: s.r.criuArgv[len(s.r.criuArgv)-1]}
+		cmd, err = s.criuRestoreCommand(runCtx, work, pidFile)
 		if err != nil {
 			stdoutR.Close()
 			stdoutW.Close()
@@ -270,7 +263,6 @@ func (s *Sandbox) restore(ctx context.Context) error {
 	}
 	// CRIU gives the restored processes these in place of the pipes
 	// they had (matched by descriptors.json).
-	var said bytes.Buffer
 	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
 	s.state = stateStarted // from here on Destroy deletes the container
 	runErr := cmd.Run()
@@ -281,10 +273,10 @@ func (s *Sandbox) restore(ctx context.Context) error {
 	stderrW.Close()
 	if runErr != nil {
 		stdoutR.Close()
-		said.Write(readAvailable(stderrR))
+		said := readAvailable(stderrR)
 		stderrR.Close()
 		reapLeftover(pidFile)
-		return fmt.Errorf("%w%s", s.cli.failure("restore", runErr, said.Bytes(), s.logFile()),
+		return fmt.Errorf("%w%s", restorer.failure("restore", runErr, said, s.logFile()),
 			criuLogTail(filepath.Join(work, "restore.log")))
 	}
 	pid, err := readPIDFile(pidFile)
@@ -585,9 +577,9 @@ func (h *cgroupHost) prepareParent(parent string) error {
 
 // prepareRestore does ahead of a restore what need not wait for it: the
 // environment's /dev and empty directory for the masked paths, with the
-// CRIU configuration binding them (criuConfigs), and, under
-// a cgroup v1 devices controller (direct restores), the environment's
-// cgroup on the unified hierarchy, where the kernel takes 10-20 ms to make
+// CRIU configuration binding them (criuConfigs), and, under a cgroup v1
+// devices controller (direct restores), the environments' cgroup parent
+// (prepareParent) and this environment's cgroup on the unified hierarchy, where the kernel takes 10-20 ms to make
 // one here and CRIU has no limit to restore (the controllers are v1's);
 // CRIU makes the v1 cgroups, with the limits it dumped.
 func (s *Sandbox) prepareRestore() error {
@@ -605,11 +597,14 @@ func (s *Sandbox) prepareRestore() error {
 	if err := os.WriteFile(filepath.Join(s.dir, criuRestoreConfigName), []byte(restore), 0o600); err != nil {
 		return err
 	}
-	if !s.direct() || s.r.cgroups.v2 == nil {
+	if !s.direct() {
 		return nil
 	}
 	if err := s.r.cgroups.prepareParent(s.r.cgParent); err != nil {
 		return err
+	}
+	if s.r.cgroups.v2 == nil {
+		return nil
 	}
 	return os.Mkdir(filepath.Join(s.r.cgroups.v2.mountpoint, s.cgPath), 0o755)
 }
@@ -689,9 +684,9 @@ func makeDevDir(dir string) error {
 	return nil
 }
 
-// devMountPoints makes, in the shared /dev of restored environments,
-// the mount points of the bind mounts an environment has under /dev
-// (Kappa's init), in devDir.
+// devMountPoints makes, in devDir (a restored environment's /dev), the
+// mount points of the bind mounts the environment has under /dev (Kappa's
+// init).
 func (s *Sandbox) devMountPoints(devDir string) error {
 	for _, m := range s.spec.Mounts {
 		rel, ok := strings.CutPrefix(filepath.Clean(m.Destination), "/dev/")
