@@ -370,19 +370,6 @@ func (r *countingRuntime) Snapshots() error {
 	return errors.New("the sandbox runtime cannot take snapshots")
 }
 
-// Checkpoint forwards to the wrapped sandbox's (sandbox.Checkpointer).
-func (s *countedSandbox) Checkpoint(ctx context.Context, dir string) error {
-	c, ok := s.Sandbox.(sandbox.Checkpointer)
-	if !ok {
-		return errors.New("the sandbox cannot be checkpointed")
-	}
-	return c.Checkpoint(ctx, dir)
-}
-
-// Describe forwards to the wrapped sandbox's, for diagnostics.
-func (s *countedSandbox) Describe() string {
-	if d, ok := s.Sandbox.(interface{ Describe() string }); ok {
-		return d.Describe()
-	}
-	return ""
-}
+// Unwrap returns the counted sandbox, whose optional interfaces
+// (sandbox.As) the invoker uses directly.
+func (s *countedSandbox) Unwrap() sandbox.Sandbox { return s.Sandbox }

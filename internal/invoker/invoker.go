@@ -677,7 +677,7 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 			// A restored runtime asks for its event at once. This one
 			// did not: start the ordinary way instead.
 			desc := ""
-			if d, ok := sb.(interface{ Describe() string }); ok {
+			if d, ok := sandbox.As[sandbox.Describer](sb); ok {
 				desc = d.Describe()
 			}
 			inv.log.Warn("restored environment did not reach its Runtime API; starting the ordinary way",
@@ -992,7 +992,7 @@ func (inv *Invoker) stream(e *env, req Request, cold bool, start time.Time, resp
 // bytes are known to be waiting. Only invocations that asked for a tail
 // pay this.
 func (inv *Invoker) settleLogs(e *env) {
-	pending, known := e.sb.(interface{ OutputPending() int })
+	pending, known := sandbox.As[sandbox.OutputPender](e.sb)
 	start := time.Now()
 	if !known {
 		time.Sleep(2 * time.Millisecond)

@@ -235,7 +235,7 @@ func (inv *Invoker) takeSnapshot(ctx context.Context, c function.Config, dir str
 	case <-e.sb.Done():
 		return &SnapshotError{Message: "the runtime exited before its snapshot: " + e.sb.Exit().String()}
 	}
-	cp, ok := e.sb.(sandbox.Checkpointer)
+	cp, ok := sandbox.As[sandbox.Checkpointer](e.sb)
 	if !ok {
 		return errors.New("the sandbox cannot be checkpointed")
 	}

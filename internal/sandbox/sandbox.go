@@ -70,6 +70,42 @@ type Checkpointer interface {
 	Checkpoint(ctx context.Context, dir string) error
 }
 
+// Describer is implemented by sandboxes that can say, for diagnostics,
+// what their processes are doing.
+type Describer interface {
+	Describe() string
+}
+
+// OutputPender is implemented by sandboxes that can tell how many bytes of
+// the process's output are written but not yet read (a log tail waits for
+// them).
+type OutputPender interface {
+	OutputPending() int
+}
+
+// Wrapper is implemented by sandboxes that wrap another (to count or
+// observe it) without offering its optional interfaces themselves.
+type Wrapper interface {
+	Unwrap() Sandbox
+}
+
+// As returns sb as a T (one of the optional interfaces above), looking
+// through wrappers (Wrapper) for the sandbox that implements it.
+func As[T any](sb Sandbox) (T, bool) {
+	for sb != nil {
+		if t, ok := sb.(T); ok {
+			return t, true
+		}
+		w, ok := sb.(Wrapper)
+		if !ok {
+			break
+		}
+		sb = w.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // Snapshotter is implemented by runtimes that can make Checkpointable
 // environments and restore them.
 type Snapshotter interface {

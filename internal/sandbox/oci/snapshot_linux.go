@@ -35,7 +35,11 @@ const (
 )
 
 var _ sandbox.Snapshotter = (*Runtime)(nil)
-var _ sandbox.Checkpointer = (*Sandbox)(nil)
+var (
+	_ sandbox.Checkpointer = (*Sandbox)(nil)
+	_ sandbox.Describer    = (*Sandbox)(nil)
+	_ sandbox.OutputPender = (*Sandbox)(nil)
+)
 
 // Snapshots reports whether this host can checkpoint and restore
 // environments: runc is installed and CRIU is there and passes
