@@ -109,6 +109,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 	if d.obs, err = newObservability(cfg, d.logs, d.runtime); err != nil {
 		return nil, err
 	}
+	initBin := initBinary()
 	d.invoker = invoker.New(invoker.Options{
 		Runtime:         d.obs.runtime,
 		Images:          d.images,
@@ -124,10 +125,10 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		MinMemAvailable: minMemAvailable(),
 		Logger:          log.With("svc", "invoker"),
 		Spares:          invoker.SpareOptions{Max: cfg.Spares, IdleTimeout: cfg.SpareIdleTimeout},
-		InitBinary:      initBinary(),
+		InitBinary:      initBin,
 		SnapshotDir:     filepath.Join(cfg.DataDir, "snapshots"),
 	})
-	if initBinary() == "" {
+	if initBin == "" {
 		log.Warn("no static init binary (kappa-init next to kappa, or kappa itself built with CGO_ENABLED=0): images with /opt/extensions run without their extensions, and SnapStart is unavailable")
 	}
 	d.obs.attach(d.invoker)
