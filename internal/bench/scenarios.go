@@ -51,27 +51,9 @@ func (r *run) cold(ctx context.Context) error {
 		return err
 	}
 	stopProfile := r.startProfile(ctx, "cold-recent.pprof", time.Duration(n)*400*time.Millisecond)
-	var recent []time.Duration
-	prev := ""
-	for range n {
-		// Untimed: the runtime exits mid-invocation, so the environment
-		// is discarded. Then give background work a moment, as real
-		// traffic would.
-		if _, err := r.srv.invoke(ctx, fn, `{"op":"exit"}`); !errors.Is(err, errFunction) {
-			return fmt.Errorf("reset invocation: want a function error, got %v", err)
-		}
-		time.Sleep(250 * time.Millisecond)
-		start := time.Now()
-		body, err := r.srv.invoke(ctx, fn, noop)
-		if err != nil {
-			return err
-		}
-		recent = append(recent, time.Since(start))
-		env := envOf(body)
-		if env == prev {
-			return fmt.Errorf("cold sample ran in the previous environment %s", env)
-		}
-		prev = env
+	recent, err := r.afterExit(ctx, fn, n, false)
+	if err != nil {
+		return err
 	}
 	stopProfile()
 
@@ -150,6 +132,37 @@ func (r *run) cold(ctx context.Context) error {
 	r.report.Rows = append(r.report.Rows, Row{Scenario: "cold start, recent version", Unit: Duration, Kappa: durations(recent),
 		Baseline: "podman run (Go no-op)", Base: durations(pod), Target: "≤1/20 of podman"})
 	return nil
+}
+
+// afterExit measures n cold starts of fn, each following an invocation
+// that made the runtime exit (its environment is discarded), as a function
+// in use sees one. A sample answered by the previous sample's environment
+// is an error, unless sameEnv allows it (environments restored from one
+// snapshot all report the identity drawn at its init).
+func (r *run) afterExit(ctx context.Context, fn string, n int, sameEnv bool) ([]time.Duration, error) {
+	var out []time.Duration
+	prev := ""
+	for range n {
+		// Untimed: the runtime exits mid-invocation, so the environment
+		// is discarded. Then give background work a moment, as real
+		// traffic would.
+		if _, err := r.srv.invoke(ctx, fn, `{"op":"exit"}`); !errors.Is(err, errFunction) {
+			return nil, fmt.Errorf("reset invocation: want a function error, got %v", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+		start := time.Now()
+		body, err := r.srv.invoke(ctx, fn, noop)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+		env := envOf(body)
+		if env == prev && !sameEnv {
+			return nil, fmt.Errorf("cold sample ran in the previous environment %s", env)
+		}
+		prev = env
+	}
+	return out, nil
 }
 
 // startProfile takes CPU profiles of the server, in slices of two seconds

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -47,36 +46,15 @@ func (r *run) snapshot(ctx context.Context) error {
 	}
 	r.progress("snapshot: taken in %s (publish to Active)", time.Since(taken).Round(time.Millisecond))
 
-	sample := func(qualified string, n int) ([]time.Duration, error) {
-		var out []time.Duration
-		prev := ""
-		for range n {
-			if _, err := r.srv.invoke(ctx, qualified, `{"op":"exit"}`); !errors.Is(err, errFunction) {
-				return nil, fmt.Errorf("reset invocation: want a function error, got %v", err)
-			}
-			time.Sleep(250 * time.Millisecond)
-			start := time.Now()
-			body, err := r.srv.invoke(ctx, qualified, noop)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, time.Since(start))
-			if env := envOf(body); env == prev && qualified == fn {
-				return nil, fmt.Errorf("cold sample ran in the previous environment %s", env)
-			}
-			prev = envOf(body)
-		}
-		return out, nil
-	}
 	r.progress("snapshot: %d cold starts from the snapshot", n)
 	stopProfile := r.startProfile(ctx, "snapshot.pprof", time.Duration(n)*500*time.Millisecond)
-	restored, err := sample(fn+":"+aws.ToString(pub.Version), n)
+	restored, err := r.afterExit(ctx, fn+":"+aws.ToString(pub.Version), n, true)
 	stopProfile()
 	if err != nil {
 		return err
 	}
 	r.progress("snapshot: baseline, 5 ordinary cold starts of the same function")
-	ordinary, err := sample(fn, 5)
+	ordinary, err := r.afterExit(ctx, fn, 5, false)
 	if err != nil {
 		return err
 	}
