@@ -44,7 +44,7 @@ func (n netNS) close() error {
 }
 
 // newNetNS creates a network namespace holding only an up loopback
-// interface and a TCP listener on addr (runtimeAPIAddr, or relayAddr for an
+// interface and a TCP listener on addr (runtimeAPIAddr, or sandbox.RelayAddr for an
 // environment whose init relays the Runtime API). The caller owns the
 // listener and the namespace (see netNS.close).
 //
