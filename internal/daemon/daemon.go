@@ -33,17 +33,20 @@ type Daemon struct {
 	log      *slog.Logger
 	listener net.Listener
 
-	store     *jetstream.Store
-	registry  *registry.Registry
-	images    *image.Store
-	runtime   *oci.Runtime
-	logs      *logs.Store
-	obs       *observability
-	invoker   *invoker.Invoker
-	functions *function.Service
-	events    *events
-	api       *lambdaapi.API
-	http      *http.Server
+	store    *jetstream.Store
+	registry *registry.Registry
+	images   *image.Store
+	runtime  *oci.Runtime
+	// runDirMounted is set when the server mounted the tmpfs its run
+	// directory is on (oci.MountRunDir), which stop unmounts.
+	runDirMounted bool
+	logs          *logs.Store
+	obs           *observability
+	invoker       *invoker.Invoker
+	functions     *function.Service
+	events        *events
+	api           *lambdaapi.API
+	http          *http.Server
 }
 
 // New starts every service but the HTTP server, in dependency order. On
@@ -59,6 +62,12 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
+	}
+	if d.runDirMounted, err = oci.MountRunDir(cfg.RunDir); err != nil {
+		// Slower on a disk, not wrong: environments work either way.
+		log.Warn("run directory stays where it is", "dir", cfg.RunDir, "err", err)
+	} else if d.runDirMounted {
+		log.Info("mounted a tmpfs on the run directory", "dir", cfg.RunDir)
 	}
 	// Listen first: the port decides the registry's own host names.
 	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -316,6 +325,11 @@ func (d *Daemon) stop(ctx context.Context) {
 	if d.runtime != nil {
 		if err := d.runtime.Cleanup(ctx); err != nil {
 			d.log.Warn("sandbox cleanup", "err", err)
+		}
+	}
+	if d.runDirMounted {
+		if err := oci.UnmountRunDir(d.cfg.RunDir); err != nil {
+			d.log.Warn("run directory", "err", err)
 		}
 	}
 	if d.images != nil {

@@ -13,7 +13,8 @@ type Options struct {
 	StateDir string
 	// RunDir holds the runtime's state (--root <RunDir>/<runtime>) and the
 	// network namespace pins (<RunDir>/netns/<id>), e.g. /run/kappa. It
-	// should be on a tmpfs so a reboot clears it, and short: the runtimes
+	// should be on a tmpfs so a reboot clears it (the server mounts one
+	// there when it is not, see MountRunDir), and short: the runtimes
 	// create fifos and sockets under it.
 	RunDir string
 	// CgroupParent is the cgroup under which every environment gets

@@ -27,3 +27,9 @@ func (r *Runtime) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 
 // Cleanup does nothing outside Linux.
 func (r *Runtime) Cleanup(ctx context.Context) error { return nil }
+
+// MountRunDir does nothing outside Linux.
+func MountRunDir(dir string) (bool, error) { return false, nil }
+
+// UnmountRunDir does nothing outside Linux.
+func UnmountRunDir(dir string) error { return nil }
