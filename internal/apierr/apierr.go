@@ -25,6 +25,7 @@ const (
 	TooManyRequests     Kind = "TooManyRequestsException"
 	NotReady            Kind = "ResourceNotReadyException"
 	SnapStartNotReady   Kind = "SnapStartNotReadyException"
+	SnapStart           Kind = "SnapStartException"
 	Internal            Kind = "ServiceException"
 	ProvisionedNotFound Kind = "ProvisionedConcurrencyConfigNotFoundException"
 	NotImplemented      Kind = "NotImplemented"

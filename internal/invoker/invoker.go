@@ -612,6 +612,12 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	if d, ok := sb.(sandbox.Dialer); ok {
 		apiOpts.DialContext = d.DialContext // telemetry reaches subscribers inside the environment
 	}
+	switch {
+	case p.restoreFrom != "":
+		apiOpts.Snapshot = runtimeapi.SnapshotRestored
+	case initType == initSnapStart:
+		apiOpts.Snapshot = runtimeapi.SnapshotTaken
+	}
 	e.api = runtimeapi.New(apiOpts)
 	if len(p.extensions) > 0 {
 		e.extensions = true
@@ -668,12 +674,25 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	initCtx, cancel := context.WithTimeout(ctx, waitInit)
 	defer cancel()
 	initDone := make(chan error, 1)
-	go func() { initDone <- e.api.WaitInit(initCtx) }()
+	go func() {
+		err := e.api.WaitInit(initCtx)
+		if p.restoreFrom != "" && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && e.api.RestoreNextCalled() {
+			// The restored runtime reached its Runtime API and runs its
+			// after-restore hooks: they have the rest of the init
+			// timeout.
+			rest, cancel := context.WithTimeout(ctx, initTimeout-waitInit)
+			err = e.api.WaitInit(rest)
+			cancel()
+		}
+		initDone <- err
+	}()
 	select {
 	case err := <-initDone:
 		var ie *runtimeapi.InitError
 		switch {
-		case p.restoreFrom != "" && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		case errors.As(err, &ie) && ie.Restore:
+			return inv.restoreHookFailed(c, ie, fail)
+		case p.restoreFrom != "" && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && !e.api.RestoreNextCalled():
 			// A restored runtime asks for its event at once. This one
 			// did not: start the ordinary way instead.
 			desc := ""
@@ -702,6 +721,9 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 		select {
 		case err := <-initDone:
 			var ie *runtimeapi.InitError
+			if errors.As(err, &ie) && ie.Restore {
+				return inv.restoreHookFailed(c, ie, fail)
+			}
 			if errors.As(err, &ie) {
 				return fail(&functionError{Type: ie.Type, Payload: ie.Payload, Message: "init error", initPhase: true})
 			}
@@ -721,6 +743,26 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	tel.Platform(runtimeapi.PlatformInitReport{InitializationType: initType, Phase: "init", Status: runtimeapi.StatusSuccess,
 		Metrics: runtimeapi.InitReportMetrics{DurationMs: ms(e.initDuration)}})
 	return e, nil
+}
+
+// restoreHookFailed ends a cold start whose restored runtime reported,
+// on /restore/error, that its after-restore hooks failed: the environment
+// goes (fail), and the caller gets SnapStartException, as Lambda answers.
+// The snapshot stays: the hooks are the function's code, and they would
+// fail the same way in an environment restored from a new one.
+func (inv *Invoker) restoreHookFailed(c function.Config, ie *runtimeapi.InitError, fail func(*functionError) (*env, error)) (*env, error) {
+	msg := ie.Type
+	var body struct {
+		ErrorMessage string `json:"errorMessage"`
+	}
+	if json.Unmarshal(ie.Payload, &body) == nil && body.ErrorMessage != "" {
+		msg += ": " + body.ErrorMessage
+	}
+	inv.log.Info("after-restore hooks failed", "function", c.Name, "version", c.Version, "error", msg)
+	fail(&functionError{Type: ie.Type, Payload: ie.Payload, Message: "restore error", initPhase: true})
+	return nil, apierr.New(apierr.SnapStart,
+		"The runtime's afterRestore hook failed after the snapshot of %s:%s was restored (%s). See the function's logs.",
+		c.Name, c.Version, msg)
 }
 
 // ms is d in milliseconds, as telemetry records carry durations.

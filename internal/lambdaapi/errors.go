@@ -24,6 +24,7 @@ var status = map[apierr.Kind]int{
 	apierr.TooManyRequests:     http.StatusTooManyRequests,
 	apierr.NotReady:            http.StatusBadGateway,
 	apierr.SnapStartNotReady:   http.StatusConflict,
+	apierr.SnapStart:           http.StatusBadRequest,
 	apierr.Internal:            http.StatusInternalServerError,
 	apierr.NotImplemented:      http.StatusNotFound,
 }

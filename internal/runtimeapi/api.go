@@ -113,9 +113,46 @@ type InitError struct {
 	// {"errorMessage":<body>,"errorType":<type>} when it is not JSON, and
 	// capped at Options.MaxResponseBytes.
 	Payload []byte
+	// Restore is set when the runtime posted it to /restore/error: its
+	// after-restore hooks failed in an environment restored from a
+	// snapshot (Options.Snapshot SnapshotRestored).
+	Restore bool
 }
 
-func (e *InitError) Error() string { return "runtime init error: " + e.Type }
+func (e *InitError) Error() string {
+	if e.Restore {
+		return "runtime restore error: " + e.Type
+	}
+	return "runtime init error: " + e.Type
+}
+
+// SnapshotRole is how an environment takes part in snapshot restore
+// (SnapStart), which decides what GET /runtime/restore/next and POST
+// /runtime/restore/error do. Runtimes with SnapStart hooks (the Java,
+// Python and .NET runtime interface clients) call /restore/next when
+// AWS_LAMBDA_INITIALIZATION_TYPE is snap-start: after their before-snapshot
+// hooks, and it returns after the restore, when they run their
+// after-restore hooks and report a failure of those to /restore/error.
+// Runtimes without hooks never call it; their first /invocation/next ends
+// init, as in any environment.
+type SnapshotRole uint8
+
+const (
+	// SnapshotNone: an ordinary environment; both endpoints are refused
+	// (403 InvalidStateTransition).
+	SnapshotNone SnapshotRole = iota
+	// SnapshotTaken: the environment is checkpointed once its init is
+	// complete. /restore/next ends the runtime's init, like a first
+	// /invocation/next, and stays parked until Checkpoint answers it with
+	// the relay's checkpoint signal: the relay asks again after the
+	// restore, of the restored environment's server.
+	SnapshotTaken
+	// SnapshotRestored: the environment was restored from a snapshot.
+	// /restore/next answers 200 at once (the restore is done);
+	// /restore/error, before the first /invocation/next, fails the
+	// environment with an *InitError whose Restore is set.
+	SnapshotRestored
+)
 
 // Options configure a Server. The zero value is usable.
 type Options struct {
@@ -139,4 +176,6 @@ type Options struct {
 	// namespace); nil dials 127.0.0.1:<port> with a net.Dialer, which is
 	// right when the environment shares this process's network.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Snapshot is the environment's part in snapshot restore.
+	Snapshot SnapshotRole
 }

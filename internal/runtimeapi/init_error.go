@@ -12,6 +12,13 @@ import (
 // afterwards. A body over the cap (413) or one that breaks off (400) still
 // fails init, with a platform-made message of the posted type.
 func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request, _ string) {
+	s.failInit(w, r, evInitError)
+}
+
+// failInit serves /init/error (ev evInitError) and /restore/error (ev
+// evRestoreError, whose InitError has Restore set): both end init with
+// the posted error.
+func (s *Server) failInit(w http.ResponseWriter, r *http.Request, ev event) {
 	typ := errorTypeOf(r.Header)
 	s.mu.Lock()
 	st := s.state
@@ -21,8 +28,8 @@ func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request, _ strin
 		return
 	}
 	if _, ok := transition(st, evInitError); !ok {
-		s.log.Warn("runtime api: transition refused", "state", st, "event", evInitError)
-		writeAPIError(w, apiErrRefused(st, evInitError))
+		s.log.Warn("runtime api: transition refused", "state", st, "event", ev)
+		writeAPIError(w, apiErrRefused(st, ev))
 		return
 	}
 	body, err := s.readRequestBody(w, r, s.maxBytes)
@@ -49,17 +56,17 @@ func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request, _ strin
 	}
 	if from, ok := s.fire(evInitError); !ok {
 		s.mu.Unlock()
-		writeAPIError(w, apiErrRefused(from, evInitError))
+		writeAPIError(w, apiErrRefused(from, ev))
 		return
 	}
-	ie := &InitError{Type: typ, Payload: payload}
+	ie := &InitError{Type: typ, Payload: payload, Restore: ev == evRestoreError}
 	s.resolveInit(ie)
 	if s.pending != nil {
 		s.pending.finish(Result{}, ie)
 		s.pending = nil
 	}
 	s.mu.Unlock()
-	s.log.Info("runtime api: init error", "errorType", typ, "err", err)
+	s.log.Info("runtime api: "+ev.String(), "errorType", typ, "err", err)
 
 	if reply != nil {
 		writeAPIError(w, reply)

@@ -140,7 +140,8 @@ const checkpointCloseWait = 5 * time.Second
 
 // Checkpoint prepares a checkpointable environment (see sandbox.Checkpointer)
 // for its checkpoint, once its init is complete: it answers the runtime's
-// parked /next, which came through the environment's relay (package
+// parked /next (or /restore/next, see SnapshotTaken), which came through
+// the environment's relay (package
 // envinit), with the relay's checkpoint signal, and returns once the relay
 // has closed that connection. The environment then holds no connection to
 // Kappa, and the relay asks for the next event again, of whichever server

@@ -36,6 +36,8 @@ func (s *Server) newRouter() *router {
 		{method: http.MethodPost, pattern: "/2018-06-01/runtime/invocation/{id}/response", handle: s.handleResponse},
 		{method: http.MethodPost, pattern: "/2018-06-01/runtime/invocation/{id}/error", handle: s.handleInvocationError},
 		{method: http.MethodPost, pattern: "/2018-06-01/runtime/init/error", handle: s.handleInitError},
+		{method: http.MethodGet, pattern: "/2018-06-01/runtime/restore/next", handle: s.handleRestoreNext},
+		{method: http.MethodPost, pattern: "/2018-06-01/runtime/restore/error", handle: s.handleRestoreError},
 		{method: http.MethodGet, pattern: "/2018-06-01/ping", handle: s.handlePing},
 		{method: http.MethodPost, pattern: "/2020-01-01/extension/register", handle: s.handleExtRegister},
 		{method: http.MethodGet, pattern: "/2020-01-01/extension/event/next", handle: s.handleExtNext},

@@ -53,7 +53,10 @@ type Server struct {
 
 	mu           sync.Mutex
 	state        State
-	runtimeReady bool // the runtime called its first /next
+	runtimeReady bool // the runtime called its first /next (or /restore/next)
+	snapshot     SnapshotRole
+	// restoreNext is set once the runtime called /restore/next.
+	restoreNext  bool
 	initResolved bool
 	initErr      error // nil, *InitError or ErrClosed
 	// ckpt, once Checkpoint was called, receives the outcome of the
@@ -141,6 +144,7 @@ func New(opts Options) *Server {
 		initDone:   make(chan struct{}),
 		closedCh:   make(chan struct{}),
 		state:      StateStarted,
+		snapshot:   opts.Snapshot,
 		transfers:  make(map[*http.ResponseController]transferDir),
 		extByID:    make(map[string]*extension),
 		extByName:  make(map[string]*extension),

@@ -56,6 +56,10 @@ const (
 	evInitError                  // runtime: POST /init/error
 	evInvoke                     // invoker: Invoke queues an event
 	evClose                      // invoker: Close
+	// Not in transitions: the restore endpoints check the state
+	// themselves (see restore.go); these name them in refusals.
+	evRestoreNext  // runtime: GET /restore/next
+	evRestoreError // runtime: POST /restore/error
 )
 
 var eventNames = [...]string{
@@ -68,6 +72,9 @@ var eventNames = [...]string{
 	evInitError: "init/error",
 	evInvoke:    "invoke",
 	evClose:     "close",
+
+	evRestoreNext:  "restore/next",
+	evRestoreError: "restore/error",
 }
 
 func (e event) String() string {

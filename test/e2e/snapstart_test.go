@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,4 +286,83 @@ func tmpRound(t *testing.T, s *server, fn string, n int, tail bool) []tmpResult 
 		t.Fatalf("server log:\n%s", s.Log())
 	}
 	return out
+}
+
+// TestSnapStartHooks runs SnapStart with a runtime that has hooks, as the
+// Java, Python and .NET runtime interface clients do: the probe, with
+// PROBE_SNAPSTART_HOOKS, calls GET /runtime/restore/next after its init
+// (its before-snapshot hook) and runs its after-restore hook when that
+// returns. The snapshot is taken while /restore/next is parked, and the
+// call returns in each restored environment, which then runs its hook once
+// (a new restore id per restore, the init's identity shared). An
+// after-restore hook that fails (/restore/error) makes Invoke answer
+// SnapStartException.
+func TestSnapStartHooks(t *testing.T) {
+	requireCRIU(t)
+	s := startServer(t)
+	ctx := context.Background()
+	publish := func(name, hooks string) {
+		t.Helper()
+		img := s.pushProbe(t, "snap/"+name+":v1", "PROBE_SNAPSTART_HOOKS="+hooks)
+		s.createFunction(t, name, img, func(in *lambda.CreateFunctionInput) {
+			in.SnapStart = &types.SnapStart{ApplyOn: types.SnapStartApplyOnPublishedVersions}
+		})
+		pub, err := s.Lambda.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := lambda.NewPublishedVersionActiveWaiter(s.Lambda, func(o *lambda.PublishedVersionActiveWaiterOptions) {
+			o.MinDelay, o.MaxDelay = 100*time.Millisecond, 500*time.Millisecond
+		})
+		if err := w.Wait(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(name), Qualifier: pub.Version}, 2*time.Minute); err != nil {
+			t.Fatalf("%s: version not Active: %v\n%s", name, err, s.Log())
+		}
+	}
+
+	t.Run("hooks run around the snapshot", func(t *testing.T) {
+		publish("hooks", "1")
+		var envs, restores []string
+		for i := range 2 {
+			if i > 0 {
+				// The runtime exits: the next call restores anew.
+				s.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("hooks:1"), Payload: []byte(`{"op":"exit"}`)})
+			}
+			out, res := invoke(t, s, "hooks:1", map[string]any{"op": "echo"}, func(in *lambda.InvokeInput) { in.LogType = types.LogTypeTail })
+			tail, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
+			if !strings.Contains(string(tail), "Restore Duration:") {
+				t.Errorf("call %d: tail %q, want a cold start restored from the snapshot", i, tail)
+			}
+			if res["beforeSnapshot"] != float64(1) || res["afterRestore"] != float64(1) {
+				t.Errorf("call %d: hooks ran before the snapshot %v and after the restore %v times, want once each",
+					i, res["beforeSnapshot"], res["afterRestore"])
+			}
+			envs = append(envs, res["env"].(string))
+			restores = append(restores, res["restoreId"].(string))
+		}
+		if envs[0] != envs[1] {
+			t.Errorf("environments %v: want both restored from the snapshot (the identity drawn at init)", envs)
+		}
+		if restores[0] == "" || restores[0] == restores[1] {
+			t.Errorf("after-restore hook ids %q: want one drawn after each restore", restores)
+		}
+		// $LATEST is initialised on demand: no hooks.
+		if _, res := invoke(t, s, "hooks", map[string]any{"op": "echo"}); res["beforeSnapshot"] != float64(0) {
+			t.Errorf("$LATEST ran its before-snapshot hook: %v", res)
+		}
+	})
+
+	t.Run("a failing after-restore hook", func(t *testing.T) {
+		publish("hooksfail", "fail")
+		_, err := s.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("hooksfail:1"), Payload: []byte(`{"op":"echo"}`)})
+		var sse *types.SnapStartException
+		if !errors.As(err, &sse) || httpStatus(err) != 400 || !strings.Contains(err.Error(), "Probe.AfterRestore") {
+			t.Fatalf("Invoke after a failing afterRestore hook = %v, want SnapStartException (400) naming the hook's error", err)
+		}
+		// The snapshot stays: the hook is the function's code.
+		got, err := s.Lambda.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{
+			FunctionName: aws.String("hooksfail"), Qualifier: aws.String("1")})
+		if err != nil || got.State != types.StateActive {
+			t.Errorf("version after the failed hook: %v, %v; want Active", got.State, err)
+		}
+	})
 }

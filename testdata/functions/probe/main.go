@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -69,7 +71,8 @@ func handle(ctx context.Context, ev event) (map[string]any, error) {
 	if ev.Log != "" {
 		fmt.Println(ev.Log)
 	}
-	out := map[string]any{"env": envID, "op": ev.Op, "version": os.Getenv("PROBE_VERSION")}
+	out := map[string]any{"env": envID, "op": ev.Op, "version": os.Getenv("PROBE_VERSION"),
+		"beforeSnapshot": hooks.beforeSnapshot, "afterRestore": hooks.afterRestore, "restoreId": hooks.restoreID}
 	if lc != nil {
 		out["requestId"] = lc.AwsRequestID
 		out["arn"] = lc.InvokedFunctionArn
@@ -227,5 +230,50 @@ func main() {
 		// A slow init, as SnapStart is for: restored environments skip it.
 		time.Sleep(d)
 	}
+	if os.Getenv("PROBE_SNAPSTART_HOOKS") != "" && os.Getenv("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start" {
+		snapStartHooks(os.Getenv("PROBE_SNAPSTART_HOOKS") == "fail")
+	}
 	lambda.Start(handle)
+}
+
+// hooks counts the SnapStart hooks this process ran (see snapStartHooks);
+// every response but noop's reports them.
+var hooks struct {
+	beforeSnapshot, afterRestore int
+	restoreID                    string // drawn by the after-restore hook
+}
+
+// snapStartHooks does what a runtime interface client with SnapStart
+// hooks does (the Java, Python and .NET ones), which aws-lambda-go does
+// not: after init, the before-snapshot hook, then GET /restore/next, which
+// returns once the snapshot was taken and restored; then the after-restore
+// hook, whose failure (fail) is reported to /restore/error before the
+// process exits.
+func snapStartHooks(fail bool) {
+	api := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/restore/"
+	hooks.beforeSnapshot++
+	resp, err := http.Get(api + "next")
+	if err != nil {
+		fmt.Println("probe restore/next:", err)
+		os.Exit(1)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Println("probe restore/next:", resp.Status)
+		os.Exit(1)
+	}
+	hooks.afterRestore++
+	var b [8]byte
+	rand.Read(b[:])
+	hooks.restoreID = hex.EncodeToString(b[:])
+	if fail {
+		req, _ := http.NewRequest(http.MethodPost, api+"error",
+			strings.NewReader(`{"errorMessage":"probe afterRestore fails on purpose","errorType":"Probe.AfterRestore"}`))
+		req.Header.Set("Lambda-Runtime-Function-Error-Type", "Probe.AfterRestore")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		os.Exit(1)
+	}
 }
