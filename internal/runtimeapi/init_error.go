@@ -21,13 +21,15 @@ func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request, _ strin
 func (s *Server) failInit(w http.ResponseWriter, r *http.Request, ev event) {
 	typ := errorTypeOf(r.Header)
 	s.mu.Lock()
-	st := s.state
+	st, resolved := s.state, s.initResolved
 	s.mu.Unlock()
 	if st == StateClosed {
 		writeAPIError(w, apiErrClosed)
 		return
 	}
-	if _, ok := transition(st, evInitError); !ok {
+	// Init may have ended in state Started: a /restore/next ends it
+	// (SnapshotTaken) and leaves the state as it is.
+	if _, ok := transition(st, evInitError); !ok || resolved {
 		s.log.Warn("runtime api: transition refused", "state", st, "event", ev)
 		writeAPIError(w, apiErrRefused(st, ev))
 		return
@@ -52,6 +54,11 @@ func (s *Server) failInit(w http.ResponseWriter, r *http.Request, ev event) {
 	if s.state == StateClosed {
 		s.mu.Unlock()
 		writeAPIError(w, apiErrClosed)
+		return
+	}
+	if s.initResolved {
+		s.mu.Unlock()
+		writeAPIError(w, apiErrRefused(s.state, ev))
 		return
 	}
 	if from, ok := s.fire(evInitError); !ok {

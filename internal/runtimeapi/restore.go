@@ -5,7 +5,8 @@ import "net/http"
 // handleRestoreNext serves GET /2018-06-01/runtime/restore/next, which a
 // runtime with SnapStart hooks calls once, during init, after its
 // before-snapshot hooks (see SnapshotRole). Refused (403) in an ordinary
-// environment, after init and on a second call.
+// environment and after init; a later one (a relay's retry) takes the
+// place of one still parked.
 //
 // In an environment to be checkpointed it ends the runtime's init and
 // parks until Checkpoint answers it with the relay's checkpoint signal;
@@ -20,7 +21,10 @@ func (s *Server) handleRestoreNext(w http.ResponseWriter, r *http.Request, _ str
 		writeAPIError(w, apiErrClosed)
 		return
 	}
-	if s.snapshot == SnapshotNone || st != StateStarted || s.restoreNext {
+	// Again while the state is Started is a relay's retry after its
+	// connection broke: answered again, or parked in place of the first
+	// one, which may not have noticed yet that its client went away.
+	if s.snapshot == SnapshotNone || st != StateStarted {
 		s.mu.Unlock()
 		s.log.Warn("runtime api: restore/next refused", "state", st, "snapshot", s.snapshot != SnapshotNone)
 		writeAPIError(w, apiErrRefused(st, evRestoreNext))
@@ -37,10 +41,18 @@ func (s *Server) handleRestoreNext(w http.ResponseWriter, r *http.Request, _ str
 	// The runtime's init is done, as with a first /next.
 	s.runtimeReady = true
 	s.checkInit()
+	s.restoreGen++
+	gen := s.restoreGen
+	s.wakeParked() // an earlier one, superseded
 	for {
 		if s.state == StateClosed {
 			s.mu.Unlock()
 			writeAPIError(w, apiErrClosed)
+			return
+		}
+		if gen != s.restoreGen {
+			s.mu.Unlock()
+			writeAPIError(w, apiErrRefused(StateStarted, evRestoreNext))
 			return
 		}
 		if ckpt := s.ckpt; ckpt != nil && s.initResolved {

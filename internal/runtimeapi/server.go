@@ -55,8 +55,11 @@ type Server struct {
 	state        State
 	runtimeReady bool // the runtime called its first /next (or /restore/next)
 	snapshot     SnapshotRole
-	// restoreNext is set once the runtime called /restore/next.
+	// restoreNext is set once the runtime called /restore/next;
+	// restoreGen numbers the ones parked (SnapshotTaken): only the latest
+	// stays.
 	restoreNext  bool
+	restoreGen   int
 	initResolved bool
 	initErr      error // nil, *InitError or ErrClosed
 	// ckpt, once Checkpoint was called, receives the outcome of the
