@@ -43,6 +43,12 @@ func FuzzRequest(f *testing.F) {
 		{"DELETE", pathNext, "", "", 0, 0},
 		{"GET", "http://127.0.0.1:9001" + pathNext, "", "", 5, 2},
 		{"GET", "/%zz", "", "", 0, 0},
+		// flags 4: a restored environment; 8: one to be checkpointed.
+		{"GET", "/2018-06-01/runtime/restore/next", "", "", 0, 4},
+		{"GET", "/2018-06-01/runtime/restore/next", "", "", 0, 8},
+		{"GET", "/2018-06-01/runtime/restore/next", "", "", 0, 0},
+		{"POST", "/2018-06-01/runtime/restore/error", "Lambda-Runtime-Function-Error-Type: Runtime.AfterRestoreError", `{"errorMessage":"x"}`, 0, 5},
+		{"POST", "/2018-06-01/runtime/restore/error", "", "plain", 0, 9},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.target, s.headers, []byte(s.body), s.state, s.flags)
@@ -69,7 +75,14 @@ func FuzzRequest(f *testing.F) {
 		req = req.WithContext(ctx)
 
 		st := allStates[int(state)%len(allStates)]
-		s := New(Options{MaxResponseBytes: 64})
+		opts := Options{MaxResponseBytes: 64}
+		switch {
+		case flags&4 != 0:
+			opts.Snapshot = SnapshotRestored
+		case flags&8 != 0:
+			opts.Snapshot = SnapshotTaken
+		}
+		s := New(opts)
 		defer s.Close()
 		forceState(s, st)
 		if flags&2 != 0 {
@@ -81,15 +94,20 @@ func FuzzRequest(f *testing.F) {
 
 		checkInvariants(t, s)
 		written := rec.Body.Len() > 0 || len(rec.Header()) > 0
+		restoreNext := req.URL.Path == "/2018-06-01/runtime/restore/next"
 		if !written {
-			// Only a /next that parked and was left may write nothing.
-			if after := s.State(); after != StateIdle {
+			// Only a /next that parked and was left may write nothing
+			// (and leaves Idle), or a /restore/next (state unchanged).
+			if after := s.State(); after != StateIdle && !(restoreNext && after == st) {
 				t.Fatalf("nothing written, state %s → %s", st, after)
 			}
 			return
 		}
 		switch rec.Code {
 		case http.StatusOK:
+			if restoreNext && opts.Snapshot == SnapshotRestored && rec.Body.Len() == 0 {
+				break // the restore is done
+			}
 			if rec.Header().Get(hdrRequestID) == "" && rec.Body.String() != "pong" && rec.Header().Get(hdrExtIdentifier) == "" {
 				t.Fatalf("200 that is neither an event, pong nor a registration: %v %q", rec.Header(), rec.Body)
 			}

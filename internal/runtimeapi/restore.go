@@ -74,7 +74,13 @@ func (s *Server) handleRestoreNext(w http.ResponseWriter, r *http.Request, _ str
 			s.mu.Lock()
 		case <-r.Context().Done():
 			// The relay went away; Checkpoint, if it comes, finds no
-			// request to answer and times out.
+			// request to answer and times out (or answers the relay's
+			// retry).
+			s.mu.Lock()
+			if s.restoreGen == gen && s.state == StateStarted {
+				s.wake = nil // nobody else waits on it before /next
+			}
+			s.mu.Unlock()
 			return
 		}
 	}
