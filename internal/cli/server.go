@@ -43,7 +43,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", envOr("KAPPA_LISTEN", cfg.Listen), "address to serve every API on (env KAPPA_LISTEN)")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --listen address without authentication")
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("KAPPA_DATA_DIR", cfg.DataDir), "directory for all durable state (env KAPPA_DATA_DIR)")
-	f.StringVar(&cfg.RunDir, "run-dir", envOr("KAPPA_RUN_DIR", cfg.RunDir), "directory for runtime state cleared on reboot (env KAPPA_RUN_DIR)")
+	f.StringVar(&cfg.RunDir, "run-dir", envOr("KAPPA_RUN_DIR", cfg.RunDir), "directory for runtime state cleared on reboot; a tmpfs is mounted there when it is on a disk (env KAPPA_RUN_DIR)")
 	f.StringVar(&cfg.Runtime, "runtime", envOr("KAPPA_RUNTIME", ""), "OCI runtime: crun, runc, or empty to auto-detect (env KAPPA_RUNTIME)")
 	f.StringVar(&cfg.Region, "region", envOr("KAPPA_REGION", cfg.Region), "region shown in ARNs")
 	f.StringVar(&cfg.Account, "account", envOr("KAPPA_ACCOUNT", cfg.Account), "12-digit account id shown in ARNs")
