@@ -145,7 +145,9 @@ func (s *server) stop() {
 	}
 	// What a cleanly stopped server leaves in its run directory is empty
 	// directories; anything still mounted there is left alone.
-	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil && !bytes.Contains(mi, []byte(" "+s.runDir+"/")) {
+	// (A server killed after a minute leaves its tmpfs on the directory.)
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil &&
+		!bytes.Contains(mi, []byte(" "+s.runDir+"/")) && !bytes.Contains(mi, []byte(" "+s.runDir+" ")) {
 		os.RemoveAll(s.runDir)
 	}
 }

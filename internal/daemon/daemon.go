@@ -37,16 +37,16 @@ type Daemon struct {
 	registry *registry.Registry
 	images   *image.Store
 	runtime  *oci.Runtime
-	// runDirMounted is set when the server mounted the tmpfs its run
-	// directory is on (oci.MountRunDir), which stop unmounts.
-	runDirMounted bool
-	logs          *logs.Store
-	obs           *observability
-	invoker       *invoker.Invoker
-	functions     *function.Service
-	events        *events
-	api           *lambdaapi.API
-	http          *http.Server
+	// runDir says whether the run directory is on Kappa's tmpfs
+	// (oci.MountRunDir), which stop unmounts once Cleanup emptied it.
+	runDir    oci.RunDirMount
+	logs      *logs.Store
+	obs       *observability
+	invoker   *invoker.Invoker
+	functions *function.Service
+	events    *events
+	api       *lambdaapi.API
+	http      *http.Server
 }
 
 // New starts every service but the HTTP server, in dependency order. On
@@ -62,12 +62,6 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
-	}
-	if d.runDirMounted, err = oci.MountRunDir(cfg.RunDir); err != nil {
-		// Slower on a disk, not wrong: environments work either way.
-		log.Warn("run directory stays where it is", "dir", cfg.RunDir, "err", err)
-	} else if d.runDirMounted {
-		log.Info("mounted a tmpfs on the run directory", "dir", cfg.RunDir)
 	}
 	// Listen first: the port decides the registry's own host names.
 	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -92,6 +86,15 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		InsecureRegistries: []string{cfg.Listen, addr.String(), "localhost:" + port, "127.0.0.1:" + port},
 	}); err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
+	}
+	// After the listener and the stores: a second server started by
+	// mistake on the same directories fails before it touches the first
+	// one's run directory.
+	if d.runDir, err = oci.MountRunDir(cfg.RunDir); err != nil {
+		// Slower on a disk, not wrong: environments work either way.
+		log.Warn("run directory stays on its disk", "dir", cfg.RunDir, "err", err)
+	} else if d.runDir == oci.RunDirMounted {
+		log.Info("mounted a tmpfs on the run directory", "dir", cfg.RunDir)
 	}
 	if d.runtime, err = oci.New(ctx, oci.Options{
 		Runtime:           cfg.Runtime,
@@ -322,15 +325,23 @@ func (d *Daemon) stop(ctx context.Context) {
 	if d.logs != nil {
 		d.logs.Close()
 	}
+	cleaned := d.runtime != nil
 	if d.runtime != nil {
 		if err := d.runtime.Cleanup(ctx); err != nil {
 			d.log.Warn("sandbox cleanup", "err", err)
+			cleaned = false
 		}
 	}
-	if d.runDirMounted {
+	// Kappa's tmpfs goes once emptied, or when this server mounted it and
+	// never used it. Otherwise what is left there (an adopted directory
+	// not cleaned up, or a failed cleanup) is for the next start's
+	// Cleanup.
+	if d.runDir == oci.RunDirMounted && d.runtime == nil || d.runDir != oci.RunDirElsewhere && cleaned {
 		if err := oci.UnmountRunDir(d.cfg.RunDir); err != nil {
 			d.log.Warn("run directory", "err", err)
 		}
+	} else if d.runDir != oci.RunDirElsewhere {
+		d.log.Warn("run directory left mounted for the next start's cleanup", "dir", d.cfg.RunDir)
 	}
 	if d.images != nil {
 		if err := d.images.Close(); err != nil {

@@ -14,10 +14,30 @@ import (
 // runDirSource names the run directory's tmpfs in /proc/self/mountinfo.
 const runDirSource = "kappa-run"
 
+// RunDirMount is what MountRunDir found or did.
+type RunDirMount uint8
+
+const (
+	// RunDirElsewhere: dir is on a tmpfs that is not Kappa's (a host's
+	// /run), or stays on its disk; nothing to unmount.
+	RunDirElsewhere RunDirMount = iota
+	// RunDirMounted: MountRunDir mounted Kappa's tmpfs on dir now.
+	RunDirMounted
+	// RunDirAdopted: Kappa's tmpfs was on dir already, left by a server
+	// that did not stop cleanly; its contents are what Cleanup looks for.
+	RunDirAdopted
+)
+
+// runDirEntries are the names Kappa makes in a run directory; a
+// directory on a disk holding anything else is not covered (MountRunDir).
+var runDirEntries = map[string]bool{
+	"crun": true, "runc": true, "netns": true, "sb": true,
+	cgYardName: true, criuShimName: true, criuDumpConfigName: true,
+}
+
 // MountRunDir makes sure dir, the server's run directory (Options.RunDir),
-// is on a tmpfs, and reports whether that tmpfs is Kappa's own: one it
-// mounted now, or one a server that crashed mounted before. The caller
-// unmounts Kappa's own with UnmountRunDir when it stops.
+// is on a tmpfs of Kappa's own, which the caller unmounts with
+// UnmountRunDir when it stops (once Cleanup emptied it).
 //
 // Everything in the run directory is per boot: bundles, the OCI runtime's
 // state, fifos, per-environment /dev trees. On most hosts /run is a tmpfs
@@ -30,38 +50,70 @@ const runDirSource = "kappa-run"
 // openat and mkdir). A private tmpfs costs nothing and is cleared on
 // reboot, as the directory is documented to be.
 //
-// dir must exist. A tmpfs Kappa mounted there before is kept, since its
-// contents are what Cleanup looks for; a directory on any other tmpfs (or
-// ramfs), such as a host's /run, is left alone.
-func MountRunDir(dir string) (bool, error) {
-	dir, err := filepath.Abs(dir)
+// dir must exist. A directory on any other tmpfs (or ramfs), such as a
+// host's /run, is left alone, and so is a directory on a disk that holds
+// anything but what Kappa makes there (an error says what): a tmpfs would
+// hide it. The mount is private: nothing mounted under it propagates.
+func MountRunDir(dir string) (RunDirMount, error) {
+	dir, err := resolveDir(dir)
 	if err != nil {
-		return false, err
+		return RunDirElsewhere, err
 	}
 	if ours, err := isRunDirMount(dir); err != nil || ours {
-		return ours, err
+		if ours {
+			return RunDirAdopted, nil
+		}
+		return RunDirElsewhere, err
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return false, err
+		return RunDirElsewhere, err
 	}
 	if st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC {
-		return false, nil
+		return RunDirElsewhere, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return RunDirElsewhere, err
+	}
+	for _, e := range ents {
+		if !runDirEntries[e.Name()] {
+			return RunDirElsewhere, fmt.Errorf("%s is on a disk and holds %q, which a tmpfs mounted there would hide; "+
+				"point --run-dir at an empty directory (or one on a tmpfs)", dir, e.Name())
+		}
 	}
 	// No nodev: per-environment /dev trees made under the run directory
 	// hold device nodes that environments open through bind mounts, and a
 	// bind mount keeps its source's flags. mode=0700 as the directory had.
 	if err := unix.Mount(runDirSource, dir, "tmpfs", unix.MS_NOSUID, "mode=0700"); err != nil {
-		return false, fmt.Errorf("mount a tmpfs on %s: %w", dir, err)
+		return RunDirElsewhere, fmt.Errorf("mount a tmpfs on %s: %w", dir, err)
 	}
-	return true, nil
+	if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
+		unix.Unmount(dir, 0)
+		return RunDirElsewhere, fmt.Errorf("make the tmpfs on %s private: %w", dir, err)
+	}
+	return RunDirMounted, nil
+}
+
+// resolveDir returns dir absolute and with its symbolic links resolved, as
+// /proc/self/mountinfo names mount points.
+func resolveDir(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(dir)
 }
 
 // UnmountRunDir unmounts the tmpfs MountRunDir mounted on dir, once the
 // runtime's Cleanup has emptied it. A mount still busy (a leftover
 // process holding a file in it) is detached.
 func UnmountRunDir(dir string) error {
-	err := unix.Unmount(dir, 0)
+	dir, err := resolveDir(dir)
+	if err != nil {
+		return err
+	}
+	err = unix.Unmount(dir, 0)
 	if errors.Is(err, unix.EBUSY) {
 		err = unix.Unmount(dir, unix.MNT_DETACH)
 	}

@@ -24,14 +24,18 @@ func TestMountRunDir(t *testing.T) {
 	}
 	onTmpfs := st.Type == unix.TMPFS_MAGIC
 
-	mounted, err := MountRunDir(dir)
+	// Kappa's own entries (an older server's, on the disk) do not stop it.
+	if err := os.Mkdir(filepath.Join(dir, "crun"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	got, err := MountRunDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mounted == onTmpfs {
-		t.Fatalf("MountRunDir on a directory on tmpfs=%v: mounted=%v", onTmpfs, mounted)
+	if want := map[bool]RunDirMount{true: RunDirElsewhere, false: RunDirMounted}[onTmpfs]; got != want {
+		t.Fatalf("MountRunDir on a directory on tmpfs=%v: %v, want %v", onTmpfs, got, want)
 	}
-	if !mounted {
+	if got != RunDirMounted {
 		return // the test directory is on a tmpfs already: nothing to mount
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
@@ -44,8 +48,16 @@ func TestMountRunDir(t *testing.T) {
 	}
 	// A server started after a crash finds its predecessor's tmpfs, keeps
 	// it (Cleanup reads what is left there) and owns it: no second mount.
-	if again, err := MountRunDir(dir); err != nil || !again {
-		t.Fatalf("second MountRunDir: ours=%v, %v", again, err)
+	if again, err := MountRunDir(dir); err != nil || again != RunDirAdopted {
+		t.Fatalf("second MountRunDir: %v, %v; want RunDirAdopted", again, err)
+	}
+	// Through a symbolic link too, as mountinfo names the target.
+	link := filepath.Join(filepath.Dir(dir), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := MountRunDir(link); err != nil || again != RunDirAdopted {
+		t.Fatalf("MountRunDir through a link: %v, %v; want RunDirAdopted", again, err)
 	}
 	if n := mountsAt(t, dir); n != 1 {
 		t.Fatalf("%d mounts on the run directory after a second MountRunDir, want 1", n)
@@ -55,8 +67,8 @@ func TestMountRunDir(t *testing.T) {
 	if err := os.Mkdir(sub, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if ours, err := MountRunDir(sub); err != nil || ours {
-		t.Fatalf("MountRunDir of a directory on a tmpfs that is not its mount: ours=%v, %v", ours, err)
+	if got, err := MountRunDir(sub); err != nil || got != RunDirElsewhere {
+		t.Fatalf("MountRunDir of a directory on a tmpfs that is not its mount: %v, %v", got, err)
 	}
 	if n := mountsAt(t, sub); n != 0 {
 		t.Fatalf("%d mounts on a directory already on a tmpfs, want 0", n)
@@ -85,6 +97,29 @@ func TestMountRunDir(t *testing.T) {
 	}
 	if err := UnmountRunDir(dir); err != nil {
 		t.Fatalf("UnmountRunDir of a directory with nothing mounted: %v", err)
+	}
+}
+
+// TestMountRunDirRefusesData: a directory on a disk that holds anything
+// Kappa does not make there (data, a host's /run) is not covered.
+func TestMountRunDirRefusesData(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil || st.Type == unix.TMPFS_MAGIC {
+		t.Skipf("needs a test directory on a disk (statfs %#x, %v)", st.Type, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nats"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := MountRunDir(dir)
+	if err == nil || got != RunDirElsewhere || !strings.Contains(err.Error(), `"nats"`) {
+		t.Fatalf("MountRunDir of a directory holding data = %v, %v; want an error naming it", got, err)
+	}
+	if n := mountsAt(t, dir); n != 0 {
+		t.Fatalf("%d mounts on a directory holding data", n)
 	}
 }
 
