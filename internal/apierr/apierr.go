@@ -26,6 +26,7 @@ const (
 	NotReady            Kind = "ResourceNotReadyException"
 	SnapStartNotReady   Kind = "SnapStartNotReadyException"
 	SnapStart           Kind = "SnapStartException"
+	SnapStartTimeout    Kind = "SnapStartTimeoutException"
 	Internal            Kind = "ServiceException"
 	ProvisionedNotFound Kind = "ProvisionedConcurrencyConfigNotFoundException"
 	NotImplemented      Kind = "NotImplemented"

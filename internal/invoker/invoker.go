@@ -673,16 +673,28 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	}
 	initCtx, cancel := context.WithTimeout(ctx, waitInit)
 	defer cancel()
+	// restoreUnreached and hooksTimedOut are what a restored environment's
+	// wait ends with when its runtime did not reach its Runtime API, or
+	// did but its after-restore hooks overran; decided once, here.
+	restoreUnreached := errors.New("restored runtime did not reach its Runtime API")
+	hooksTimedOut := errors.New("after-restore hooks timed out")
 	initDone := make(chan error, 1)
 	go func() {
 		err := e.api.WaitInit(initCtx)
-		if p.restoreFrom != "" && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && e.api.RestoreNextCalled() {
-			// The restored runtime reached its Runtime API and runs its
-			// after-restore hooks: they have the rest of the init
-			// timeout.
-			rest, cancel := context.WithTimeout(ctx, initTimeout-waitInit)
-			err = e.api.WaitInit(rest)
-			cancel()
+		if p.restoreFrom != "" && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			if !e.api.RestoreNextCalled() {
+				err = restoreUnreached
+			} else {
+				// The restored runtime reached its Runtime API and runs
+				// its after-restore hooks: they have what is left of
+				// Lambda's restore phase.
+				rest, cancel := context.WithTimeout(ctx, restoreHookTimeout-waitInit)
+				err = e.api.WaitInit(rest)
+				cancel()
+				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+					err = hooksTimedOut
+				}
+			}
 		}
 		initDone <- err
 	}()
@@ -692,7 +704,13 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 		switch {
 		case errors.As(err, &ie) && ie.Restore:
 			return inv.restoreHookFailed(c, ie, fail)
-		case p.restoreFrom != "" && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && !e.api.RestoreNextCalled():
+		case errors.Is(err, hooksTimedOut):
+			inv.log.Info("after-restore hooks timed out", "function", c.Name, "version", c.Version, "after", restoreHookTimeout)
+			fail(&functionError{Type: "Sandbox.Timedout", Message: "restore phase timed out", initPhase: true})
+			return nil, apierr.New(apierr.SnapStartTimeout,
+				"The runtime's afterRestore hooks did not finish within %s of the restore of %s:%s. See the function's logs.",
+				restoreHookTimeout, c.Name, c.Version)
+		case errors.Is(err, restoreUnreached):
 			// A restored runtime asks for its event at once. This one
 			// did not: start the ordinary way instead.
 			desc := ""

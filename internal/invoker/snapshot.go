@@ -33,6 +33,10 @@ const initSnapStart = "snap-start"
 const (
 	snapshotInitTimeout   = 15 * time.Minute
 	restoreConnectTimeout = 3 * time.Second
+	// restoreHookTimeout bounds a restored environment's way to its first
+	// event when its runtime has after-restore hooks: Lambda's restore
+	// phase, after which Invoke answers SnapStartTimeoutException.
+	restoreHookTimeout = 10 * time.Second
 	// checkpointAnswerTimeout bounds the hand-over of the runtime's
 	// parked /next before a checkpoint.
 	checkpointAnswerTimeout = 30 * time.Second

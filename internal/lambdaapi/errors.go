@@ -25,6 +25,7 @@ var status = map[apierr.Kind]int{
 	apierr.NotReady:            http.StatusBadGateway,
 	apierr.SnapStartNotReady:   http.StatusConflict,
 	apierr.SnapStart:           http.StatusBadRequest,
+	apierr.SnapStartTimeout:    http.StatusRequestTimeout,
 	apierr.Internal:            http.StatusInternalServerError,
 	apierr.NotImplemented:      http.StatusNotFound,
 }

@@ -21,13 +21,13 @@ func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request, _ strin
 func (s *Server) failInit(w http.ResponseWriter, r *http.Request, ev event) {
 	typ := errorTypeOf(r.Header)
 	s.mu.Lock()
-	st, resolved := s.state, s.initResolved
+	st, resolved := s.state, s.initResolved && s.initErr == nil
 	s.mu.Unlock()
 	if st == StateClosed {
 		writeAPIError(w, apiErrClosed)
 		return
 	}
-	// Init may have ended in state Started: a /restore/next ends it
+	// Init may have ended well in state Started: a /restore/next ends it
 	// (SnapshotTaken) and leaves the state as it is.
 	if _, ok := transition(st, evInitError); !ok || resolved {
 		s.log.Warn("runtime api: transition refused", "state", st, "event", ev)
@@ -56,7 +56,7 @@ func (s *Server) failInit(w http.ResponseWriter, r *http.Request, ev event) {
 		writeAPIError(w, apiErrClosed)
 		return
 	}
-	if s.initResolved {
+	if s.initResolved && s.initErr == nil {
 		s.mu.Unlock()
 		writeAPIError(w, apiErrRefused(s.state, ev))
 		return

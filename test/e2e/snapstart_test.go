@@ -365,4 +365,14 @@ func TestSnapStartHooks(t *testing.T) {
 			t.Errorf("version after the failed hook: %v, %v; want Active", got.State, err)
 		}
 	})
+
+	t.Run("an after-restore hook that never finishes", func(t *testing.T) {
+		// Lambda's restore phase lasts 10 s at most.
+		publish("hookshang", "hang")
+		_, err := s.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("hookshang:1"), Payload: []byte(`{"op":"echo"}`)})
+		var ste *types.SnapStartTimeoutException
+		if !errors.As(err, &ste) || httpStatus(err) != 408 {
+			t.Fatalf("Invoke with a hanging afterRestore hook = %v, want SnapStartTimeoutException (408)", err)
+		}
+	})
 }

@@ -230,8 +230,8 @@ func main() {
 		// A slow init, as SnapStart is for: restored environments skip it.
 		time.Sleep(d)
 	}
-	if os.Getenv("PROBE_SNAPSTART_HOOKS") != "" && os.Getenv("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start" {
-		snapStartHooks(os.Getenv("PROBE_SNAPSTART_HOOKS") == "fail")
+	if h := os.Getenv("PROBE_SNAPSTART_HOOKS"); h != "" && os.Getenv("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start" {
+		snapStartHooks(h)
 	}
 	lambda.Start(handle)
 }
@@ -247,9 +247,9 @@ var hooks struct {
 // hooks does (the Java, Python and .NET ones), which aws-lambda-go does
 // not: after init, the before-snapshot hook, then GET /restore/next, which
 // returns once the snapshot was taken and restored; then the after-restore
-// hook, whose failure (fail) is reported to /restore/error before the
-// process exits.
-func snapStartHooks(fail bool) {
+// hook, which mode "fail" makes fail (reported to /restore/error before
+// the process exits) and mode "hang" never finish.
+func snapStartHooks(mode string) {
 	api := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/restore/"
 	hooks.beforeSnapshot++
 	resp, err := http.Get(api + "next")
@@ -267,7 +267,10 @@ func snapStartHooks(fail bool) {
 	var b [8]byte
 	rand.Read(b[:])
 	hooks.restoreID = hex.EncodeToString(b[:])
-	if fail {
+	switch mode {
+	case "hang":
+		time.Sleep(time.Hour)
+	case "fail":
 		req, _ := http.NewRequest(http.MethodPost, api+"error",
 			strings.NewReader(`{"errorMessage":"probe afterRestore fails on purpose","errorType":"Probe.AfterRestore"}`))
 		req.Header.Set("Lambda-Runtime-Function-Error-Type", "Probe.AfterRestore")
