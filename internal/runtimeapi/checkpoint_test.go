@@ -272,7 +272,7 @@ func TestCheckpointContext(t *testing.T) {
 //
 // Skipped: s.ckpt stays set after the checkpoint, so every later /next is
 // answered with the signal too and its handler then sends the outcome on
-// s.ckpt (next.go, "ckpt <- answerCheckpoint(w)"), a channel of capacity 1
+// s.ckpt (answerCheckpoint in next.go), a channel of capacity 1
 // that nobody reads any more: the first extra /next fills it, the second
 // and every later one blocks on the send forever, Close included (the
 // goroutine check of TestMain reports them).

@@ -61,11 +61,7 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
 			s.fire(evAbandon)
 			s.wake = nil
 			s.mu.Unlock()
-			err := answerCheckpoint(w)
-			select {
-			case ckpt <- err: // the first answer is Checkpoint's outcome
-			default: // later ones (a /next that got through after it) are not
-			}
+			answerCheckpoint(w, ckpt)
 			return
 		}
 		if c := s.pending; c != nil && s.deliverable() {
@@ -79,10 +75,7 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
 			s.deliver(w, c)
 			return
 		}
-		if s.wake == nil {
-			s.wake = make(chan struct{})
-		}
-		wake := s.wake
+		wake := s.parkedWake()
 		s.mu.Unlock()
 
 		select {
@@ -172,9 +165,20 @@ func (s *Server) Checkpoint(ctx context.Context) error {
 	}
 }
 
-// answerCheckpoint writes the checkpoint signal on the connection of w and
-// waits for the relay to close it.
-func answerCheckpoint(w http.ResponseWriter) error {
+// answerCheckpoint answers w, a parked request, with the checkpoint signal
+// and reports the outcome on ckpt: the first answer is Checkpoint's;
+// later ones (a request that got through after it) are not.
+func answerCheckpoint(w http.ResponseWriter, ckpt chan error) {
+	err := writeCheckpointSignal(w)
+	select {
+	case ckpt <- err:
+	default:
+	}
+}
+
+// writeCheckpointSignal writes the checkpoint signal on the connection of w
+// and waits for the relay to close it.
+func writeCheckpointSignal(w http.ResponseWriter) error {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return fmt.Errorf("runtime api: checkpoint: %w", err)

@@ -57,17 +57,10 @@ func (s *Server) handleRestoreNext(w http.ResponseWriter, r *http.Request, _ str
 		}
 		if ckpt := s.ckpt; ckpt != nil && s.initResolved {
 			s.mu.Unlock()
-			err := answerCheckpoint(w)
-			select {
-			case ckpt <- err:
-			default:
-			}
+			answerCheckpoint(w, ckpt)
 			return
 		}
-		if s.wake == nil {
-			s.wake = make(chan struct{})
-		}
-		wake := s.wake
+		wake := s.parkedWake()
 		s.mu.Unlock()
 		select {
 		case <-wake:

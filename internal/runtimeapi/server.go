@@ -456,6 +456,15 @@ func (s *Server) fire(ev event) (State, bool) {
 	return from, true
 }
 
+// parkedWake returns the channel a parked /next (or /restore/next) waits
+// on, which wakeParked closes; s.mu must be held.
+func (s *Server) parkedWake() <-chan struct{} {
+	if s.wake == nil {
+		s.wake = make(chan struct{})
+	}
+	return s.wake
+}
+
 // wakeParked tells the parked /next, if any, to look again; s.mu must be held.
 func (s *Server) wakeParked() {
 	if s.wake != nil {

@@ -231,9 +231,30 @@ func (s *Sandbox) create(ctx context.Context) error {
 	if bpf == "" && s.cli.name == "crun" {
 		s.r.learnSeccompBPF(s.spec.ID)
 	}
+	if err := s.adopt(pidFile, stdoutR, stderrR, false); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(s.cg.memory); err != nil {
+		return fmt.Errorf("container cgroup: %w", err)
+	}
+	return fixTmpMode(s.init.pid)
+}
+
+// adopt takes the environment's init process, whose pid the runtime (or
+// CRIU) wrote to pidFile, opens its cgroup files and starts watching its
+// output; on failure it closes the output pipes' read ends and kills the
+// process. A restored process was running its program when it was dumped:
+// it has executed it, whatever its name.
+func (s *Sandbox) adopt(pidFile string, stdoutR, stderrR *os.File, restored bool) error {
 	pid, err := readPIDFile(pidFile)
 	if err == nil {
 		s.init, err = adoptInit(pid)
+	}
+	if err == nil && restored {
+		s.init.startComm = ""
 	}
 	if err != nil {
 		stdoutR.Close()
@@ -247,13 +268,7 @@ func (s *Sandbox) create(ctx context.Context) error {
 	}
 	s.cg.files = openCgroupFiles(s.cg) // before watch reads them
 	go s.watch(stdoutR, stderrR)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if _, err := os.Stat(s.cg.memory); err != nil {
-		return fmt.Errorf("container cgroup: %w", err)
-	}
-	return fixTmpMode(s.init.pid)
+	return nil
 }
 
 // outputPipes makes the pipes an environment's stdout and stderr go

@@ -283,26 +283,13 @@ func (s *Sandbox) restore(ctx context.Context) error {
 		return fmt.Errorf("%w%s", restorer.failure("restore", runErr, said, s.logFile()),
 			criuLogTail(filepath.Join(work, "restore.log")))
 	}
-	pid, err := readPIDFile(pidFile)
-	if err == nil {
-		s.init, err = adoptInit(pid)
-	}
-	if err != nil {
-		stdoutR.Close()
-		stderrR.Close()
-		if pid > 0 {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
+	if err := s.adopt(pidFile, stdoutR, stderrR, true); err != nil {
 		return err
 	}
-	// Restored, not executed: the process was running its program when
-	// it was dumped.
-	s.init.startComm = ""
-	s.cg.files = openCgroupFiles(s.cg)
-	go s.watch(stdoutR, stderrR)
 	if s.direct() {
-		// CRIU made the cgroup and restored the limits it dumped; an
-		// environment never runs without them.
+		// CRIU made the cgroup and restored the limits it dumped before
+		// it resumed the processes; checked here before the environment
+		// serves (a failure destroys it).
 		if err := s.r.cgroups.checkLimits(s.cgPath, s.spec.MemoryMB); err != nil {
 			return fmt.Errorf("restored environment: %w", err)
 		}
