@@ -128,8 +128,8 @@ func (s *Server) deliver(w http.ResponseWriter, c *call) {
 }
 
 // checkpointCloseWait bounds how long Checkpoint waits for the relay to
-// close its connection after the checkpoint answer.
-const checkpointCloseWait = 5 * time.Second
+// close its connection after the checkpoint answer (a variable for tests).
+var checkpointCloseWait = 5 * time.Second
 
 // Checkpoint prepares a checkpointable environment (see sandbox.Checkpointer)
 // for its checkpoint, once its init is complete: it answers the runtime's
