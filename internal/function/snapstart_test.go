@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ type fakeSnapshots struct {
 	mu          sync.Mutex
 	fail        error         // what Snapshot returns
 	gate        chan struct{} // Snapshot waits for it when set
+	entered     chan string   // Snapshot says which version it takes, when set
 	taken       []string
 	dropped     []string
 }
@@ -30,8 +32,11 @@ func (initFailure) FunctionFailure() bool { return true }
 func (f *fakeSnapshots) Snapshots() error { return f.unavailable }
 func (f *fakeSnapshots) Snapshot(ctx context.Context, c Config) error {
 	f.mu.Lock()
-	gate, fail := f.gate, f.fail
+	gate, fail, entered := f.gate, f.fail, f.entered
 	f.mu.Unlock()
+	if entered != nil {
+		entered <- c.Name + ":" + c.Version
+	}
 	if gate != nil {
 		select {
 		case <-gate:
@@ -85,6 +90,87 @@ func TestSnapStartRefusedWithoutSnapshots(t *testing.T) {
 		if _, err := s.Create(context.Background(), in); err != nil {
 			t.Errorf("Create with SnapStart None: %v", err)
 		}
+		// Turning it on later is refused the same way.
+		if _, err := s.UpdateConfig(context.Background(), in.FunctionName, UpdateConfigInput{SnapStartApplyOn: SnapStartPublished}); !errors.Is(err, apierr.InvalidParameter) {
+			t.Errorf("UpdateFunctionConfiguration with SnapStart and snapshots %v = %v, want InvalidParameterValueException", snaps, err)
+		}
+	}
+}
+
+// TestSnapStartVersionDeletedMidTake: a version deleted while its snapshot
+// is taken loses the snapshot that arrives after the delete.
+func TestSnapStartVersionDeletedMidTake(t *testing.T) {
+	snaps := &fakeSnapshots{gate: make(chan struct{}), entered: make(chan string, 1)}
+	s := newSnapService(t, snaps)
+	ctx := context.Background()
+	in := validInput()
+	in.SnapStartApplyOn = SnapStartPublished
+	if _, err := s.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+	if _, err := s.Publish(ctx, "hello", PublishInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-snaps.entered; v != "hello:1" { // the snapshot is being taken
+		t.Fatalf("snapshot of %s, want hello:1", v)
+	}
+	if err := s.DeleteVersion(ctx, "hello", "1"); err != nil {
+		t.Fatal(err)
+	}
+	close(snaps.gate) // the snapshot lands after the delete
+	for range 1000 {
+		snaps.mu.Lock()
+		dropped := slices.Clone(snaps.dropped)
+		snaps.mu.Unlock()
+		if len(dropped) == 2 {
+			if dropped[0] != "hello:1" || dropped[1] != "hello:1" {
+				t.Fatalf("dropped = %v, want hello:1 at the delete and again when its snapshot landed", dropped)
+			}
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	snaps.mu.Lock()
+	defer snaps.mu.Unlock()
+	t.Fatalf("dropped = %v: the snapshot taken for a deleted version was kept", snaps.dropped)
+}
+
+// TestSnapStartResumedAtStart: a version left Pending by a server that
+// stopped while its snapshot was taken gets it at the next Start.
+func TestSnapStartResumedAtStart(t *testing.T) {
+	ctx := context.Background()
+	b, _ := memstore.New().Bucket(ctx, "functions")
+	first := &fakeSnapshots{gate: make(chan struct{})} // never opened
+	s := NewService(Options{Bucket: b, Images: &fakeImages{}, Region: "us-east-1", Account: "000000000000", Snapshots: first})
+	in := validInput()
+	in.SnapStartApplyOn = SnapStartPublished
+	if _, err := s.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+	if _, err := s.Publish(ctx, "hello", PublishInput{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // stops while the snapshot is taken
+
+	second := &fakeSnapshots{}
+	s2 := NewService(Options{Bucket: b, Images: &fakeImages{}, Region: "us-east-1", Account: "000000000000", Snapshots: second})
+	t.Cleanup(s2.Close)
+	if c, err := s2.Config(ctx, Ref{Name: "hello", Qualifier: "1"}); err != nil || c.State != StatePending {
+		t.Fatalf("version 1 before Start: %s, %v; want Pending", c.State, err)
+	}
+	if err := s2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := waitVersion(t, s2, "hello", "1", func(c Config) bool { return c.State != StatePending })
+	if got.State != StateActive {
+		t.Errorf("version 1 after Start = %s, want Active", got.State)
+	}
+	second.mu.Lock()
+	defer second.mu.Unlock()
+	if len(second.taken) != 1 || second.taken[0] != "hello:1" {
+		t.Errorf("snapshots taken after Start = %v, want hello:1", second.taken)
 	}
 }
 
