@@ -23,14 +23,18 @@ import (
 func requireCRIU(t *testing.T) {
 	t.Helper()
 	requireEnv(t)
+	// CI provides both (.ci/run builds CRIU): there a missing one fails.
+	skip := t.Skip
+	if os.Getenv("CI") != "" {
+		skip = t.Fatal
+	}
 	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("needs runc (snapshots are taken and restored through runc)")
+		skip("needs runc (snapshots are taken and restored through runc)")
 	}
-	if _, err := exec.LookPath("criu"); err == nil {
-		return
-	}
+	// The server prefers the built CRIU; Debian 12's criu 3.17 in PATH
+	// fails on this kernel (docs/snapshot-restore.md).
 	if _, err := os.Stat("/opt/criu/sbin/criu"); err != nil {
-		t.Skip("needs CRIU ≥ 4.2 at /opt/criu/sbin/criu or in PATH (scripts/build-criu.sh)")
+		skip("needs CRIU ≥ 4.2 at /opt/criu/sbin/criu (scripts/build-criu.sh)")
 	}
 }
 
@@ -336,10 +340,12 @@ func TestSnapStartHooks(t *testing.T) {
 				t.Errorf("call %d: hooks ran before the snapshot %v and after the restore %v times, want once each",
 					i, res["beforeSnapshot"], res["afterRestore"])
 			}
-			envs = append(envs, res["env"].(string))
-			restores = append(restores, res["restoreId"].(string))
+			env, _ := res["env"].(string)
+			restoreID, _ := res["restoreId"].(string)
+			envs = append(envs, env)
+			restores = append(restores, restoreID)
 		}
-		if envs[0] != envs[1] {
+		if envs[0] == "" || envs[0] != envs[1] {
 			t.Errorf("environments %v: want both restored from the snapshot (the identity drawn at init)", envs)
 		}
 		if restores[0] == "" || restores[0] == restores[1] {
