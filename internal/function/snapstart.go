@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/kappa-run/kappa/internal/store"
@@ -45,7 +46,7 @@ func (s *Service) snapshotVersion(name string, n int) {
 			}
 			s.log.Warn("snapshot failed", "function", name, "version", n, "err", snapErr)
 		}
-		if err := s.settleVersion(name, n, code, reason); err != nil {
+		if err := s.settleVersion(name, n, v.RevisionID, code, reason); err != nil {
 			if errors.Is(err, store.ErrNotFound) && s.opts.Snapshots != nil {
 				// Deleted while its snapshot was taken.
 				s.opts.Snapshots.DropSnapshots(name, strconv.Itoa(n))
@@ -58,8 +59,11 @@ func (s *Service) snapshotVersion(name string, n int) {
 	}()
 }
 
-// settleVersion moves a Pending version to Active (code "") or Failed.
-func (s *Service) settleVersion(name string, n int, code, reason string) error {
+// settleVersion moves Pending version n of name, published as revision,
+// to Active (code "") or Failed. A version of that number published anew
+// since (the function deleted and made again) is not this one: store's
+// ErrNotFound, as for a version deleted.
+func (s *Service) settleVersion(name string, n int, revision, code, reason string) error {
 	for range 100 {
 		e, err := s.opts.Bucket.Get(s.ctx, versionKey(name, n))
 		if err != nil {
@@ -68,6 +72,9 @@ func (s *Service) settleVersion(name string, n int, code, reason string) error {
 		var v Config
 		if err := json.Unmarshal(e.Value, &v); err != nil {
 			return err
+		}
+		if v.RevisionID != revision {
+			return fmt.Errorf("version %d of %s was published anew: %w", n, name, store.ErrNotFound)
 		}
 		if v.State != StatePending {
 			return nil
