@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,8 +39,10 @@ func listenLoopback(t testing.TB) net.Listener {
 }
 
 // startUpstream serves h, Kappa's stand-in, on ln (a new loopback listener
-// when nil); it is closed at the end of the test.
-func startUpstream(t testing.TB, ln net.Listener, h http.Handler) *httptest.Server {
+// when nil); it is closed at the end of the test. Each of configure is
+// applied to the server before it starts (httptest wraps Config.ConnState
+// as it starts, so a hook must be set before).
+func startUpstream(t testing.TB, ln net.Listener, h http.Handler, configure ...func(*http.Server)) *httptest.Server {
 	t.Helper()
 	if ln == nil {
 		ln = listenLoopback(t)
@@ -47,6 +50,9 @@ func startUpstream(t testing.TB, ln net.Listener, h http.Handler) *httptest.Serv
 	ts := httptest.NewUnstartedServer(h)
 	ts.Listener.Close()
 	ts.Listener = ln
+	for _, f := range configure {
+		f(ts.Config)
+	}
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts
@@ -207,7 +213,9 @@ func record(r *http.Request) seen {
 		contentLength: r.ContentLength, transferEncoding: r.TransferEncoding, body: string(b)}
 }
 
-// checkpointAnswer is runtimeapi's checkpoint signal, byte for byte.
+// checkpointAnswer is runtimeapi's checkpoint signal, byte for byte: a
+// copy of what writeCheckpointSignal in internal/runtimeapi/next.go writes
+// (the real one), which it must match should that change.
 const checkpointAnswer = "HTTP/1.1 503 Service Unavailable\r\n" + CheckpointHeader +
 	": 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
@@ -299,6 +307,18 @@ func TestRelayPassThrough(t *testing.T) {
 		if got := r.header.Values("X-Multi"); fmt.Sprint(got) != "[one two]" {
 			t.Errorf("client got X-Multi %q, want [one two]", got)
 		}
+
+		// An escaped path goes upstream as the client wrote it: its
+		// %2F is not turned into a separator (URL.RawPath kept).
+		encoded := pathResponse("a%2Fb") + "?q=%2F"
+		r = h.do(t, http.MethodGet, encoded, "")
+		s = receive(t, seenCh)
+		if s.method != http.MethodGet || s.uri != encoded {
+			t.Errorf("upstream got %s %s, want GET %s", s.method, s.uri, encoded)
+		}
+		if r.status != http.StatusAccepted || r.body != `{"status":"OK"}` {
+			t.Errorf("relay answered %d %q for %s", r.status, r.body, encoded)
+		}
 	})
 
 	t.Run("POST with body", func(t *testing.T) {
@@ -354,6 +374,62 @@ func TestRelayPassThrough(t *testing.T) {
 	})
 
 	h.checkReachedOnly(t, upAddr)
+}
+
+// TestRelayHopHeaders: the connection-level headers (hopHeaders) of the
+// client's request are not passed to the upstream, nor those of the
+// upstream's answer to the client; the end-to-end ones are.
+func TestRelayHopHeaders(t *testing.T) {
+	// Values a Go client and server write as they are, with no meaning to
+	// either of them: they reach the relay, so only its filter stops them.
+	// (Transfer-Encoding and Trailer are taken out of the header as a
+	// message is read, and so never reach the relay's copy.)
+	hop := map[string]string{
+		"Connection":       "X-Hop-Token",
+		"Keep-Alive":       "timeout=5, max=100",
+		"Proxy-Connection": "keep-alive",
+		"Te":               "trailers",
+		"Upgrade":          "example/1",
+	}
+	for k := range hop {
+		if !hopHeaders[k] {
+			t.Fatalf("%s is not in hopHeaders", k)
+		}
+	}
+	seenCh := make(chan seen, 1)
+	up := startUpstream(t, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seenCh <- record(r)
+		for k, v := range hop {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("X-End-To-End", "answer")
+		io.WriteString(w, "event")
+	}))
+	h := startRelay(t, up.Listener.Addr().String())
+
+	var headers []string
+	for k, v := range hop {
+		headers = append(headers, k, v)
+	}
+	r := h.do(t, http.MethodGet, pathNext, "", append(headers, "X-End-To-End", "request")...)
+	s := receive(t, seenCh)
+	if r.status != http.StatusOK || r.body != "event" {
+		t.Fatalf("relay answered %d %q", r.status, r.body)
+	}
+	for k := range hopHeaders {
+		if vs, ok := s.header[k]; ok {
+			t.Errorf("upstream got %s %q", k, vs)
+		}
+		if vs, ok := r.header[k]; ok {
+			t.Errorf("client got %s %q", k, vs)
+		}
+	}
+	if got := s.header.Get("X-End-To-End"); got != "request" {
+		t.Errorf("upstream got X-End-To-End %q, want %q", got, "request")
+	}
+	if got := r.header.Get("X-End-To-End"); got != "answer" {
+		t.Errorf("client got X-End-To-End %q, want %q", got, "answer")
+	}
 }
 
 // TestRelayStreamedRequest: a streamed /response (chunked, with the error
@@ -490,18 +566,83 @@ func TestRelayStreamedResponse(t *testing.T) {
 // TestRelayCheckpoint: the checkpoint signal on a GET is not passed on;
 // the relay drops the connection and asks again.
 func TestRelayCheckpoint(t *testing.T) {
+	// Before the checkpoint the relay holds two connections to the
+	// upstream, idle: the /next takes one, which brings the signal, and
+	// the other must be closed as well (no connection to Kappa may
+	// outlive a checkpoint); the /next is asked again on a new one.
 	t.Run("GET asks again", func(t *testing.T) {
-		var hits atomic.Int32
-		closed := make(chan bool, 1)
+		var (
+			hits   atomic.Int32
+			closed = make(chan bool, 1)
+
+			warmArrived = make(chan struct{}, 2)
+			warmRelease = make(chan struct{})
+			warmOnce    sync.Once
+
+			mu         sync.Mutex
+			conns      []string            // the upstream's connections (their remote addresses), as they open
+			connClosed = map[string]bool{} // those that reached http.StateClosed
+			earlier    []string            // conns when the checkpoint signal is sent
+			signalConn string              // the connection that brought the signal (hijacked)
+			retryConn  string              // the one the /next came again on
+		)
+		t.Cleanup(func() { warmOnce.Do(func() { close(warmRelease) }) })
 		up := startUpstream(t, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/warm" {
+				// Both warm-ups at once: two connections.
+				warmArrived <- struct{}{}
+				select {
+				case <-warmRelease:
+				case <-r.Context().Done():
+				}
+				io.WriteString(w, "warm")
+				return
+			}
 			if hits.Add(1) == 1 {
+				mu.Lock()
+				earlier = append([]string(nil), conns...)
+				signalConn = r.RemoteAddr
+				mu.Unlock()
 				closed <- answerCheckpoint(w)
 				return
 			}
+			mu.Lock()
+			retryConn = r.RemoteAddr
+			mu.Unlock()
 			w.Header().Set("Lambda-Runtime-Aws-Request-Id", "req-2")
 			io.WriteString(w, "the next event")
-		}))
+		}), func(srv *http.Server) {
+			srv.ConnState = func(c net.Conn, state http.ConnState) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch state {
+				case http.StateNew:
+					conns = append(conns, c.RemoteAddr().String())
+				case http.StateClosed:
+					connClosed[c.RemoteAddr().String()] = true
+				}
+			}
+		})
 		h := startRelay(t, up.Listener.Addr().String())
+
+		warm := []<-chan result{
+			h.async(t.Context(), http.MethodGet, "/warm"),
+			h.async(t.Context(), http.MethodGet, "/warm"),
+		}
+		receive(t, warmArrived)
+		receive(t, warmArrived)
+		warmOnce.Do(func() { close(warmRelease) })
+		for _, ch := range warm {
+			if r := receive(t, ch); r.err != nil || r.status != http.StatusOK || r.body != "warm" {
+				t.Fatalf("warm-up: %d %q %v", r.status, r.body, r.err)
+			}
+		}
+		// The relay's handlers are done, so both connections are idle
+		// in its transport.
+		if err := h.waitIdle(wait); err != nil {
+			t.Fatal(err)
+		}
+
 		r := h.do(t, http.MethodGet, pathNext, "")
 		if r.status != http.StatusOK || r.body != "the next event" || r.header.Get("Lambda-Runtime-Aws-Request-Id") != "req-2" {
 			t.Fatalf("relay answered %d %q %v", r.status, r.body, r.header)
@@ -514,6 +655,42 @@ func TestRelayCheckpoint(t *testing.T) {
 		}
 		if n := hits.Load(); n != 2 {
 			t.Errorf("upstream hit %d times, want 2", n)
+		}
+
+		// Every connection opened before the signal is closed: the one
+		// that brought it (hijacked, so answerCheckpoint saw it close,
+		// above) and the idle one, which the upstream sees closed
+		// (http.StateClosed) a moment after the relay closes it.
+		mu.Lock()
+		defer mu.Unlock()
+		if len(earlier) != 2 || !slices.Contains(earlier, signalConn) {
+			t.Fatalf("the signal came on %s, with the upstream's connections %q; want it on one of 2", signalConn, earlier)
+		}
+		if slices.Contains(earlier, retryConn) {
+			t.Errorf("the /next came again on %s, a connection from before the checkpoint (%q)", retryConn, earlier)
+		}
+		countClosed := func() (n int) {
+			for _, c := range earlier {
+				if c != signalConn && connClosed[c] {
+					n++
+				}
+			}
+			return n
+		}
+		for deadline := time.Now().Add(wait); countClosed() < len(earlier)-1 && time.Now().Before(deadline); {
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+		}
+		if n := countClosed(); n != len(earlier)-1 {
+			t.Errorf("%d of the %d idle upstream connections from before the checkpoint closed (connections %q, the signal on %s, closed %v)",
+				n, len(earlier)-1, earlier, signalConn, connClosed)
+		}
+		if connClosed[retryConn] {
+			t.Errorf("the relay closed %s, the connection it asked again on", retryConn)
+		}
+		if len(conns) != 3 {
+			t.Errorf("the upstream got %d connections %q, want 3 (2 before the checkpoint, 1 after)", len(conns), conns)
 		}
 	})
 
@@ -815,7 +992,10 @@ func TestRelayHostileInput(t *testing.T) {
 			raw:        "GET http:@127.0.0.1:1/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 			wantStatus: http.StatusBadRequest},
 		{name: "asterisk", raw: "GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", wantStatus: http.StatusBadRequest},
-		{name: "CONNECT", raw: "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n", idle: 500 * time.Millisecond},
+		// Not a Runtime API path (the URL is an authority): refused, not
+		// relayed.
+		{name: "CONNECT", raw: "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n",
+			idle: 500 * time.Millisecond, wantStatus: http.StatusBadRequest},
 		{name: "oversized header",
 			raw:        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", http.DefaultMaxHeaderBytes+8<<10) + "\r\n\r\n",
 			wantStatus: http.StatusRequestHeaderFieldsTooLarge},
@@ -847,16 +1027,12 @@ func TestRelayHostileInput(t *testing.T) {
 			if err := h.waitIdle(wait); err != nil {
 				t.Fatal(err)
 			}
-			// Whatever else reached the upstream was for this request
-			// (the CONNECT may be relayed as is), never a second one.
-			if tt.wantURI == "" {
-				select {
-				case s := <-seenCh:
-					if tt.name != "CONNECT" {
-						t.Errorf("upstream got %s %q", s.method, s.uri)
-					}
-				default:
-				}
+			// A request refused here never reached the upstream, and one
+			// relayed reached it once.
+			select {
+			case s := <-seenCh:
+				t.Errorf("upstream got %s %q", s.method, s.uri)
+			default:
 			}
 			code, body, err := rawGet(h.addr, "/still-alive", wait)
 			if err != nil || code != http.StatusOK || body != "upstream /still-alive" {
@@ -1008,26 +1184,29 @@ func FuzzRelayRequest(f *testing.F) {
 }
 
 // TestRelayGETWithBody: a GET or HEAD that carries a body, or announces one
-// of unknown length (which the Runtime API never needs), must still end,
-// answered or refused, once the client is gone.
+// of unknown length (which the Runtime API never needs), goes upstream
+// without it (Content-Length 0, nothing read), and ends, answered or
+// refused, once the client is gone.
 //
-// Skipped: ServeHTTP drops the body of a request it may send again
-// (out.Body = nil) but keeps out.ContentLength = r.ContentLength (1 or -1
-// here), so every RoundTrip fails at once ("http: Request.ContentLength=1
-// with nil Body") and, the request being a GET whose context is still
-// live, is tried again at once, forever: tens of thousands of connections
-// per second to the upstream, none carrying a request. The context never
-// ends, as the server does not watch for the client leaving while a
-// request body is unread, so neither the client closing nor
-// http.Server.Close stops it.
+// Regression: ServeHTTP once dropped the body of a request it may send
+// again (out.Body = nil) but kept out.ContentLength = r.ContentLength (1
+// or -1 here), so every RoundTrip failed at once ("http:
+// Request.ContentLength=1 with nil Body") and, the request being a GET
+// whose context was still live, was tried again at once, forever: tens of
+// thousands of connections per second to the upstream, none carrying a
+// request. The context never ended, as the server does not watch for the
+// client leaving while a request body is unread, so neither the client
+// closing nor http.Server.Close stopped it.
 func TestRelayGETWithBody(t *testing.T) {
 	var hits atomic.Int32
+	seenCh := make(chan seen, 16)
 	up := startUpstream(t, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
+		seenCh <- record(r)
 		io.WriteString(w, "upstream")
 	}))
 	h := startRelay(t, up.Listener.Addr().String())
-	for _, raw := range []string{
+	for i, raw := range []string{
 		"GET " + pathNext + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx",
 		"GET " + pathNext + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
 		"HEAD " + pathNext + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx",
@@ -1043,6 +1222,14 @@ func TestRelayGETWithBody(t *testing.T) {
 			dials := len(h.asked)
 			h.mu.Unlock()
 			t.Fatalf("%q: %v; upstream hit %d times, %d dials", raw, err, hits.Load(), dials)
+		}
+		s := receive(t, seenCh)
+		if s.contentLength != 0 || s.body != "" || len(s.transferEncoding) != 0 {
+			t.Errorf("%q: upstream got Content-Length %d, Transfer-Encoding %q, body %q; want 0, none, \"\"",
+				raw, s.contentLength, s.transferEncoding, s.body)
+		}
+		if n := hits.Load(); n != int32(i+1) {
+			t.Errorf("%q: upstream hit %d times in all, want %d", raw, n, i+1)
 		}
 	}
 }
