@@ -432,14 +432,7 @@ func TestRestoreTaken(t *testing.T) {
 		wantAPIError(t, readReply(t, first, firstBR), http.StatusForbidden, errInvalidStateTransition)
 		notAnswered(t, conn, br)
 
-		done := checkpointAsync(t.Context(), s)
-		readCheckpointSignal(t, conn, br)
-		// Checkpoint returns only once the relay closed the connection.
-		notYet(t, done, "Checkpoint")
-		conn.Close()
-		if err := receive(t, done); err != nil {
-			t.Fatalf("Checkpoint = %v", err)
-		}
+		checkpointHandshake(t, checkpointAsync(t.Context(), s), conn, br)
 	})
 
 	t.Run("an event waits", func(t *testing.T) {
@@ -456,12 +449,7 @@ func TestRestoreTaken(t *testing.T) {
 		waitPending(t, s)
 		notAnswered(t, conn, br)
 
-		done := checkpointAsync(t.Context(), s)
-		readCheckpointSignal(t, conn, br)
-		conn.Close()
-		if err := receive(t, done); err != nil {
-			t.Fatalf("Checkpoint = %v", err)
-		}
+		checkpointHandshake(t, checkpointAsync(t.Context(), s), conn, br)
 		notYet(t, inv, "Invoke")
 		s.Close()
 		if got := receive(t, inv); !errors.Is(got.err, ErrClosed) {
@@ -485,11 +473,7 @@ func TestRestoreTaken(t *testing.T) {
 		if initResolved(s) {
 			t.Fatal("init ended before the extension registered")
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		if err := s.Checkpoint(ctx); err == nil || errors.Is(err, ErrClosed) || errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Checkpoint before init = %v, want an init error", err)
-		}
+		wantCheckpointRefused(t, s)
 		notAnswered(t, conn, br)
 
 		id := register(t, ts, "ext")
@@ -498,12 +482,7 @@ func TestRestoreTaken(t *testing.T) {
 			t.Fatalf("WaitInit = %v", err)
 		}
 		notAnswered(t, conn, br)
-		done := checkpointAsync(t.Context(), s)
-		readCheckpointSignal(t, conn, br)
-		conn.Close()
-		if err := receive(t, done); err != nil {
-			t.Fatalf("Checkpoint = %v", err)
-		}
+		checkpointHandshake(t, checkpointAsync(t.Context(), s), conn, br)
 	})
 
 	t.Run("runtime without hooks", func(t *testing.T) {
@@ -515,12 +494,7 @@ func TestRestoreTaken(t *testing.T) {
 			t.Fatalf("WaitInit = %v", err)
 		}
 		waitState(t, s, StateReady)
-		done := checkpointAsync(t.Context(), s)
-		readCheckpointSignal(t, conn, br)
-		conn.Close()
-		if err := receive(t, done); err != nil {
-			t.Fatalf("Checkpoint = %v", err)
-		}
+		checkpointHandshake(t, checkpointAsync(t.Context(), s), conn, br)
 		if s.RestoreNextCalled() {
 			t.Error("RestoreNextCalled() = true")
 		}
@@ -591,36 +565,30 @@ func TestRestoreTaken(t *testing.T) {
 }
 
 // TestRestoreTakenInitErrorAfterRestoreNext: a taken environment's init
-// ended with its /restore/next, so a later /init/error must be refused (as
-// it is after a first /next) or at least not leave the Server in state
-// InitError with a nil init error.
+// ended with its /restore/next, so a later /init/error is refused (as it is
+// after a first /next) and changes nothing: init stays complete and the
+// parked /restore/next still takes the checkpoint.
 //
-// Skipped: /restore/next ends init but leaves the state Started
-// (restore.go), and failInit (init_error.go) only checks that the state
-// allows evInitError: it answers 202, moves to InitError, fails the queued
-// Invoke, but resolveInit is a no-op (init already resolved with nil), so
-// WaitInit still says nil while every later Invoke returns (Result{}, nil)
-// from "case s.state == StateInitError: return Result{}, s.initErr" in
-// Invoke (server.go), and Checkpoint still goes ahead.
+// Regression: /restore/next ends init but leaves the state Started
+// (restore.go), and failInit (init_error.go) used to check only that the
+// state allowed evInitError: it answered 202 and moved to InitError while
+// init stayed resolved with nil, so WaitInit said nil, every later Invoke
+// returned (Result{}, nil) and Checkpoint still went ahead. failInit now
+// also refuses once init has ended well.
 func TestRestoreTakenInitErrorAfterRestoreNext(t *testing.T) {
 	s, ts := newTestServer(t, Options{Snapshot: SnapshotTaken})
-	rawGet(t, ts, pathRestoreNext)
+	conn, br := rawGet(t, ts, pathRestoreNext)
 	if err := s.WaitInit(t.Context()); err != nil {
 		t.Fatalf("WaitInit = %v", err)
 	}
-	r := do(t, ts, http.MethodPost, pathInitError, []byte(`{}`))
-	if r.status == http.StatusAccepted {
-		if err := s.WaitInit(t.Context()); err == nil {
-			t.Error("/init/error accepted, but WaitInit still returns nil")
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		defer cancel()
-		if _, err := s.Invoke(ctx, testInvocation("req-1")); err == nil {
-			t.Error("Invoke after an accepted /init/error succeeded without an answer")
-		}
-		return
+	wantAPIError(t, do(t, ts, http.MethodPost, pathInitError, []byte(`{}`)), http.StatusForbidden, errInvalidStateTransition)
+	if got := s.State(); got != StateStarted {
+		t.Errorf("state %s after the refused /init/error, want Started", got)
 	}
-	wantAPIError(t, r, http.StatusForbidden, errInvalidStateTransition)
+	if err := s.WaitInit(t.Context()); err != nil {
+		t.Errorf("WaitInit = %v after the refused /init/error, want nil", err)
+	}
+	checkpointHandshake(t, checkpointAsync(t.Context(), s), conn, br)
 }
 
 // TestRestoreTakenRetry: the relay sends a GET again when its connection
@@ -629,10 +597,11 @@ func TestRestoreTakenInitErrorAfterRestoreNext(t *testing.T) {
 // first did; a /next does (its handler moves to Idle and the next /next is
 // taken).
 //
-// Skipped: handleRestoreNext (restore.go) sets s.restoreNext before it
-// parks and leaves it set when its client goes away, so the retry is
-// refused with 403 InvalidStateTransition; the runtime gets that as the
-// answer to its /restore/next and nothing can answer Checkpoint any more.
+// Regression: handleRestoreNext (restore.go) sets s.restoreNext before it
+// parks and leaves it set when its client goes away; it used to refuse the
+// retry for that with 403 InvalidStateTransition, so the runtime got that
+// as the answer to its /restore/next and nothing could answer Checkpoint
+// any more. A retry while the state is Started now parks again.
 func TestRestoreTakenRetry(t *testing.T) {
 	s, ts := newTestServer(t, Options{Snapshot: SnapshotTaken})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -646,12 +615,7 @@ func TestRestoreTakenRetry(t *testing.T) {
 
 	conn, br := rawGet(t, ts, pathRestoreNext)
 	notAnswered(t, conn, br)
-	done := checkpointAsync(t.Context(), s)
-	readCheckpointSignal(t, conn, br)
-	conn.Close()
-	if err := receive(t, done); err != nil {
-		t.Fatalf("Checkpoint = %v", err)
-	}
+	checkpointHandshake(t, checkpointAsync(t.Context(), s), conn, br)
 }
 
 // FuzzRestoreError posts arbitrary error types and bodies to /restore/error
