@@ -661,7 +661,7 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 			e.destroy(context.Background())
 			if p.restoreFrom != "" {
 				// This one starts the ordinary way.
-				inv.brokenSnapshot(c, p.restoreFrom, err)
+				inv.brokenSnapshot(c, p, err)
 				return inv.coldStart(withoutRestore(ctx), c, initType, initTimeout)
 			}
 			return nil, apierr.Wrap(apierr.Internal, err, "start execution environment")
@@ -723,7 +723,7 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 			delete(inv.all, e)
 			inv.mu.Unlock()
 			e.destroy(context.Background())
-			inv.brokenSnapshot(c, p.restoreFrom, errors.New("the restored environment did not reach its Runtime API"))
+			inv.brokenSnapshot(c, p, errors.New("the restored environment did not reach its Runtime API"))
 			return inv.coldStart(withoutRestore(ctx), c, initType, initTimeout)
 		case errors.As(err, &ie):
 			return fail(&functionError{Type: ie.Type, Payload: ie.Payload, Message: "init error", initPhase: true})

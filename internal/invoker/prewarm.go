@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,8 +101,11 @@ type prepared struct {
 	// extensions are the image's external extensions; when there are any,
 	// Kappa's init runs them and the runtime (see package envinit).
 	extensions []string
-	// restoreFrom is the snapshot the sandbox starts from, or "".
+	// restoreFrom is the snapshot the sandbox starts from, or "", and
+	// restoreStat that directory as it was when chosen (brokenSnapshot
+	// drops only that one, not a newer one at the same path).
 	restoreFrom string
+	restoreStat os.FileInfo
 }
 
 // discard destroys a prepared sandbox that no environment took.
@@ -186,6 +190,11 @@ func (inv *Invoker) create(ctx context.Context, c function.Config, initType stri
 	}
 	if initType == initOnDemand {
 		p.restoreFrom = inv.snapshotFor(ctx, c)
+	}
+	if p.restoreFrom != "" {
+		if p.restoreStat, err = os.Stat(p.restoreFrom); err != nil {
+			p.restoreFrom = "" // gone meanwhile: start the ordinary way
+		}
 	}
 	// A snapshot's environment, and every one restored from it, runs
 	// Kappa's init, which relays the Runtime API.

@@ -255,11 +255,26 @@ func (inv *Invoker) takeSnapshot(ctx context.Context, c function.Config, dir str
 	return nil
 }
 
-// brokenSnapshot drops a snapshot that could not be restored (a kernel,
-// CRIU or Kappa binary that changed under it) so that cold starts go the
-// ordinary way, and takes it again in the background.
-func (inv *Invoker) brokenSnapshot(c function.Config, dir string, err error) {
+// brokenSnapshot drops the snapshot p could not restore (a kernel, CRIU or
+// Kappa binary that changed under it) so that cold starts go the ordinary
+// way, and takes it again in the background. Restores of one snapshot
+// that fail together (one dropped it under the others) count once, and a
+// snapshot taken again since is not dropped for an older one's failure.
+func (inv *Invoker) brokenSnapshot(c function.Config, p *prepared, err error) {
+	dir := p.restoreFrom
 	inv.snapMu.Lock()
+	cur, serr := os.Stat(dir)
+	if serr != nil || p.restoreStat == nil || !os.SameFile(cur, p.restoreStat) {
+		inv.snapMu.Unlock()
+		inv.log.Warn("snapshot restore failed; the snapshot was already dropped",
+			"function", c.Name, "version", c.Version, "err", err)
+		return
+	}
+	// Out of the way at once, under snapMu: restores that chose it keep
+	// their open files; later cold starts no longer find it.
+	aside := dir + ".broken"
+	os.RemoveAll(aside)
+	rerr := os.Rename(dir, aside)
 	inv.snapFailures[dir]++
 	n := inv.snapFailures[dir]
 	inv.snapMu.Unlock()
@@ -270,9 +285,12 @@ func (inv *Invoker) brokenSnapshot(c function.Config, dir string, err error) {
 		inv.log.Warn("snapshot restore failed; dropping the snapshot and taking it again",
 			"function", c.Name, "version", c.Version, "err", err, "failures", n)
 	}
-	if rerr := os.RemoveAll(dir); rerr != nil {
+	if rerr != nil {
 		inv.log.Warn("remove snapshot", "dir", dir, "err", rerr)
 		return // the caller starts without it (withoutRestore)
+	}
+	if rerr := os.RemoveAll(aside); rerr != nil {
+		inv.log.Warn("remove snapshot", "dir", aside, "err", rerr)
 	}
 	inv.retakeSnapshot(c, dir)
 }
