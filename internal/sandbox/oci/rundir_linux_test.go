@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,7 +15,13 @@ func TestMountRunDir(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a tmpfs needs root")
 	}
-	dir := filepath.Join(t.TempDir(), "run")
+	// The parent is a shared mount, as / is under systemd: a mount made
+	// under it joins a peer group, and MS_PRIVATE must take it out.
+	parent := t.TempDir()
+	makeSharedMount(t, parent)
+	// A space, which mountinfo writes as \040: isRunDirMount must
+	// unescape it to find its tmpfs.
+	dir := filepath.Join(parent, "run dir")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -36,9 +43,25 @@ func TestMountRunDir(t *testing.T) {
 		t.Fatalf("MountRunDir on a directory on tmpfs=%v: %v, want %v", onTmpfs, got, want)
 	}
 	if got != RunDirMounted {
-		return // the test directory is on a tmpfs already: nothing to mount
+		// The test directory is on a tmpfs already: nothing to mount.
+		skipOutsideCI(t, "the rest needs the test directory on a disk, not a tmpfs (TMPDIR=%q)", os.TempDir())
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	m := mountInfoAt(t, dir)
+	if len(m) != 1 {
+		t.Fatalf("%d mounts on the run directory, want 1: %q", len(m), m)
+	}
+	if !strings.Contains(m[0].point, `\040`) {
+		t.Fatalf("mountinfo names the run directory %q, without the escaped space the test is for", m[0].point)
+	}
+	if opts := strings.Split(m[0].opts, ","); !slices.Contains(opts, "nosuid") {
+		t.Errorf("run directory's tmpfs mounted with %q, want nosuid", m[0].opts)
+	}
+	for _, f := range m[0].optional {
+		if strings.HasPrefix(f, "shared:") {
+			t.Errorf("run directory's tmpfs is in a peer group (%q under a shared parent), want it private", m[0].optional)
+		}
+	}
 	if err := unix.Statfs(dir, &st); err != nil || st.Type != unix.TMPFS_MAGIC {
 		t.Fatalf("after MountRunDir: statfs type %#x, %v", st.Type, err)
 	}
@@ -109,7 +132,7 @@ func TestMountRunDirRefusesData(t *testing.T) {
 	dir := t.TempDir()
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil || st.Type == unix.TMPFS_MAGIC {
-		t.Skipf("needs a test directory on a disk (statfs %#x, %v)", st.Type, err)
+		skipOutsideCI(t, "needs the test directory on a disk, not a tmpfs (TMPDIR=%q; statfs %#x, %v)", os.TempDir(), st.Type, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "nats"), nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -139,4 +162,63 @@ func mountsAt(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// mountInfo is a line of /proc/self/mountinfo.
+type mountInfo struct {
+	point    string   // the mount point as written (escaped)
+	opts     string   // the mount's options
+	optional []string // shared:N, master:N, ...
+}
+
+// mountInfoAt returns the mounts whose mount point is dir, bottom first.
+func mountInfoAt(t *testing.T, dir string) []mountInfo {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []mountInfo
+	for _, line := range strings.Split(string(data), "\n") {
+		// id parent major:minor root mountpoint opts [optional...] - fstype source superopts
+		fields := strings.Fields(line)
+		sep := slices.Index(fields, "-")
+		if sep < 6 || unescapeMountinfo(fields[4]) != dir {
+			continue
+		}
+		out = append(out, mountInfo{point: fields[4], opts: fields[5], optional: fields[6:sep]})
+	}
+	return out
+}
+
+// makeSharedMount bind mounts dir on itself and makes that mount shared
+// (mount --make-shared), until the test ends.
+func makeSharedMount(t *testing.T, dir string) {
+	t.Helper()
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount %s on itself: %v", dir, err) // as MountRunDir's mount would fail
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount the shared parent %s: %v", dir, err)
+		}
+	})
+	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatalf("make %s shared: %v", dir, err)
+	}
+	m := mountInfoAt(t, dir)
+	if len(m) == 0 || !slices.ContainsFunc(m[len(m)-1].optional, func(f string) bool { return strings.HasPrefix(f, "shared:") }) {
+		t.Fatalf("%s not shared after MS_SHARED: %q", dir, m)
+	}
+}
+
+// skipOutsideCI skips a test that needs what this host does not give (a
+// capability, a disk), except under CI (CI set), which runs as root on a
+// disk and must run it: there it fails.
+func skipOutsideCI(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI must run this test: "+format, args...)
+	}
+	t.Skipf(format, args...)
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/kappa-run/kappa/internal/sandbox"
 	"golang.org/x/sys/unix"
@@ -307,8 +308,8 @@ func (s *Sandbox) criuRestoreCommand(ctx context.Context, work, pidFile string) 
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	var descriptors []string
-	if err := json.Unmarshal(data, &descriptors); err != nil {
+	inherit, err := inheritFDArgs(data)
+	if err != nil {
 		return nil, fmt.Errorf("snapshot: descriptors.json: %w", err)
 	}
 	nsFD, err := s.netns.dup()
@@ -328,11 +329,7 @@ func (s *Sandbox) criuRestoreCommand(ctx context.Context, work, pidFile string) 
 		// /dev/null.
 		"--ext-mount-map", "/dev/null:/dev/null",
 	}
-	for fd, d := range descriptors {
-		if (fd == 1 || fd == 2) && strings.HasPrefix(d, "pipe:") {
-			args = append(args, "--inherit-fd", fmt.Sprintf("fd[%d]:%s", fd, d))
-		}
-	}
+	args = append(args, inherit...)
 	for _, m := range s.bindMounts() {
 		args = append(args, "--ext-mount-map", m.Destination+":"+m.Source)
 	}
@@ -342,6 +339,45 @@ func (s *Sandbox) criuRestoreCommand(ctx context.Context, work, pidFile string) 
 	cmd.WaitDelay = 5 * time.Second
 	cmd.ExtraFiles = []*os.File{ns}
 	return cmd, nil
+}
+
+// maxDescriptorLen bounds a descriptor inheritFDArgs passes on: what
+// runc records is a /proc/<pid>/fd link's target, at most PATH_MAX.
+const maxDescriptorLen = 4096
+
+// inheritFDArgs returns the `--inherit-fd` arguments that swap a dumped
+// process's output pipes for the ones the restore gives CRIU, from a
+// snapshot's descriptors.json: a JSON array of strings, index = fd, that
+// runc writes at dump (a pipe is "pipe:[inode]").
+//
+// Only fd 1 and 2 are considered, and only when they were pipes. Anything
+// else (a file, /dev/null, a short array, null) yields no argument for
+// that fd: CRIU restores it as what it was, and the restored process's
+// output on it then does not reach the restore's pipes, so it is not
+// captured. Extra entries are ignored. Data that is not an array of
+// strings is an error, and so is a pipe's entry that is longer than
+// maxDescriptorLen or holds a control character (a newline, a NUL): a
+// pipe's link target has none, and no argument can carry a NUL.
+func inheritFDArgs(data []byte) ([]string, error) {
+	var descriptors []string
+	if err := json.Unmarshal(data, &descriptors); err != nil {
+		return nil, err
+	}
+	var args []string
+	for fd := 1; fd <= 2 && fd < len(descriptors); fd++ {
+		d := descriptors[fd]
+		if !strings.HasPrefix(d, "pipe:") {
+			continue
+		}
+		if len(d) > maxDescriptorLen {
+			return nil, fmt.Errorf("fd %d: descriptor of %d bytes, at most %d", fd, len(d), maxDescriptorLen)
+		}
+		if strings.ContainsFunc(d, unicode.IsControl) {
+			return nil, fmt.Errorf("fd %d: control character in descriptor %q", fd, d)
+		}
+		args = append(args, "--inherit-fd", fmt.Sprintf("fd[%d]:%s", fd, d))
+	}
+	return args, nil
 }
 
 // criuLogTail returns the last error lines of a CRIU log, prefixed for

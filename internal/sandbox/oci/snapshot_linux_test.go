@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/kappa-run/kappa/internal/sandbox"
 	"golang.org/x/sys/unix"
@@ -210,7 +212,7 @@ func TestCheckLimits(t *testing.T) {
 		files := map[int]map[string]string{
 			0:       {"cpuset.cpus": "0-3\n", "cpuset.mems": "0\n"},
 			cpu:     {"cpu.cfs_quota_us": quota + "\n", "cpu.cfs_period_us": "100000\n"},
-			mem:     {"memory.limit_in_bytes": memory + "\n"},
+			mem:     {"memory.limit_in_bytes": memory + "\n", "memory.memsw.limit_in_bytes": memory + "\n"}, // swap = memory
 			devices: {"devices.list": "c 1:3 rwm\nc 1:5 rwm\nc 1:7 rwm\nc 1:8 rwm\nc 1:9 rwm\nc 5:0 rwm\nc 136:* rwm\n"},
 			pidsH:   {"pids.max": pids + "\n"},
 			// The controllers are v1's: what the unified hierarchy has of
@@ -224,6 +226,10 @@ func TestCheckLimits(t *testing.T) {
 			{name: "wrong cpu quota", over: &override{h: cpu, file: "cpu.cfs_quota_us", content: "-1\n"}, wantErr: "cpu.cfs_quota_us"},
 			{name: "every device", over: &override{h: devices, file: "devices.list", content: "a *:* rwm\n"}, wantErr: "every device allowed"},
 			{name: "no memory limit file", over: &override{h: mem, file: "memory.limit_in_bytes", remove: true}, wantErr: "memory.limit_in_bytes"},
+			{name: "wrong swap", over: &override{h: mem, file: "memory.memsw.limit_in_bytes", content: "9223372036854771712\n"}, wantErr: "memory.memsw.limit_in_bytes"},
+			{name: "swap as memory and more", over: &override{h: mem, file: "memory.memsw.limit_in_bytes", content: strconv.Itoa(2*memoryMB<<20) + "\n"}, wantErr: "memory.memsw.limit_in_bytes"},
+			// A kernel without swap accounting has no memsw files.
+			{name: "no swap accounting", over: &override{h: mem, file: "memory.memsw.limit_in_bytes", remove: true}},
 			{name: "no devices list", over: &override{h: devices, file: "devices.list", remove: true}, wantErr: "devices.list"},
 		})
 	})
@@ -351,7 +357,7 @@ func TestMakeDevDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	if err := makeDevDir(dir); err != nil {
 		if errors.Is(err, unix.EPERM) {
-			t.Skipf("needs CAP_MKNOD: %v", err)
+			skipOutsideCI(t, "needs CAP_MKNOD (root outside a user namespace or a container without it): %v", err)
 		}
 		t.Fatal(err)
 	}
@@ -537,7 +543,7 @@ func TestRemoveCgYard(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := unix.Mount(target, at, "", unix.MS_BIND, ""); err != nil {
-			t.Skipf("cannot bind mount here: %v", err)
+			skipOutsideCI(t, "needs CAP_SYS_ADMIN over this mount namespace, to bind mount: %v", err)
 		}
 		t.Cleanup(func() { _ = unix.Unmount(at, unix.MNT_DETACH) })
 		if err := removeCgYard(yard); err != nil {
@@ -620,4 +626,278 @@ func TestCriuLogTail(t *testing.T) {
 	if got, want := criuLogTail(few), " (criu: (00.2) Error (criu/cr-dump.c:1): one; (00.4) Error (criu/cr-dump.c:2): two)"; got != want {
 		t.Errorf("criuLogTail = %q, want %q", got, want)
 	}
+}
+
+// inheritFDTests are inheritFDArgs' cases, and FuzzInheritFDArgs' seeds.
+var inheritFDTests = []struct {
+	name    string
+	data    string
+	want    []string // nil for none
+	wantErr string   // "" for none
+}{
+	{name: "runc's", data: `["/dev/null","pipe:[100]","pipe:[101]"]`,
+		want: []string{"--inherit-fd", "fd[1]:pipe:[100]", "--inherit-fd", "fd[2]:pipe:[101]"}},
+	{name: "escaped", data: `["/dev/null","pipe:\u005b100]","\u0070ipe:[101]"]`,
+		want: []string{"--inherit-fd", "fd[1]:pipe:[100]", "--inherit-fd", "fd[2]:pipe:[101]"}},
+	{name: "stdout only", data: `["/dev/null","pipe:[100]","/dev/null"]`,
+		want: []string{"--inherit-fd", "fd[1]:pipe:[100]"}},
+	{name: "stderr only", data: `["/dev/null","/tmp/out","pipe:[101]"]`,
+		want: []string{"--inherit-fd", "fd[2]:pipe:[101]"}},
+	// Output that was no pipe is restored as what it was: no argument,
+	// and none of it reaches the restore's pipes.
+	{name: "no pipes", data: `["/dev/null","/dev/null","/var/log/x"]`},
+	{name: "sockets", data: `["socket:[1]","socket:[2]","socket:[3]"]`},
+	{name: "stdin ignored", data: `["pipe:[99]","/dev/null","/dev/null"]`},
+	{name: "prefix is exact", data: `["x","PIPE:[100]"," pipe:[101]"]`},
+	{name: "prefix only", data: `["x","pipe:","pipe:"]`,
+		want: []string{"--inherit-fd", "fd[1]:pipe:", "--inherit-fd", "fd[2]:pipe:"}},
+	{name: "short", data: `["/dev/null","pipe:[100]"]`,
+		want: []string{"--inherit-fd", "fd[1]:pipe:[100]"}},
+	{name: "one", data: `["pipe:[99]"]`},
+	{name: "empty array", data: `[]`},
+	{name: "null", data: `null`},
+	// encoding/json leaves a string alone for null: "".
+	{name: "null entries", data: `[null,null,"pipe:[101]"]`,
+		want: []string{"--inherit-fd", "fd[2]:pipe:[101]"}},
+	{name: "extra entries", data: `["/dev/null","pipe:[100]","pipe:[101]","pipe:[102]","socket:[103]"]`,
+		want: []string{"--inherit-fd", "fd[1]:pipe:[100]", "--inherit-fd", "fd[2]:pipe:[101]"}},
+	{name: "whitespace", data: " \n[ \"x\" ,\t\"pipe:[100]\" ]\n",
+		want: []string{"--inherit-fd", "fd[1]:pipe:[100]"}},
+	// Not an array of strings.
+	{name: "object", data: `{"1":"pipe:[100]","2":"pipe:[101]"}`, wantErr: "cannot unmarshal object"},
+	{name: "string", data: `"pipe:[100]"`, wantErr: "cannot unmarshal string"},
+	{name: "number", data: `1`, wantErr: "cannot unmarshal number"},
+	{name: "numbers", data: `[0,1,2]`, wantErr: "cannot unmarshal number"},
+	{name: "a number among strings", data: `["/dev/null","pipe:[100]",2]`, wantErr: "cannot unmarshal number"},
+	{name: "bool", data: `["/dev/null",true,"pipe:[101]"]`, wantErr: "cannot unmarshal bool"},
+	{name: "nested array", data: `["/dev/null",["pipe:[100]"],"pipe:[101]"]`, wantErr: "cannot unmarshal array"},
+	{name: "nested object", data: `["/dev/null",{"fd":"pipe:[100]"},"pipe:[101]"]`, wantErr: "cannot unmarshal object"},
+	{name: "empty", data: ``, wantErr: "unexpected end"},
+	{name: "not JSON", data: `pipe:[100]`, wantErr: "invalid character"},
+	{name: "truncated", data: `["/dev/null","pipe:[100]"`, wantErr: "unexpected end"},
+	{name: "trailing data", data: `["/dev/null","pipe:[100]","pipe:[101]"] ["x"]`, wantErr: "invalid character"},
+	{name: "single quotes", data: `['/dev/null','pipe:[100]']`, wantErr: "invalid character"},
+	{name: "bad escape", data: `["x","pipe:\q"]`, wantErr: "invalid character"},
+	// A pipe's entry that would smuggle a second argument, or that no
+	// argument can carry, is refused; what is not passed on is not
+	// looked at.
+	{name: "newline", data: `["/dev/null","pipe:[100]\n--action-script=/x","pipe:[101]"]`, wantErr: "control character"},
+	{name: "NUL", data: `["/dev/null","pipe:[100]","pipe:[101]\u0000x"]`, wantErr: "control character"},
+	{name: "carriage return", data: `["/dev/null","pipe:[100]\r","pipe:[101]"]`, wantErr: "control character"},
+	{name: "tab", data: `["/dev/null","pipe:[100]\t","pipe:[101]"]`, wantErr: "control character"},
+	{name: "DEL", data: `["/dev/null","pipe:[100]\u007f","pipe:[101]"]`, wantErr: "control character"},
+	{name: "C1 control", data: `["/dev/null","pipe:[100]\u0085","pipe:[101]"]`, wantErr: "control character"},
+	{name: "control characters elsewhere", data: `["pipe:[1]\n","/tmp/a\nb\u0000","pipe:[101]","pipe:[3]\n"]`,
+		want: []string{"--inherit-fd", "fd[2]:pipe:[101]"}},
+	{name: "not UTF-8", data: "[\"x\",\"pipe:[\xff]\",\"y\"]",
+		want: []string{"--inherit-fd", "fd[1]:pipe:[\uFFFD]"}},
+	{name: "longest", data: `["x","pipe:` + strings.Repeat("9", maxDescriptorLen-len("pipe:")) + `"]`,
+		want: []string{"--inherit-fd", "fd[1]:pipe:" + strings.Repeat("9", maxDescriptorLen-len("pipe:"))}},
+	{name: "too long", data: `["x","pipe:[1]","pipe:` + strings.Repeat("9", maxDescriptorLen) + `"]`, wantErr: "bytes, at most"},
+	{name: "huge elsewhere", data: `["` + strings.Repeat("a", 1<<20) + `","pipe:[100]","pipe:[101]","` + strings.Repeat("b", 1<<20) + `"]`,
+		want: []string{"--inherit-fd", "fd[1]:pipe:[100]", "--inherit-fd", "fd[2]:pipe:[101]"}},
+	{name: "many entries", data: `["/dev/null","pipe:[100]","pipe:[101]"` + strings.Repeat(`,"pipe:[7]"`, 100000) + `]`,
+		want: []string{"--inherit-fd", "fd[1]:pipe:[100]", "--inherit-fd", "fd[2]:pipe:[101]"}},
+	{name: "deep", data: strings.Repeat("[", 20000) + strings.Repeat("]", 20000), wantErr: "exceeded max depth"},
+}
+
+func TestInheritFDArgs(t *testing.T) {
+	for _, tt := range inheritFDTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := inheritFDArgs([]byte(tt.data))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("inheritFDArgs = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("inheritFDArgs = %q, %v; want an error with %q", got, err, tt.wantErr)
+			case err != nil && got != nil:
+				t.Errorf("inheritFDArgs = %q with the error %v, want none", got, err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("inheritFDArgs = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzInheritFDArgs: no input panics; what comes out is "--inherit-fd"
+// pairs for fd 1, then fd 2, each a pipe, with nothing that could be a
+// second argument; and it agrees with what the JSON holds.
+func FuzzInheritFDArgs(f *testing.F) {
+	for _, tt := range inheritFDTests {
+		if len(tt.data) < 1<<12 {
+			f.Add([]byte(tt.data))
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		args, err := inheritFDArgs(data)
+		var descriptors []string
+		jsonErr := json.Unmarshal(data, &descriptors)
+		if jsonErr != nil {
+			if err == nil {
+				t.Fatalf("inheritFDArgs(%q) = %q, nil; encoding/json says %v", data, args, jsonErr)
+			}
+			return
+		}
+		if err != nil {
+			if args != nil {
+				t.Fatalf("inheritFDArgs(%q) = %q with the error %v", data, args, err)
+			}
+			// Refused only for a pipe's entry at fd 1 or 2.
+			for fd := 1; fd <= 2 && fd < len(descriptors); fd++ {
+				d := descriptors[fd]
+				if strings.HasPrefix(d, "pipe:") && (len(d) > maxDescriptorLen || strings.ContainsFunc(d, unicode.IsControl)) {
+					return
+				}
+			}
+			t.Fatalf("inheritFDArgs(%q) = %v, but fd 1 and 2 hold nothing to refuse", data, err)
+		}
+		if len(args)%2 != 0 || len(args) > 4 {
+			t.Fatalf("inheritFDArgs(%q) = %q: not up to two pairs", data, args)
+		}
+		var fds []int
+		for i := 0; i < len(args); i += 2 {
+			if args[i] != "--inherit-fd" {
+				t.Fatalf("inheritFDArgs(%q): argument %d is %q, want --inherit-fd", data, i, args[i])
+			}
+			v := args[i+1]
+			fd := -1
+			switch {
+			case strings.HasPrefix(v, "fd[1]:pipe:"):
+				fd = 1
+			case strings.HasPrefix(v, "fd[2]:pipe:"):
+				fd = 2
+			default:
+				t.Fatalf("inheritFDArgs(%q): argument %q is no fd[1] or fd[2] pipe", data, v)
+			}
+			if strings.ContainsFunc(v, unicode.IsControl) || strings.ContainsAny(v, "\n\x00") {
+				t.Fatalf("inheritFDArgs(%q): argument %q holds a control character", data, v)
+			}
+			if len(v) > len("fd[1]:")+maxDescriptorLen {
+				t.Fatalf("inheritFDArgs(%q): argument of %d bytes", data, len(v))
+			}
+			if want := fmt.Sprintf("fd[%d]:%s", fd, descriptors[fd]); v != want {
+				t.Fatalf("inheritFDArgs(%q): argument %q, want %q", data, v, want)
+			}
+			fds = append(fds, fd)
+		}
+		// Every pipe at fd 1 and 2 is passed on, in order, once.
+		var want []int
+		for fd := 1; fd <= 2 && fd < len(descriptors); fd++ {
+			if strings.HasPrefix(descriptors[fd], "pipe:") {
+				want = append(want, fd)
+			}
+		}
+		if !slices.Equal(fds, want) {
+			t.Fatalf("inheritFDArgs(%q) passes fds %v, want %v", data, fds, want)
+		}
+	})
+}
+
+// TestCRIURestoreCommandDescriptors: criuRestoreCommand reads the
+// snapshot's descriptors.json, fails on a missing or malformed one before
+// it takes a descriptor of the network namespace, and puts inheritFDArgs'
+// arguments after runc's own.
+func TestCRIURestoreCommandDescriptors(t *testing.T) {
+	nsFile, err := os.Open(os.DevNull) // stands for the namespace: only dup'ed
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nsFile.Close() })
+	r := &Runtime{runDir: t.TempDir(), criuArgv: []string{"/opt/criu/sbin/criu"}}
+	r.yardOnce.Do(func() {}) // no yard made: cgYard only names it
+	src := t.TempDir()
+	s := &Sandbox{
+		r:         r,
+		dir:       t.TempDir(),
+		netns:     netNS{f: nsFile},
+		cgPath:    "/kappa/env1",
+		hostsBind: "/run/kappa/hosts",
+		spec: sandbox.Spec{
+			RestoreFrom: t.TempDir(),
+			RootFS:      "/rootfs",
+			Mounts:      []sandbox.Mount{{Source: src, Destination: "/opt/x"}},
+		},
+	}
+	descriptors := filepath.Join(s.spec.RestoreFrom, "descriptors.json")
+	restoreCommand := func() ([]string, error) {
+		t.Helper()
+		cmd, err := s.criuRestoreCommand(t.Context(), t.TempDir(), "/x/pid")
+		if err != nil {
+			if cmd != nil {
+				t.Errorf("criuRestoreCommand = %v with the error %v", cmd, err)
+			}
+			return nil, err
+		}
+		if len(cmd.ExtraFiles) != 1 {
+			t.Fatalf("ExtraFiles %v, want the network namespace", cmd.ExtraFiles)
+		}
+		cmd.ExtraFiles[0].Close()
+		return cmd.Args, nil
+	}
+	// What follows runc's options: the inherited pipes, then the bind
+	// mounts.
+	tail := func(args []string) []string {
+		t.Helper()
+		i := slices.Index(args, "/dev/null:/dev/null")
+		if i < 0 || args[i-1] != "--ext-mount-map" {
+			t.Fatalf("no --ext-mount-map /dev/null:/dev/null in %q", args)
+		}
+		if j := slices.Index(args, "fd[3]:extRootNetNS"); j < 0 || j > i {
+			t.Fatalf("no --inherit-fd fd[3]:extRootNetNS before it in %q", args)
+		}
+		return args[i+1:]
+	}
+	binds := []string{"--ext-mount-map", "/etc/hosts:/run/kappa/hosts", "--ext-mount-map", "/opt/x:" + src}
+
+	if _, err := restoreCommand(); !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "snapshot: ") {
+		t.Errorf("criuRestoreCommand without descriptors.json = %v, want a missing file", err)
+	}
+
+	writeTestFile(t, descriptors, `["/dev/null","pipe:[100]","pipe:[101]"]`)
+	args, err := restoreCommand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tail(args), append([]string{"--inherit-fd", "fd[1]:pipe:[100]", "--inherit-fd", "fd[2]:pipe:[101]"}, binds...); !slices.Equal(got, want) {
+		t.Errorf("criuRestoreCommand arguments end in %q, want %q", got, want)
+	}
+
+	writeTestFile(t, descriptors, `["/dev/null","/dev/null","/dev/null"]`)
+	args, err = restoreCommand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tail(args); !slices.Equal(got, binds) {
+		t.Errorf("criuRestoreCommand arguments with no pipes end in %q, want %q", got, binds)
+	}
+
+	for _, bad := range []string{`{"1":"pipe:[100]"}`, `["/dev/null",1,2]`, `["/dev/null","pipe:[100]\n--x","pipe:[101]"]`, ``} {
+		writeTestFile(t, descriptors, bad)
+		if _, err := restoreCommand(); err == nil || !strings.HasPrefix(err.Error(), "snapshot: descriptors.json: ") {
+			t.Errorf("criuRestoreCommand with descriptors.json %q = %v, want an error naming it", bad, err)
+		}
+	}
+
+	// Nothing of the namespace's leaks on the errors: the descriptors a
+	// failed call would have dup'ed.
+	before := openFDs(t)
+	for range 10 {
+		if _, err := restoreCommand(); err == nil {
+			t.Fatal("criuRestoreCommand with a malformed descriptors.json = nil error")
+		}
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open after failed criuRestoreCommands, %d before", after, before)
+	}
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
