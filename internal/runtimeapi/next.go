@@ -59,7 +59,7 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
 		}
 		if ckpt := s.ckpt; ckpt != nil && s.initResolved {
 			s.fire(evAbandon)
-			s.wake = nil
+			s.wakeParked() // a /restore/next may wait on it too
 			s.mu.Unlock()
 			answerCheckpoint(w, ckpt)
 			return
@@ -85,7 +85,7 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
 			s.mu.Lock()
 			if s.state == StateReady {
 				s.fire(evAbandon)
-				s.wake = nil
+				s.wakeParked() // a /restore/next may wait on it too
 			}
 			s.mu.Unlock()
 			return

@@ -71,7 +71,7 @@ func (s *Server) handleRestoreNext(w http.ResponseWriter, r *http.Request, _ str
 			// retry).
 			s.mu.Lock()
 			if s.restoreGen == gen && s.state == StateStarted {
-				s.wake = nil // nobody else waits on it before /next
+				s.wakeParked()
 			}
 			s.mu.Unlock()
 			return

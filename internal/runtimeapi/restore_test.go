@@ -709,3 +709,23 @@ func FuzzRestoreError(f *testing.F) {
 		}
 	})
 }
+
+// TestRestoreTakenAbandonedNext: a runtime parked in /restore/next that
+// also sends a /next and drops it must still get the checkpoint. The
+// abandoned /next used to drop the wake channel the /restore/next waited
+// on without closing it, so Checkpoint's wake never reached it.
+func TestRestoreTakenAbandonedNext(t *testing.T) {
+	s, ts := newTestServer(t, Options{Snapshot: SnapshotTaken})
+	conn, br := rawGet(t, ts, pathRestoreNext)
+	if err := s.WaitInit(t.Context()); err != nil {
+		t.Fatalf("WaitInit = %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	next := nextAsync(ctx, ts)
+	waitState(t, s, StateReady)
+	cancel()
+	receive(t, next)
+	waitState(t, s, StateIdle)
+	notAnswered(t, conn, br)
+	checkpointHandshake(t, checkpointAsync(t.Context(), s), conn, br)
+}
