@@ -77,7 +77,9 @@ func MountRunDir(dir string) (RunDirMount, error) {
 		return RunDirElsewhere, err
 	}
 	for _, e := range ents {
-		if !runDirEntries[e.Name()] {
+		// writeFileAtomic's temporary files count as Kappa's too (a
+		// crash between write and rename leaves them).
+		if !runDirEntries[strings.TrimSuffix(e.Name(), ".tmp")] {
 			return RunDirElsewhere, fmt.Errorf("%s is on a disk and holds %q, which a tmpfs mounted there would hide; "+
 				"point --run-dir at an empty directory (or one on a tmpfs)", dir, e.Name())
 		}

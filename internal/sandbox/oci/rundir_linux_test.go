@@ -35,6 +35,9 @@ func TestMountRunDir(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "crun"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, criuDumpConfigName+".tmp"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	got, err := MountRunDir(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -95,6 +95,13 @@ func findSnapshotter(runDir, criu string) (cli, []string, error) {
 	if err != nil {
 		return cli{}, nil, errors.New("snapshots need setpriv (util-linux)")
 	}
+	// The shim is a shell script and CRIU's configuration files split on
+	// white space (and take # for a comment): their paths must be plain.
+	for _, p := range []string{runDir, criu, setpriv} {
+		if !plainPath(p) {
+			return cli{}, nil, fmt.Errorf("snapshots need paths of letters, digits and /._-+@:,=~ only: %q", p)
+		}
+	}
 	root := filepath.Join(runDir, "runc")
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return cli{}, nil, err
@@ -117,6 +124,20 @@ func findSnapshotter(runDir, criu string) (cli, []string, error) {
 		return cli{}, nil, err
 	}
 	return cli{name: "runc", bin: runc, root: root, global: []string{"--criu", shim}}, argv, nil
+}
+
+// plainPath reports whether p is made only of characters that need no
+// quoting in a shell script or a CRIU configuration file.
+func plainPath(p string) bool {
+	for _, c := range p {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.ContainsRune("/._-+@:,=~", c):
+		default:
+			return false
+		}
+	}
+	return p != ""
 }
 
 // Files of RunDir for snapshots, and of a restore's bundle.
@@ -414,6 +435,16 @@ func (s *Sandbox) criuConfig() string {
 	return ""
 }
 
+// addSearchBits makes dir searchable by everyone, keeping its other bits
+// (a run directory on a host's /run or /tmp keeps 1777).
+func addSearchBits(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	return os.Chmod(dir, fi.Mode()&(os.ModePerm|os.ModeSticky|os.ModeSetgid|os.ModeSetuid)|0o011)
+}
+
 // cgYard returns CRIU's cgroup yard for direct restores, made on first use:
 // a directory with a bind mount of each of the host's hierarchies under
 // the name CRIU gives it (its controllers, comma-separated; name=X as X;
@@ -432,7 +463,7 @@ func (r *Runtime) cgYard() string {
 		// and looks for the yard's entries with access(2), which checks
 		// those: the way there must be searchable by others (not
 		// readable: nothing in RunDir is listed).
-		if err := os.Chmod(r.runDir, 0o711); err != nil {
+		if err := addSearchBits(r.runDir); err != nil {
 			r.log.Warn("cgroup yard", "err", err)
 		}
 		if err := os.Mkdir(dir, 0o711); err != nil {

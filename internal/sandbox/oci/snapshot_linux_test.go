@@ -901,3 +901,48 @@ func openFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+func TestPlainPath(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/run/kappa":                 true,
+		"/opt/criu/sbin/criu-4.2.1":  true,
+		"/var/lib/kappa@x,y=z~+:a_b": true,
+		"":                           false,
+		"/run/kappa dir":             false,
+		"/run/kappa\tdir":            false,
+		"/run/kappa\ndir":            false,
+		"/run/#kappa":                false,
+		"/run/'kappa'":               false,
+		`/run/"kappa"`:               false,
+		"/run/$(id)":                 false,
+		"/run/kappa;rm":              false,
+		"/run/käppa":                 false,
+	} {
+		if got := plainPath(p); got != want {
+			t.Errorf("plainPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestAddSearchBits(t *testing.T) {
+	for _, mode := range []os.FileMode{0o700, 0o711, 0o755, 0o777 | os.ModeSticky} {
+		dir := filepath.Join(t.TempDir(), "d")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := addSearchBits(dir); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := mode | 0o011
+		if got := fi.Mode() &^ os.ModeDir; got != want {
+			t.Errorf("mode %v after addSearchBits, want %v", got, want)
+		}
+	}
+}
