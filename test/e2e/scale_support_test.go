@@ -75,6 +75,23 @@ type containerState struct {
 	Status string `json:"status"`
 }
 
+// listContainers runs `<rt> --root root list args…`. crun 1.8 reads each
+// container's status file even for `list -q`, and fails when a container
+// is being created or deleted at that moment (its directory there, its
+// status file not); such a listing is taken again, a few times.
+func listContainers(rt, root string, args ...string) ([]byte, error) {
+	var out []byte
+	var err error
+	for range 5 {
+		out, err = exec.Command(rt, append([]string{"--root", root, "list"}, args...)...).CombinedOutput()
+		if err == nil || !bytes.Contains(out, []byte("No such file or directory")) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return out, err
+}
+
 // containerStates asks crun and runc for the containers in their state
 // roots under this server's run directory: ids only (`list -q`, which
 // reads no container's state and so cannot trip over one being deleted),
@@ -91,7 +108,7 @@ func (s *server) containerStates(t testing.TB, status bool) []containerState {
 			continue
 		}
 		if !status {
-			out, err := exec.Command(rt, "--root", root, "list", "-q").CombinedOutput()
+			out, err := listContainers(rt, root, "-q")
 			if err != nil {
 				t.Fatalf("%s --root %s list: %v: %s", rt, root, err, out)
 			}
@@ -100,7 +117,7 @@ func (s *server) containerStates(t testing.TB, status bool) []containerState {
 			}
 			continue
 		}
-		out, err := exec.Command(rt, "--root", root, "list", "--format", "json").CombinedOutput()
+		out, err := listContainers(rt, root, "--format", "json")
 		if err != nil {
 			t.Fatalf("%s --root %s list: %v: %s", rt, root, err, out)
 		}
