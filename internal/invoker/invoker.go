@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net/http"
 	"sync"
 	"time"
 
@@ -627,7 +626,7 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	// Before serving: the process may already be running (see started).
 	e.api.Telemetry().Platform(runtimeapi.PlatformInitStart{InitializationType: initType, Phase: "init",
 		FunctionName: c.Name, FunctionVersion: c.Version})
-	e.srv = &http.Server{Handler: e.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	e.srv = runtimeapi.NewHTTPServer(e.api)
 	go e.srv.Serve(sb.RuntimeAPIListener())
 
 	inv.mu.Lock()

@@ -104,7 +104,7 @@ func (em *Emulator) coldStart(ctx context.Context, slot int) (*env, *fnError, er
 		return nil, nil, fmt.Errorf("create environment: %w", err)
 	}
 	e.sb = sb
-	e.srv = &http.Server{Handler: e.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	e.srv = runtimeapi.NewHTTPServer(e.api)
 	go func() {
 		defer close(e.done)
 		_ = e.srv.Serve(sb.RuntimeAPIListener())

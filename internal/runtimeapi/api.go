@@ -154,8 +154,18 @@ const (
 	SnapshotRestored
 )
 
+// DefaultMaxConns is the default cap on the connections an environment
+// may hold open to its Runtime API at once (Options.MaxConns). A runtime
+// uses one or two and each extension one or two more (Lambda allows ten
+// extensions); the cap keeps one environment from spending the server's
+// descriptors and memory for every other.
+const DefaultMaxConns = 64
+
 // Options configure a Server. The zero value is usable.
 type Options struct {
+	// MaxConns caps the connections open at once to the HTTP server
+	// NewHTTPServer makes; 0 means DefaultMaxConns.
+	MaxConns int
 	// Logger receives debug records of every state transition and warnings
 	// for refused requests; nil discards them.
 	Logger *slog.Logger

@@ -44,6 +44,7 @@ type Server struct {
 	now       func() time.Time
 	maxBytes  int64
 	maxStream int64
+	maxConns  int
 	fn        FunctionInfo
 	handler   http.Handler
 	telemetry *Telemetry
@@ -143,6 +144,7 @@ func New(opts Options) *Server {
 		now:        opts.Now,
 		maxBytes:   opts.MaxResponseBytes,
 		maxStream:  opts.MaxStreamBytes,
+		maxConns:   opts.MaxConns,
 		fn:         opts.Function,
 		initDone:   make(chan struct{}),
 		closedCh:   make(chan struct{}),
@@ -153,6 +155,9 @@ func New(opts Options) *Server {
 		extByName:  make(map[string]*extension),
 		expected:   make(map[string]bool),
 		regChanged: make(chan struct{}),
+	}
+	if s.maxConns <= 0 {
+		s.maxConns = DefaultMaxConns
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kappa-run/kappa/internal/runtimeapi"
 )
 
 // TestIsolation looks at an execution environment from inside: read-only
@@ -105,6 +107,24 @@ func TestIsolation(t *testing.T) {
 				t.Errorf("%s reached a listener on the host at %s", fname, host)
 			}
 		}
+	})
+
+	t.Run("runtime api connection cap", func(t *testing.T) {
+		// 300 connections held open at once to its own Runtime API: the
+		// server serves at most runtimeapi.DefaultMaxConns of them
+		// (the runtime's own connection among them) and closes the rest;
+		// once they are closed the environment serves again, and the
+		// other function never noticed.
+		res := mustInvoke(t, s, "iso", map[string]any{"op": "flood", "conns": 300})
+		served, _ := res["served"].(float64)
+		if res["opened"] != float64(300) || served < runtimeapi.DefaultMaxConns-4 || served >= runtimeapi.DefaultMaxConns {
+			t.Errorf("flood of 300 connections: opened %v, served %v; want all opened and %d-%d served",
+				res["opened"], res["served"], runtimeapi.DefaultMaxConns-4, runtimeapi.DefaultMaxConns-1)
+		}
+		if again := mustInvoke(t, s, "iso", map[string]any{"op": "echo"}); again["env"] != res["env"] {
+			t.Errorf("after the flood the warm environment was replaced: %v then %v", res["env"], again["env"])
+		}
+		mustInvoke(t, s, "iso2", map[string]any{"op": "echo"})
 	})
 }
 

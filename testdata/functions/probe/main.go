@@ -36,6 +36,7 @@ type event struct {
 	Ms    int    `json:"ms"`
 	MB    int    `json:"mb"`
 	Addr  string `json:"addr"`
+	Conns int    `json:"conns"`
 	Path  string `json:"path"`
 	Text  string `json:"text"`
 	Bytes int    `json:"bytes"`
@@ -148,6 +149,29 @@ func handle(ctx context.Context, ev event) (map[string]any, error) {
 		} else {
 			out["err"] = err.Error()
 		}
+	case "flood":
+		// Holds ev.Conns connections to this environment's Runtime API
+		// open at once, each asking for /ping, and counts those answered:
+		// a function that opens too many must not spend the server's.
+		var conns []net.Conn
+		served := 0
+		for range ev.Conns {
+			c, err := net.DialTimeout("tcp", os.Getenv("AWS_LAMBDA_RUNTIME_API"), time.Second)
+			if err != nil {
+				break
+			}
+			conns = append(conns, c)
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(c, "GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+			if b := make([]byte, 12); func() bool { _, err := io.ReadFull(c, b); return err == nil }() && string(b) == "HTTP/1.1 200" {
+				served++
+			}
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		out["opened"] = len(conns)
+		out["served"] = served
 	case "log":
 		for _, line := range strings.Split(ev.Text, "\n") {
 			fmt.Println(line)
