@@ -142,8 +142,12 @@ func environment(c function.Config, region, stream, initType string) []string {
 	set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", strconv.Itoa(c.MemorySize))
 	set("AWS_LAMBDA_FUNCTION_VERSION", c.Version)
 	set("AWS_LAMBDA_INITIALIZATION_TYPE", initType)
-	set("AWS_LAMBDA_LOG_GROUP_NAME", c.LoggingConfig.LogGroup)
-	set("AWS_LAMBDA_LOG_STREAM_NAME", stream)
+	if initType != initSnapStart {
+		// Lambda leaves both out of SnapStart functions: one snapshot
+		// serves many environments, each logging to a stream of its own.
+		set("AWS_LAMBDA_LOG_GROUP_NAME", c.LoggingConfig.LogGroup)
+		set("AWS_LAMBDA_LOG_STREAM_NAME", stream)
+	}
 	set("LAMBDA_TASK_ROOT", "/var/task")
 	set("LAMBDA_RUNTIME_DIR", "/var/runtime")
 	set("TZ", ":UTC")

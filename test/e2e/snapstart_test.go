@@ -118,6 +118,11 @@ func TestSnapStart(t *testing.T) {
 		if s, _ := kv.(string); strings.HasPrefix(s, "_KAPPA") {
 			t.Errorf("the runtime sees Kappa's own variable %s", s)
 		}
+		// As in Lambda: one snapshot serves many environments, each with
+		// a log stream of its own, so a SnapStart runtime has neither.
+		if s, _ := kv.(string); strings.HasPrefix(s, "AWS_LAMBDA_LOG_STREAM_NAME=") || strings.HasPrefix(s, "AWS_LAMBDA_LOG_GROUP_NAME=") {
+			t.Errorf("a SnapStart runtime sees %s", s)
+		}
 	}
 	if !initType {
 		t.Errorf("restored runtime does not see AWS_LAMBDA_INITIALIZATION_TYPE=snap-start")

@@ -1,0 +1,34 @@
+package invoker
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kappa-run/kappa/internal/function"
+)
+
+// TestEnvironmentSnapStart: Lambda gives SnapStart runtimes no log group or
+// stream variable (one snapshot serves environments with streams of their
+// own); every other initialisation type has both.
+func TestEnvironmentSnapStart(t *testing.T) {
+	c := function.Config{Name: "f", Version: "1", MemorySize: 128}
+	c.LoggingConfig.LogGroup = "/aws/lambda/f"
+	for _, tc := range []struct {
+		initType string
+		want     bool
+	}{{"on-demand", true}, {"provisioned-concurrency", true}, {initSnapStart, false}} {
+		vars := map[string]string{}
+		for _, kv := range environment(c, "us-east-1", "2026/11/27/[1]abc", tc.initType) {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
+		}
+		_, group := vars["AWS_LAMBDA_LOG_GROUP_NAME"]
+		_, stream := vars["AWS_LAMBDA_LOG_STREAM_NAME"]
+		if group != tc.want || stream != tc.want {
+			t.Errorf("%s: log group set %v, stream set %v; want %v", tc.initType, group, stream, tc.want)
+		}
+		if vars["AWS_LAMBDA_INITIALIZATION_TYPE"] != tc.initType {
+			t.Errorf("%s: AWS_LAMBDA_INITIALIZATION_TYPE=%q", tc.initType, vars["AWS_LAMBDA_INITIALIZATION_TYPE"])
+		}
+	}
+}
