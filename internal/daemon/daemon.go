@@ -139,6 +139,9 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		Spares:          invoker.SpareOptions{Max: cfg.Spares, IdleTimeout: cfg.SpareIdleTimeout},
 		InitBinary:      initBin,
 		SnapshotDir:     filepath.Join(cfg.DataDir, "snapshots"),
+		SnapshotWanted: func(ctx context.Context, c function.Config) bool {
+			return d.functions.SnapshotWanted(ctx, c) // set below, before any snapshot is taken
+		},
 	})
 	if initBin == "" {
 		log.Warn("no static init binary (kappa-init next to kappa, or kappa itself built with CGO_ENABLED=0): images with /opt/extensions run without their extensions, and SnapStart is unavailable")

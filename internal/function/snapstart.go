@@ -59,6 +59,29 @@ func (s *Service) snapshotVersion(name string, n int) {
 	}()
 }
 
+// SnapshotWanted reports whether published version c still exists: the
+// same number of the same function, published as the same revision. It
+// is the invoker's SnapshotWanted; a store it cannot read answers true
+// (a snapshot kept by mistake is removed with its version).
+func (s *Service) SnapshotWanted(ctx context.Context, c Config) bool {
+	n, err := strconv.Atoi(c.Version)
+	if err != nil {
+		return false // $LATEST has no snapshot
+	}
+	e, err := s.opts.Bucket.Get(ctx, versionKey(c.Name, n))
+	if errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	var v Config
+	if err := json.Unmarshal(e.Value, &v); err != nil {
+		return true
+	}
+	return v.RevisionID == c.RevisionID
+}
+
 // settleVersion moves Pending version n of name, published as revision,
 // to Active (code "") or Failed. A version of that number published anew
 // since (the function deleted and made again) is not this one: store's

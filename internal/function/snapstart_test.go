@@ -259,3 +259,40 @@ func TestSnapStartVersionLifecycle(t *testing.T) {
 		t.Errorf("dropped = %v, want hello:1 then all of hello", snaps.dropped)
 	}
 }
+
+// TestSnapshotWanted: a snapshot is wanted for a published version that
+// still exists as published (same revision), and for nothing else.
+func TestSnapshotWanted(t *testing.T) {
+	s := newSnapService(t, &fakeSnapshots{})
+	ctx := context.Background()
+	in := validInput()
+	in.SnapStartApplyOn = SnapStartPublished
+	if _, err := s.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+	v, err := s.Publish(ctx, "hello", PublishInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.SnapshotWanted(ctx, v) {
+		t.Error("not wanted for the version just published")
+	}
+	other := v
+	other.RevisionID = "another-revision"
+	if s.SnapshotWanted(ctx, other) {
+		t.Error("wanted for another publication of the same number")
+	}
+	latest := v
+	latest.Version = "$LATEST"
+	if s.SnapshotWanted(ctx, latest) {
+		t.Error("wanted for $LATEST")
+	}
+	waitVersion(t, s, "hello", "1", func(c Config) bool { return c.State != StatePending })
+	if err := s.DeleteVersion(ctx, "hello", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if s.SnapshotWanted(ctx, v) {
+		t.Error("wanted for a deleted version")
+	}
+}

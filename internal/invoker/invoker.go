@@ -78,6 +78,11 @@ type Options struct {
 	// Snapshot); "" takes none. The Runtime must implement
 	// sandbox.Snapshotter, and InitBinary be set.
 	SnapshotDir string
+	// SnapshotWanted reports whether version c (same RevisionID) still
+	// exists. A snapshot is stored only if it does, so that one taken
+	// while its version is deleted is not left behind: the caller deletes
+	// a version before it calls DropSnapshots. nil: always.
+	SnapshotWanted func(ctx context.Context, c function.Config) bool
 }
 
 // Request is one synchronous invocation.
@@ -171,6 +176,9 @@ type Invoker struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// teardowns are the environments and spares being destroyed in the
+	// background; Close waits for them.
+	teardowns teardowns
 }
 
 // New returns an Invoker and starts its idle reaper.
@@ -400,7 +408,7 @@ func (inv *Invoker) acquire(c function.Config) (*env, error) {
 			// never hand it an invocation.
 			inv.live--
 			delete(inv.all, e)
-			go e.destroy(context.Background())
+			inv.teardowns.run(func() { e.destroy(context.Background()) })
 			continue
 		default:
 		}
@@ -440,7 +448,7 @@ func (inv *Invoker) reserveLocked(c function.Config) error {
 			inv.removeIdleLocked(victim)
 			inv.live--
 			delete(inv.all, victim)
-			go victim.destroy(context.Background())
+			inv.teardowns.run(func() { victim.destroy(context.Background()) })
 		} else {
 			return throttle("ConcurrentInvocationLimitExceeded")
 		}
@@ -1261,4 +1269,50 @@ func (inv *Invoker) Close(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	inv.teardowns.wait()
+}
+
+// teardowns counts work running in the background that Close must wait
+// for: environments and spares being destroyed. (A sync.WaitGroup would
+// not do: its Add may not race with its Wait.)
+type teardowns struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // made by wait, closed when n drops to 0
+}
+
+// run runs f in a goroutine of its own, counted until it returns.
+func (t *teardowns) run(f func()) {
+	t.mu.Lock()
+	t.n++
+	t.mu.Unlock()
+	go func() {
+		defer t.done()
+		f()
+	}()
+}
+
+func (t *teardowns) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.n == 0 && t.idle != nil {
+		close(t.idle)
+		t.idle = nil
+	}
+}
+
+// wait returns once nothing counted is running.
+func (t *teardowns) wait() {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.mu.Unlock()
+		return
+	}
+	if t.idle == nil {
+		t.idle = make(chan struct{})
+	}
+	idle := t.idle
+	t.mu.Unlock()
+	<-idle
 }

@@ -149,7 +149,7 @@ func (inv *Invoker) prepare(ctx context.Context, c function.Config, initType str
 			select {
 			case <-p.sb.Done():
 				// Its init process died while waiting: never start it.
-				go p.discard()
+				inv.teardowns.run(p.discard)
 			default:
 				if fp := fingerprint(c, inv.opts.Region, initType); p.fingerprint == fp && p.restoreFrom == inv.snapshotFor(ctx, c) {
 					inv.log.Debug("cold start from a spare", "function", c.Name, "version", c.Version, "env", p.id)
@@ -160,7 +160,7 @@ func (inv *Invoker) prepare(ctx context.Context, c function.Config, initType str
 				// should restore. Never hand it out.
 				inv.log.Warn("spare made from other settings of the same configuration key; discarding it",
 					"function", c.Name, "version", c.Version)
-				go p.discard()
+				inv.teardowns.run(p.discard)
 			}
 		}
 	}

@@ -136,7 +136,7 @@ func (inv *Invoker) retakeSnapshot(c function.Config, dir string) {
 			case <-ctx.Done():
 			}
 		}()
-		if err := inv.Snapshot(ctx, c); err != nil && ctx.Err() == nil {
+		if err := inv.Snapshot(ctx, c); err != nil && ctx.Err() == nil && !errors.Is(err, errSnapshotUnwanted) {
 			inv.snapMu.Lock()
 			inv.snapFailures[dir]++
 			n := inv.snapFailures[dir]
@@ -189,6 +189,10 @@ func (e *SnapshotError) Error() string { return e.Message }
 // FunctionFailure marks the failure as the function's (function.Service
 // reports it as StateReasonCode FunctionError).
 func (e *SnapshotError) FunctionFailure() bool { return true }
+
+// errSnapshotUnwanted is takeSnapshot's answer when the version was
+// deleted while its snapshot was taken (Options.SnapshotWanted).
+var errSnapshotUnwanted = errors.New("the version was deleted while its snapshot was taken")
 
 func (inv *Invoker) takeSnapshot(ctx context.Context, c function.Config, dir string) error {
 	if _, err := os.Stat(dir); err == nil {
@@ -247,7 +251,21 @@ func (inv *Invoker) takeSnapshot(ctx context.Context, c function.Config, dir str
 	if err := cp.Checkpoint(ctx, part); err != nil {
 		return err
 	}
-	if err := os.Rename(part, dir); err != nil {
+	// Stored only if its version still exists, checked under snapMu as
+	// DropSnapshots removes: a version deleted before the check is not
+	// stored; one deleted after is removed by the DropSnapshots that
+	// follows its deletion. (A retake may begin after both.)
+	inv.snapMu.Lock()
+	if inv.opts.SnapshotWanted != nil && !inv.opts.SnapshotWanted(ctx, c) {
+		inv.snapMu.Unlock()
+		os.RemoveAll(part)
+		os.Remove(filepath.Dir(dir)) // the function's directory, if this made it and it is empty
+		inv.log.Info("snapshot not stored: its version was deleted while it was taken", "function", c.Name, "version", c.Version)
+		return errSnapshotUnwanted
+	}
+	err = os.Rename(part, dir)
+	inv.snapMu.Unlock()
+	if err != nil {
 		return err
 	}
 	inv.log.Info("snapshot taken", "function", c.Name, "version", c.Version,
@@ -296,11 +314,14 @@ func (inv *Invoker) brokenSnapshot(c function.Config, p *prepared, err error) {
 }
 
 // DropSnapshots removes the snapshots of a function's version, or of all
-// its versions when version is "".
+// its versions when version is "". Call it after deleting the version:
+// see Options.SnapshotWanted.
 func (inv *Invoker) DropSnapshots(name, version string) {
 	if inv.opts.SnapshotDir == "" || name == "" {
 		return
 	}
+	inv.snapMu.Lock() // not while takeSnapshot checks and stores
+	defer inv.snapMu.Unlock()
 	base := filepath.Join(inv.opts.SnapshotDir, name)
 	if version == "" {
 		if err := os.RemoveAll(base); err != nil {

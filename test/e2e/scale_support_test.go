@@ -75,16 +75,25 @@ type containerState struct {
 	Status string `json:"status"`
 }
 
-// listContainers runs `<rt> --root root list args…`. crun 1.8 reads each
-// container's status file even for `list -q`, and fails when a container
-// is being created or deleted at that moment (its directory there, its
-// status file not); such a listing is taken again, a few times.
+// listContainers runs `<rt> --root root list args…` and returns its
+// standard output (its standard error too when it fails). crun 1.8 reads
+// each container's status file even for `list -q`, and fails when a
+// container is being created or deleted at that moment (its directory
+// there, its status file not); such a listing is taken again, a few times.
+// runc warns of such a container on standard error and lists the others.
 func listContainers(rt, root string, args ...string) ([]byte, error) {
 	var out []byte
 	var err error
 	for range 5 {
-		out, err = exec.Command(rt, append([]string{"--root", root, "list"}, args...)...).CombinedOutput()
-		if err == nil || !bytes.Contains(out, []byte("No such file or directory")) {
+		var stderr bytes.Buffer
+		cmd := exec.Command(rt, append([]string{"--root", root, "list"}, args...)...)
+		cmd.Stderr = &stderr
+		out, err = cmd.Output()
+		if err == nil {
+			return out, nil
+		}
+		out = append(out, stderr.Bytes()...)
+		if !bytes.Contains(out, []byte("No such file or directory")) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

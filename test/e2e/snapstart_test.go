@@ -387,3 +387,69 @@ func TestSnapStartHooks(t *testing.T) {
 		}
 	})
 }
+
+// TestSnapStartDeletedWhileRetaken deletes a version while its snapshot is
+// taken again in the background (its file went missing, so a cold start
+// retakes it): the snapshot the retake makes after the deletion must not
+// be stored, since nothing would ever remove it.
+func TestSnapStartDeletedWhileRetaken(t *testing.T) {
+	requireCRIU(t)
+	s := startServer(t)
+	ctx := context.Background()
+	img := s.pushProbe(t, "snapdel/probe:v1", "PROBE_INIT_SLEEP=1s")
+	s.createFunction(t, "snapdel", img, func(in *lambda.CreateFunctionInput) {
+		in.SnapStart = &types.SnapStart{ApplyOn: types.SnapStartApplyOnPublishedVersions}
+	})
+	pub, err := s.Lambda.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("snapdel")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := lambda.NewPublishedVersionActiveWaiter(s.Lambda, func(o *lambda.PublishedVersionActiveWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 500*time.Millisecond
+	})
+	if err := w.Wait(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("snapdel"), Qualifier: pub.Version}, 2*time.Minute); err != nil {
+		t.Fatalf("version not Active: %v\n%s", err, s.Log())
+	}
+	pattern := filepath.Join(s.dataDir, "snapshots", "snapdel", "1-*")
+	snaps, _ := filepath.Glob(pattern)
+	if len(snaps) != 1 {
+		t.Fatalf("snapshots of version 1: %v, want one", snaps)
+	}
+	if err := os.RemoveAll(snaps[0]); err != nil {
+		t.Fatal(err)
+	}
+
+	// This cold start finds no snapshot: it runs init the ordinary way
+	// and the snapshot is taken again beside it (init 1 s). The version
+	// is deleted during that second.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("snapdel"), Qualifier: pub.Version,
+			Payload: []byte(`{"op":"echo"}`)})
+	}()
+	// Both inits run once two containers have started: delete then.
+	deadline := time.Now().Add(time.Minute)
+	for len(s.startedContainers(t)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cold start and the retake did not both start:\n%s", s.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := s.Lambda.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("snapdel"), Qualifier: pub.Version}); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(s.Log(), "snapshot not stored: its version was deleted") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the retake did not end by throwing its snapshot away:\n%s", s.Log())
+		}
+		if strings.Contains(s.Log(), "retake snapshot") {
+			t.Fatalf("the retake failed instead:\n%s", s.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	<-done
+	if left, _ := filepath.Glob(filepath.Join(s.dataDir, "snapshots", "snapdel", "*")); len(left) != 0 {
+		t.Errorf("left in the snapshot directory after the version was deleted: %v", left)
+	}
+}
