@@ -47,9 +47,11 @@ func (s *Service) snapshotVersion(name string, n int) {
 			s.log.Warn("snapshot failed", "function", name, "version", n, "err", snapErr)
 		}
 		if err := s.settleVersion(name, n, v.RevisionID, code, reason); err != nil {
-			if errors.Is(err, store.ErrNotFound) && s.opts.Snapshots != nil {
-				// Deleted while its snapshot was taken.
-				s.opts.Snapshots.DropSnapshots(name, strconv.Itoa(n))
+			if errors.Is(err, store.ErrNotFound) {
+				// Deleted while its snapshot was taken: the invoker did
+				// not store it (it asks SnapshotWanted first), or the
+				// deletion's DropSnapshots removed it. Dropping here
+				// could remove a newer version of the same number's.
 				return
 			}
 			s.log.Warn("record snapshot outcome", "function", name, "version", n, "err", err)

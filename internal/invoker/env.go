@@ -142,9 +142,10 @@ func environment(c function.Config, region, stream, initType string) []string {
 	set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", strconv.Itoa(c.MemorySize))
 	set("AWS_LAMBDA_FUNCTION_VERSION", c.Version)
 	set("AWS_LAMBDA_INITIALIZATION_TYPE", initType)
-	if initType != initSnapStart {
-		// Lambda leaves both out of SnapStart functions: one snapshot
+	if initType != initSnapStart && !c.SnapStartOn() {
+		// Lambda leaves both out of SnapStart versions: one snapshot
 		// serves many environments, each logging to a stream of its own.
+		// (Also when one cold-starts without its snapshot.)
 		set("AWS_LAMBDA_LOG_GROUP_NAME", c.LoggingConfig.LogGroup)
 		set("AWS_LAMBDA_LOG_STREAM_NAME", stream)
 	}

@@ -173,6 +173,8 @@ type Invoker struct {
 	// snapFailures counts a snapshot's failed restores and retakes in a
 	// row, by directory (see maxSnapshotFailures).
 	snapFailures map[string]int
+	// snapDrops counts DropSnapshots calls (see storeSnapshot).
+	snapDrops uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -215,6 +217,9 @@ func New(opts Options) *Invoker {
 		retiredAt: map[string]uint64{}, snapTaking: map[string]chan struct{}{},
 		snapSlots: make(chan struct{}, maxSnapshotTakes), snapFailures: map[string]int{},
 		stop: make(chan struct{}),
+	}
+	if opts.SnapshotDir != "" {
+		sweepSnapshots(opts.SnapshotDir)
 	}
 	inv.spares = newSpares(opts)
 	inv.wg.Add(1)
@@ -1269,7 +1274,7 @@ func (inv *Invoker) Close(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
-	inv.teardowns.wait()
+	inv.teardowns.wait(ctx)
 }
 
 // teardowns counts work running in the background that Close must wait
@@ -1302,8 +1307,8 @@ func (t *teardowns) done() {
 	}
 }
 
-// wait returns once nothing counted is running.
-func (t *teardowns) wait() {
+// wait returns once nothing counted is running, or ctx is done.
+func (t *teardowns) wait(ctx context.Context) {
 	t.mu.Lock()
 	if t.n == 0 {
 		t.mu.Unlock()
@@ -1314,5 +1319,8 @@ func (t *teardowns) wait() {
 	}
 	idle := t.idle
 	t.mu.Unlock()
-	<-idle
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kappa-run/kappa/internal/function"
@@ -220,10 +221,16 @@ func (inv *Invoker) takeSnapshot(ctx context.Context, c function.Config, dir str
 		e.destroy(context.Background())
 	}()
 	initDur := inv.opts.Now().Sub(start)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return err
-	}
-	part, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".part-")
+	// Under snapMu, so that a snapshot thrown away (below) cannot remove
+	// the function's directory between these two.
+	inv.snapMu.Lock()
+	part, err := func() (string, error) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+			return "", err
+		}
+		return os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+partInfix)
+	}()
+	inv.snapMu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -251,26 +258,110 @@ func (inv *Invoker) takeSnapshot(ctx context.Context, c function.Config, dir str
 	if err := cp.Checkpoint(ctx, part); err != nil {
 		return err
 	}
-	// Stored only if its version still exists, checked under snapMu as
-	// DropSnapshots removes: a version deleted before the check is not
-	// stored; one deleted after is removed by the DropSnapshots that
-	// follows its deletion. (A retake may begin after both.)
-	inv.snapMu.Lock()
-	if inv.opts.SnapshotWanted != nil && !inv.opts.SnapshotWanted(ctx, c) {
-		inv.snapMu.Unlock()
-		os.RemoveAll(part)
-		os.Remove(filepath.Dir(dir)) // the function's directory, if this made it and it is empty
-		inv.log.Info("snapshot not stored: its version was deleted while it was taken", "function", c.Name, "version", c.Version)
-		return errSnapshotUnwanted
-	}
-	err = os.Rename(part, dir)
-	inv.snapMu.Unlock()
-	if err != nil {
+	ckDur := inv.opts.Now().Sub(ckStart)
+	if err := inv.storeSnapshot(ctx, c, part, dir); err != nil {
 		return err
 	}
-	inv.log.Info("snapshot taken", "function", c.Name, "version", c.Version,
-		"init", initDur.Round(time.Millisecond), "checkpoint", inv.opts.Now().Sub(ckStart).Round(time.Millisecond), "dir", dir)
+	inv.logSnapshotTaken(c, initDur, ckDur, dir)
 	return nil
+}
+
+// partInfix marks a snapshot being written: <dir><partInfix><random>.
+const partInfix = ".part-"
+
+// storeSnapshot moves the checkpoint in part to dir, c's snapshot, if c
+// still exists (Options.SnapshotWanted): a version deleted before the
+// check is not stored; one deleted after has its snapshot removed by the
+// DropSnapshots that follows its deletion. The check reads the store, so
+// it runs without snapMu; a DropSnapshots meanwhile (snapDrops moved)
+// makes it check again. Snapshots of c's version under other names (taken
+// by another Kappa, whose fingerprint differed) go once this one is in.
+func (inv *Invoker) storeSnapshot(ctx context.Context, c function.Config, part, dir string) error {
+	for {
+		inv.snapMu.Lock()
+		drops := inv.snapDrops
+		inv.snapMu.Unlock()
+		wanted := inv.opts.SnapshotWanted == nil || inv.opts.SnapshotWanted(ctx, c)
+		inv.snapMu.Lock()
+		if inv.snapDrops != drops {
+			inv.snapMu.Unlock()
+			continue
+		}
+		if !wanted {
+			aside, _ := moveAside(part)
+			inv.snapMu.Unlock()
+			os.RemoveAll(aside)
+			inv.snapMu.Lock()
+			os.Remove(filepath.Dir(dir)) // the function's directory, if that left it empty
+			inv.snapMu.Unlock()
+			inv.log.Info("snapshot not stored: its version was deleted while it was taken", "function", c.Name, "version", c.Version)
+			return errSnapshotUnwanted
+		}
+		err := os.Rename(part, dir)
+		var stale []string
+		if err == nil {
+			stale = inv.moveStaleAsideLocked(c, dir)
+		}
+		inv.snapMu.Unlock()
+		for _, d := range stale {
+			os.RemoveAll(d)
+		}
+		return err
+	}
+}
+
+// moveStaleAsideLocked renames aside the snapshots of c's version other
+// than dir and returns where they went; snapMu held.
+func (inv *Invoker) moveStaleAsideLocked(c function.Config, dir string) []string {
+	var aside []string
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), c.Version+"-*"))
+	for _, m := range matches {
+		if m == dir || !isSnapshotName(filepath.Base(m), c.Version) {
+			continue
+		}
+		if a, err := moveAside(m); err == nil {
+			aside = append(aside, a)
+		}
+	}
+	return aside
+}
+
+// isSnapshotName reports whether name is a stored snapshot of version:
+// <version>-<hex digest>, not one being written or moved aside.
+func isSnapshotName(name, version string) bool {
+	digest, ok := strings.CutPrefix(name, version+"-")
+	if !ok || digest == "" {
+		return false
+	}
+	for _, r := range digest {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// moveAside renames path to a unique name beside it that no cold start or
+// take looks for, so that it can be removed without snapMu.
+func moveAside(path string) (string, error) {
+	aside := fmt.Sprintf("%s.gone-%d", path, time.Now().UnixNano())
+	return aside, os.Rename(path, aside)
+}
+
+// sweepSnapshots removes what a stopped server left in dir: snapshots
+// being written or moved aside. No take is running yet.
+func sweepSnapshots(dir string) {
+	for _, pattern := range []string{"*" + partInfix + "*", "*.gone-*", "*.broken"} {
+		matches, _ := filepath.Glob(filepath.Join(dir, "*", pattern))
+		for _, m := range matches {
+			os.RemoveAll(m)
+		}
+	}
+}
+
+func (inv *Invoker) logSnapshotTaken(c function.Config, initDur, ckDur time.Duration, dir string) {
+	inv.log.Info("snapshot taken", "function", c.Name, "version", c.Version,
+		"init", initDur.Round(time.Millisecond), "checkpoint", ckDur.Round(time.Millisecond), "dir", dir)
 }
 
 // brokenSnapshot drops the snapshot p could not restore (a kernel, CRIU or
@@ -315,24 +406,36 @@ func (inv *Invoker) brokenSnapshot(c function.Config, p *prepared, err error) {
 
 // DropSnapshots removes the snapshots of a function's version, or of all
 // its versions when version is "". Call it after deleting the version:
-// see Options.SnapshotWanted.
+// see Options.SnapshotWanted. A snapshot being written is left to its
+// take, which throws it away.
 func (inv *Invoker) DropSnapshots(name, version string) {
 	if inv.opts.SnapshotDir == "" || name == "" {
 		return
 	}
-	inv.snapMu.Lock() // not while takeSnapshot checks and stores
-	defer inv.snapMu.Unlock()
 	base := filepath.Join(inv.opts.SnapshotDir, name)
-	if version == "" {
-		if err := os.RemoveAll(base); err != nil {
-			inv.log.Warn("remove snapshots", "function", name, "err", err)
+	var aside []string
+	inv.snapMu.Lock() // not between a take's check and its rename
+	inv.snapDrops++
+	ents, _ := os.ReadDir(base)
+	for _, ent := range ents {
+		n := ent.Name()
+		if strings.Contains(n, partInfix) || strings.Contains(n, ".gone-") ||
+			(version != "" && !strings.HasPrefix(n, version+"-")) {
+			continue
 		}
-		return
+		if a, err := moveAside(filepath.Join(base, n)); err == nil {
+			aside = append(aside, a)
+		}
 	}
-	matches, _ := filepath.Glob(filepath.Join(base, version+"-*"))
-	for _, m := range matches {
-		if err := os.RemoveAll(m); err != nil {
-			inv.log.Warn("remove snapshot", "dir", m, "err", err)
+	inv.snapMu.Unlock()
+	for _, a := range aside {
+		if err := os.RemoveAll(a); err != nil {
+			inv.log.Warn("remove snapshots", "dir", a, "err", err)
 		}
+	}
+	if version == "" {
+		inv.snapMu.Lock()
+		os.Remove(base) // unless a take still writes there: it removes it
+		inv.snapMu.Unlock()
 	}
 }

@@ -1,6 +1,7 @@
 package invoker
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,7 +11,7 @@ import (
 // after everything run started before it has returned.
 func TestTeardownsWait(t *testing.T) {
 	var td teardowns
-	td.wait() // nothing running
+	td.wait(context.Background()) // nothing running
 	release := make(chan struct{})
 	var finished atomic.Int32
 	for range 3 {
@@ -21,7 +22,7 @@ func TestTeardownsWait(t *testing.T) {
 	}
 	waited := make(chan struct{})
 	go func() {
-		td.wait()
+		td.wait(context.Background())
 		close(waited)
 	}()
 	select {
@@ -35,5 +36,16 @@ func TestTeardownsWait(t *testing.T) {
 		t.Fatalf("wait returned after %d of 3 teardowns", n)
 	}
 	td.run(func() {}) // usable again after a wait
-	td.wait()
+	td.wait(context.Background())
+}
+
+// TestTeardownsWaitContext: wait gives up when its context ends.
+func TestTeardownsWaitContext(t *testing.T) {
+	var td teardowns
+	release := make(chan struct{})
+	defer close(release)
+	td.run(func() { <-release })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	td.wait(ctx) // returns although the teardown runs on
 }

@@ -11,8 +11,9 @@ import (
 // Runtime API listener: s.Handler(), a bound on how long a request's
 // header may take, and a cap on the connections open at once
 // (Options.MaxConns). A connection over the cap is closed as soon as it is
-// accepted, before any request is read, so the client sees its connection
-// reset rather than a hang, and the first refusal is logged as a warning.
+// accepted, before any request is read: the client's read ends (EOF, or a
+// reset if its request had arrived) instead of hanging, and the first
+// refusal is logged as a warning.
 // Long polls (/next, /extension/event/next) hold their connection for as
 // long as they wait, which is why no idle or read timeout applies.
 func NewHTTPServer(s *Server) *http.Server {
@@ -27,6 +28,9 @@ type connCap struct {
 	mu     sync.Mutex
 	open   int
 	warned bool
+	// refused are closed connections not yet reported closed: they no
+	// longer count.
+	refused map[net.Conn]struct{}
 }
 
 // track is the server's ConnState hook. Every connection reaches StateNew
@@ -35,8 +39,15 @@ func (c *connCap) track(conn net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
 		c.mu.Lock()
-		c.open++
-		over := c.open > c.max
+		over := c.open >= c.max
+		if over {
+			if c.refused == nil {
+				c.refused = map[net.Conn]struct{}{}
+			}
+			c.refused[conn] = struct{}{}
+		} else {
+			c.open++
+		}
 		warn := over && !c.warned
 		if warn {
 			c.warned = true
@@ -51,7 +62,11 @@ func (c *connCap) track(conn net.Conn, st http.ConnState) {
 		}
 	case http.StateClosed, http.StateHijacked:
 		c.mu.Lock()
-		c.open--
+		if _, ok := c.refused[conn]; ok {
+			delete(c.refused, conn)
+		} else {
+			c.open--
+		}
 		c.mu.Unlock()
 	}
 }

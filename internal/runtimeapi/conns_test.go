@@ -106,3 +106,56 @@ func TestNewHTTPServerDefaultCap(t *testing.T) {
 		t.Fatal("server without header timeout or connection cap")
 	}
 }
+
+// TestNewHTTPServerConnCapHijack: a hijacked connection (the checkpoint
+// hand-over takes its connection from net/http) frees its slot.
+func TestNewHTTPServerConnCapHijack(t *testing.T) {
+	s := New(Options{MaxConns: 1})
+	t.Cleanup(s.Close)
+	srv := NewHTTPServer(s)
+	hijacked := make(chan net.Conn, 1)
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hijack" {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				hijacked <- c
+			}
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	get := func(path string) (net.Conn, error) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return c, err
+		}
+		if path == "/hijack" {
+			return c, nil
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return c, err
+	}
+	if _, err := get("/hijack"); err != nil {
+		t.Fatal(err)
+	}
+	h := <-hijacked // the only slot was its; hijacked, it is free
+	defer h.Close()
+	if _, err := get("/ok"); err != nil {
+		t.Fatalf("after a hijack: %v", err)
+	}
+}
