@@ -107,6 +107,12 @@ func (s *Store) pull(ctx context.Context, imageURI, arch string) (*Image, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrInvalid, err)
 	}
+	// The config is read into memory: refuse a size no real one has
+	// before anything is read.
+	if manifest.Config.Size < 0 || manifest.Config.Size > maxConfigBytes {
+		return nil, fmt.Errorf("%w: manifest gives the image config %d bytes; at most %d are accepted",
+			ErrInvalid, manifest.Config.Size, maxConfigBytes)
+	}
 	rawConfig, err := rimg.RawConfigFile()
 	if err != nil {
 		return nil, classifyRegistryError(ctx, err, ErrInvalid)
@@ -125,6 +131,12 @@ func (s *Store) pull(ctx context.Context, imageURI, arch string) (*Image, error)
 		return nil, fmt.Errorf("%w: image architecture %s does not match function architecture %s", ErrInvalid, cfg.Architecture, arch)
 	}
 	if img, err := s.Lookup(digest); err == nil && s.haveLayers(img) {
+		// Pulled again: young again for the layer GC's grace period, as
+		// a deploy may hold it before recording it in a function.
+		now := time.Now()
+		if err := os.Chtimes(s.imageFile(manifestHex), now, now); err != nil {
+			s.log.Warn("touch image record", "digest", digest, "err", err)
+		}
 		return img, nil
 	}
 	if len(manifest.Layers) != len(cfg.RootFS.DiffIDs) {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -201,8 +202,17 @@ func TestPull(t *testing.T) {
 		t.Errorf("Lookup of a path: %v", err)
 	}
 
-	// Pulling again, by digest, downloads no layer.
+	// Pulling again, by digest, downloads no layer, and makes the record
+	// young again for the layer GC's grace period.
+	rec := filepath.Join(s.dir, "images/sha256", strings.TrimPrefix(digest, "sha256:")+".json")
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(rec, old, old); err != nil {
+		t.Fatal(err)
+	}
 	again, err := s2.Pull(context.Background(), want.ResolvedURI, "x86_64")
+	if fi, err := os.Stat(rec); err != nil || !fi.ModTime().After(old.Add(time.Hour)) {
+		t.Errorf("record not touched by a second pull: %v %v", fi.ModTime(), err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,6 +386,18 @@ func TestPullErrors(t *testing.T) {
 			opts:    Options{MaxImageBytes: 100 << 10},
 			wantErr: ErrInvalid,
 			errText: "image exceeds 102400 bytes uncompressed",
+		},
+		{
+			name: "config too large",
+			img: func() v1.Image {
+				cf, _ := goodImg.ConfigFile()
+				cf = cf.DeepCopy()
+				cf.Config.Labels = map[string]string{"pad": strings.Repeat("p", maxConfigBytes)}
+				i, _ := mutate.ConfigFile(goodImg, cf)
+				return i
+			}(),
+			wantErr: ErrInvalid,
+			errText: "image config",
 		},
 		{
 			name: "not linux",

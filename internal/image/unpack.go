@@ -32,6 +32,18 @@ const (
 	maxZstdWindow = 128 << 20
 )
 
+// maxConfigBytes caps an image's config blob, which is read into memory.
+// Real ones take a few KB (a long history, tens of KB).
+const maxConfigBytes = 8 << 20
+
+// DefaultMaxLayerEntries is the default cap on the tar entries of one
+// layer. The largest real layers (a node_modules, a Python ML stack) hold a
+// few hundred thousand; Kappa keeps a little per directory until the layer
+// ends, so the cap bounds that memory (a few hundred MB at worst), which a
+// small compressed layer of empty entries could otherwise grow without
+// coming near MaxBytes.
+const DefaultMaxLayerEntries = 1_000_000
+
 // UnpackOptions tunes Unpack. The zero value is usable.
 type UnpackOptions struct {
 	// MaxBytes bounds both the uncompressed tar stream and the sum of the
@@ -44,6 +56,9 @@ type UnpackOptions struct {
 	// KeepOwner applies uid and gid from the tar (needs CAP_CHOWN). When
 	// false, every entry belongs to the caller.
 	KeepOwner bool
+	// MaxEntries bounds the layer's tar entries; more fail with
+	// ErrInvalid. 0 means DefaultMaxLayerEntries.
+	MaxEntries int
 }
 
 // Stats describes an unpacked layer.
@@ -89,6 +104,9 @@ type Stats struct {
 func Unpack(r io.Reader, dir string, opts UnpackOptions) (Stats, error) {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultMaxImageBytes
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = DefaultMaxLayerEntries
 	}
 	u := &unpacker{src: &sourceReader{r: r}, max: opts.MaxBytes}
 	st, err := u.run(dir, opts)
@@ -160,6 +178,9 @@ func (u *unpacker) run(dir string, opts UnpackOptions) (Stats, error) {
 			return st, streamError{err}
 		}
 		st.Entries++
+		if st.Entries > opts.MaxEntries {
+			return st, fmt.Errorf("%w: layer has more than %d entries", ErrInvalid, opts.MaxEntries)
+		}
 		if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA || hdr.Typeflag == tar.TypeGNUSparse {
 			if hdr.Size < 0 || hdr.Size > u.max-u.fileBytes {
 				return st, errTooLarge

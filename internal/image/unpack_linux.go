@@ -187,7 +187,7 @@ func (w *layerWriter) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	if name == "" {
 		if hdr.Typeflag == tar.TypeDir {
-			w.dirs[""] = hdr
+			w.dirs[""] = dirHeader(hdr)
 			w.st.Dirs++
 		} else {
 			w.st.Skipped++
@@ -302,7 +302,7 @@ func (w *layerWriter) dir(parent, base, name string, hdr *tar.Header) error {
 			return err
 		}
 	}
-	w.dirs[name] = hdr
+	w.dirs[name] = dirHeader(hdr)
 	w.st.Dirs++
 	return nil
 }
@@ -571,6 +571,13 @@ func validID(id int) int {
 
 // perm is the mode an entry gets: its permission and sticky bits, without
 // setuid and setgid.
+// dirHeader keeps what dirMeta applies of a directory's header once the
+// layer ends: not its PAX records (up to 1 MiB each), names or the rest.
+func dirHeader(hdr *tar.Header) *tar.Header {
+	return &tar.Header{Typeflag: hdr.Typeflag, Mode: hdr.Mode, Uid: hdr.Uid, Gid: hdr.Gid,
+		ModTime: hdr.ModTime, AccessTime: hdr.AccessTime}
+}
+
 func perm(hdr *tar.Header) uint32 {
 	return uint32(hdr.Mode) & 0o1777
 }

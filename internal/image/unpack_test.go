@@ -510,3 +510,31 @@ func TestUnpackDirIsSymlink(t *testing.T) {
 		t.Errorf("f = %q", got)
 	}
 }
+
+// TestUnpackMaxEntries: a layer of more entries than the cap fails with
+// ErrInvalid (a small layer of empty entries is otherwise cheap to make
+// and costly to keep track of); one at the cap unpacks.
+func TestUnpackMaxEntries(t *testing.T) {
+	ents := []ent{dir("d"), file("d/a", "1"), file("d/b", "2")}
+	sb := newSandboxDir(t)
+	if _, err := Unpack(bytes.NewReader(mkTar(t, ents...)), sb.layer, UnpackOptions{MaxEntries: 3}); err != nil {
+		t.Fatalf("3 entries, cap 3: %v", err)
+	}
+	sb = newSandboxDir(t)
+	ents = append(ents, file("d/c", "3"))
+	_, err := Unpack(bytes.NewReader(mkTar(t, ents...)), sb.layer, UnpackOptions{MaxEntries: 3})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "more than 3 entries") {
+		t.Fatalf("4 entries, cap 3: err = %v, want ErrInvalid naming the cap", err)
+	}
+}
+
+// TestDirHeaderDropsPAX: what is kept of a directory until its layer ends
+// holds no PAX records (a layer may give each directory 1 MiB of them).
+func TestDirHeaderDropsPAX(t *testing.T) {
+	h := &tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 7, Gid: 8, ModTime: testTime,
+		PAXRecords: map[string]string{"comment": strings.Repeat("x", 1<<20)}}
+	k := dirHeader(h)
+	if k.PAXRecords != nil || k.Name != "" || k.Mode != 0o750 || k.Uid != 7 || k.Gid != 8 || !k.ModTime.Equal(testTime) {
+		t.Fatalf("dirHeader kept %+v", k)
+	}
+}
