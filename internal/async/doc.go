@@ -55,8 +55,10 @@
 // asynchronously with the record) or a queue ARN arn:aws:sqs:<region>:
 // <account>:<name>, which Kappa maps to its own durable queue: a JetStream
 // stream KQ_<name> that keeps messages for QueueRetention and is read by
-// sequence number (HTTP API /kappa/queues, `kappa queue tail`). Without an
-// OnFailure destination a failed event's payload goes to the function's
-// dead-letter queue when Options.DeadLetter names one. Records larger than
+// sequence number (HTTP API /kappa/queues, `kappa queue tail`). A failed
+// event's payload also goes to the function's dead-letter queue when
+// Options.DeadLetter names one, with or without an OnFailure destination
+// (as in Lambda). A delivery is tried three times before the record is
+// logged as lost; the function does not run again for it. Records larger than
 // a message allows lose their responsePayload, then their requestPayload.
 package async

@@ -585,3 +585,62 @@ func TestHandledRedeliveryKeepsRetriedPayload(t *testing.T) {
 		})
 	}
 }
+
+// TestFailureGoesToDestinationAndDeadLetter: with both an OnFailure
+// destination and a dead-letter queue, an event that fails for good is
+// recorded in both ("in addition to or instead of a dead-letter queue").
+func TestFailureGoesToDestinationAndDeadLetter(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.DeadLetter = func(context.Context, string) string { return *queueARN("dead") }
+	})
+	h.inv.handler = func(invoker.Request, int) (*invoker.Response, error) { return fnError(), nil }
+	h.configure(t, "f", ConfigInput{MaximumRetryAttempts: ptr(0), OnFailure: queueARN("failures")})
+	id := h.enqueue(t, "f", `{"n":1}`)
+	if r := h.records(t, "failures", 1)[0]; r.RequestContext.RequestID != id || r.RequestContext.Condition != RetriesExhausted {
+		t.Errorf("destination record = %+v", r.RequestContext)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		msgs, _ := h.svc.Queues().Read(context.Background(), "dead", 0, 10, 200*time.Millisecond)
+		if len(msgs) == 1 && string(msgs[0].Body) == `{"n":1}` {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead-letter queue holds %d messages, want the event", len(msgs))
+		}
+	}
+}
+
+// TestAgedOutEventKeepsItsStoredPayload: an event whose payload is stored
+// beside its message (too large to ride in it) and that is found past its
+// maximum age on a redelivery still hands its payload to the dead-letter
+// queue.
+func TestAgedOutEventKeepsItsStoredPayload(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.DeadLetter = func(context.Context, string) string { return *queueARN("dead") }
+	})
+	h.svc.maxMsg = 4096 // so that this payload is stored beside its message
+	h.inv.handler = func(_ invoker.Request, n int) (*invoker.Response, error) {
+		go func() { // past the 60 s age once the throttle is backed off, by the redelivery
+			time.Sleep(5 * time.Millisecond)
+			h.now.Add(int64(2 * time.Minute))
+		}()
+		return nil, apierr.New(apierr.TooManyRequests, "throttled")
+	}
+	h.configure(t, "f", ConfigInput{MaximumEventAgeInSeconds: ptr(60)})
+	payload := `{"pad":"` + strings.Repeat("p", 8000) + `"}`
+	h.enqueue(t, "f", payload)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		msgs, _ := h.svc.Queues().Read(context.Background(), "dead", 0, 10, 200*time.Millisecond)
+		if len(msgs) == 1 {
+			if string(msgs[0].Body) != payload {
+				t.Fatalf("dead-letter message is %d bytes, want the %d-byte payload", len(msgs[0].Body), len(payload))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead-letter queue holds %d messages, want the event", len(msgs))
+		}
+	}
+}

@@ -245,10 +245,8 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 	log := s.log.With("function", ev.Function, "requestId", ev.RequestID)
 	cfg := s.effectiveConfig(ctx, ev.Function, ev.Qualifier)
 	deadline := ev.Accepted.Add(cfg.MaxAge())
-	if !s.opts.Now().Before(deadline) {
-		s.finish(ctx, msg, ev, cfg, EventAgeExceeded, nil)
-		return
-	}
+	// The payload first, even for an event past its age: its destination
+	// record and dead-letter message carry it.
 	if ev.payloadObject != "" {
 		if ev.Payload, err = s.objects.GetBytes(ctx, ev.payloadObject); err != nil {
 			if errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -259,6 +257,10 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 			s.backOff(d, msg, ev, cfg, deadline, 500, err)
 			return
 		}
+	}
+	if !s.opts.Now().Before(deadline) {
+		s.finish(ctx, msg, ev, cfg, EventAgeExceeded, nil)
+		return
 	}
 	if ev.Invokes == 0 {
 		s.metrics().AsyncEventAge(ev.Function, s.opts.Now().Sub(ev.Accepted))
@@ -359,21 +361,48 @@ func (s *Service) finish(ctx context.Context, msg jetstream.Msg, ev *Event, cfg 
 			dest = cfg.Destinations.OnSuccess
 		}
 	}
-	switch {
-	case dest != "":
+	// A destination and a dead-letter queue both get theirs: Lambda's
+	// destinations work "in addition to or instead of" a DLQ. A delivery
+	// is tried a few times before the record is given up for lost: a
+	// failed one is not worth running the function again for.
+	if dest != "" {
 		rec := newRecord(ev, s.opts.Functions.ARN(ev.Function, qualifierOrLatest(ev.Qualifier)), condition, response, s.opts.Now())
-		if err := s.deliver(ctx, dest, rec, ev); err != nil {
+		if err := s.tryDelivery(ctx, func() error { return s.deliver(ctx, dest, rec, ev) }); err != nil {
 			log.Error("delivering to the destination failed; the record is lost", "destination", dest, "err", err)
 		}
-	case condition != Success && s.opts.DeadLetter != nil:
+	}
+	if condition != Success && s.opts.DeadLetter != nil {
 		if dlq := s.opts.DeadLetter(ctx, ev.Function); dlq != "" {
-			if err := s.deadLetter(ctx, dlq, ev); err != nil {
+			if err := s.tryDelivery(ctx, func() error { return s.deadLetter(ctx, dlq, ev) }); err != nil {
 				log.Error("sending to the dead-letter queue failed; the event is lost", "target", dlq, "err", err)
 			}
 		}
 	}
 	s.markHandled(ctx, ev, true)
 	s.ack(ctx, msg, ev)
+}
+
+// deliveryTries and deliveryRetryDelay bound how a destination or
+// dead-letter delivery is tried: 3 times, 0.2 s then 0.4 s apart.
+var (
+	deliveryTries      = 3
+	deliveryRetryDelay = 200 * time.Millisecond
+)
+
+// tryDelivery runs send until it succeeds, fails for good (a destination
+// that does not exist, a record it refuses) or was tried deliveryTries
+// times, and returns its last error.
+func (s *Service) tryDelivery(ctx context.Context, send func() error) error {
+	var err error
+	for i := range deliveryTries {
+		if err = send(); err == nil || isKind(err, apierr.NotFound) || isKind(err, apierr.InvalidParameter) {
+			return err
+		}
+		if i < deliveryTries-1 {
+			sleep(ctx, deliveryRetryDelay<<i)
+		}
+	}
+	return err
 }
 
 // handled reports whether this delivery attempt of ev was handled before,
