@@ -188,8 +188,9 @@ func isNoResponders(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no responders")
 }
 
-// Read returns up to max messages with a sequence number above after,
-// waiting up to wait for the first one. Messages are not consumed.
+// Read returns up to max messages with a sequence number above after (and
+// stops adding them past maxReadBytes of bodies), waiting up to wait for
+// the first one. Messages are not consumed.
 func (q *Queues) Read(ctx context.Context, name string, after uint64, max int, wait time.Duration) ([]QueueMessage, error) {
 	s, err := q.stream(ctx, name)
 	if err != nil {
@@ -214,10 +215,16 @@ func (q *Queues) Read(ctx context.Context, name string, after uint64, max int, w
 	}
 }
 
+// maxReadBytes bounds the message bodies one Read returns (a client asking
+// for 1,000 messages of 1 MiB each gets the first few MiB, and the
+// sequence to read on from): what the HTTP API then encodes stays small.
+var maxReadBytes = 8 << 20 // a variable for tests
+
 func (q *Queues) read(ctx context.Context, s jetstream.Stream, name string, after uint64, max int) ([]QueueMessage, error) {
 	var out []QueueMessage
 	seq := after + 1
-	for len(out) < max {
+	size := 0
+	for len(out) < max && size < maxReadBytes {
 		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(queueSubjectPrefix+name))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
@@ -226,6 +233,7 @@ func (q *Queues) read(ctx context.Context, s jetstream.Stream, name string, afte
 			return nil, apierr.Wrap(apierr.Internal, err, "read queue")
 		}
 		out = append(out, QueueMessage{Seq: m.Sequence, Time: m.Time, Body: m.Data})
+		size += len(m.Data)
 		seq = m.Sequence + 1
 	}
 	return out, nil

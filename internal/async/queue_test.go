@@ -3,6 +3,7 @@ package async
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +48,31 @@ func TestQueues(t *testing.T) {
 	}
 	if _, err := q.Create(ctx, "bad name"); !isKind(err, apierr.Validation) {
 		t.Errorf("Create with a bad name: %v", err)
+	}
+}
+
+// TestQueueReadByteBudget: one Read stops adding messages once their
+// bodies pass maxReadBytes; the rest come with the next Read, from the
+// last sequence returned.
+func TestQueueReadByteBudget(t *testing.T) {
+	old := maxReadBytes
+	maxReadBytes = 2500
+	defer func() { maxReadBytes = old }()
+	h := newHarness(t)
+	q := h.svc.Queues()
+	ctx := context.Background()
+	body := []byte(`"` + strings.Repeat("b", 998) + `"`) // 1,000 bytes
+	for range 5 {
+		if _, err := q.Send(ctx, "big", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := q.Read(ctx, "big", 0, 100, 0)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("first Read = %d messages, %v; want 3 (the third passes the 2,500-byte budget)", len(msgs), err)
+	}
+	rest, err := q.Read(ctx, "big", msgs[2].Seq, 100, 0)
+	if err != nil || len(rest) != 2 || rest[0].Seq != 4 {
+		t.Fatalf("second Read = %d messages from %v, %v; want 4 and 5", len(rest), rest, err)
 	}
 }
