@@ -29,6 +29,7 @@ const (
 	SnapStartTimeout    Kind = "SnapStartTimeoutException"
 	Internal            Kind = "ServiceException"
 	ProvisionedNotFound Kind = "ProvisionedConcurrencyConfigNotFoundException"
+	PolicyTooLong       Kind = "PolicyLengthExceededException"
 	NotImplemented      Kind = "NotImplemented"
 )
 

@@ -186,6 +186,10 @@ func (s *Service) DeleteAlias(ctx context.Context, fn, name string) error {
 	if err := s.opts.Bucket.Delete(ctx, provisionedKey(fn, name)); err != nil {
 		return apierr.Wrap(apierr.Internal, err, "delete provisioned concurrency")
 	}
+	// And so does its resource-based policy.
+	if err := s.dropPolicy(ctx, fn, name); err != nil {
+		return err
+	}
 	s.changed(fn)
 	return nil
 }

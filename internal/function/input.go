@@ -84,7 +84,7 @@ func (in *CreateInput) config() (Config, error) {
 		return Config{}, apierr.New(apierr.InvalidParameter, "Please don't provide Handler or Runtime or Layer when the intended function PackageType is Image.")
 	}
 	for _, check := range []error{validateEnv(in.Environment), validateArchitectures(in.Architectures),
-		validateImageConfig(in.ImageConfig), validateLogging(in.LoggingConfig), validateTags(in.Tags)} {
+		validateImageConfig(in.ImageConfig), validateLogging(in.LoggingConfig), ValidateTags(in.Tags)} {
 		if check != nil {
 			return Config{}, check
 		}
@@ -139,18 +139,6 @@ func validateDeadLetter(arn string) error {
 	if arn != "" && !deadLetterRE.MatchString(arn) {
 		return apierr.New(apierr.InvalidParameter,
 			"The provided target ARN %q is invalid: Kappa accepts queue ARNs arn:aws:sqs:<region>:<account>:<name> (Kappa queues) and SNS topic ARNs", arn)
-	}
-	return nil
-}
-
-func validateTags(tags map[string]string) error {
-	if len(tags) > 50 {
-		return apierr.New(apierr.InvalidParameter, "A function can have at most 50 tags; %d given", len(tags))
-	}
-	for k, v := range tags {
-		if k == "" || len(k) > 128 || len(v) > 256 {
-			return apierr.New(apierr.InvalidParameter, "Tag keys must be 1-128 characters and values at most 256 characters")
-		}
 	}
 	return nil
 }

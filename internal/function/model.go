@@ -120,6 +120,10 @@ type Function struct {
 	// PublishPending asks the deploy in progress to publish a version when
 	// it succeeds (Publish: true on create or UpdateFunctionCode).
 	PublishPending bool `json:"publishPending,omitempty"`
+	// Policies are the resource-based policies AddPermission builds, by
+	// qualifier ("" for the function itself, a version or an alias); they
+	// go when the function does.
+	Policies map[string]Policy `json:"policies,omitempty"`
 }
 
 // Alias is a named pointer to a published version, optionally splitting

@@ -279,6 +279,9 @@ func (s *Service) DeleteVersion(ctx context.Context, name, qualifier string) err
 	if s.opts.Snapshots != nil {
 		s.opts.Snapshots.DropSnapshots(name, strconv.Itoa(n))
 	}
+	if err := s.dropPolicy(ctx, name, strconv.Itoa(n)); err != nil {
+		return err
+	}
 	s.changed(name)
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -48,6 +47,8 @@ type Functions interface {
 	GetProvisioned(ctx context.Context, fn, qualifier string) (*function.Provisioned, error)
 	DeleteProvisioned(ctx context.Context, fn, qualifier string) error
 	ListProvisioned(ctx context.Context, fn string) ([]*function.Provisioned, error)
+	Tagger
+	Permissions
 }
 
 // Invoker runs invocations; *invoker.Invoker implements it.
@@ -120,6 +121,11 @@ func New(opts Options) *API {
 	m.HandleFunc("GET /2016-08-19/account-settings", a.accountSettings)
 	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.accountSettings)
 	m.HandleFunc("GET /2017-03-31/tags/{arn}", a.listTags)
+	m.HandleFunc("POST /2017-03-31/tags/{arn}", a.tagResource)
+	m.HandleFunc("DELETE /2017-03-31/tags/{arn}", a.untagResource)
+	m.HandleFunc("POST /2015-03-31/functions/{name}/policy", a.addPermission)
+	m.HandleFunc("GET /2015-03-31/functions/{name}/policy", a.getPolicy)
+	m.HandleFunc("DELETE /2015-03-31/functions/{name}/policy/{sid}", a.removePermission)
 	m.HandleFunc("POST /2014-11-13/functions/{name}/invoke-async", a.invokeAsync)
 	m.HandleFunc("POST /2014-11-13/functions/{name}/invoke-async/{$}", a.invokeAsync)
 	m.HandleFunc("PUT /2019-09-25/functions/{name}/event-invoke-config", a.putEventInvokeConfig)
@@ -498,22 +504,4 @@ func (a *API) accountSettings(w http.ResponseWriter, r *http.Request) {
 			ConcurrentExecutions: a.opts.MaxConcurrency, UnreservedConcurrentExecutions: unreserved},
 		AccountUsage: usage{FunctionCount: len(fns)},
 	})
-}
-
-func (a *API) listTags(w http.ResponseWriter, r *http.Request) {
-	arn := r.PathValue("arn")
-	ref, err := function.ParseRef(strings.TrimSpace(arn), a.opts.Region, a.opts.Account)
-	var fn *function.Function
-	if err == nil {
-		fn, err = a.fns.Get(r.Context(), ref.Name)
-	}
-	if err != nil {
-		writeError(w, a.log, err)
-		return
-	}
-	tags := fn.Tags
-	if tags == nil {
-		tags = map[string]string{}
-	}
-	a.writeJSON(w, http.StatusOK, map[string]any{"Tags": tags})
 }

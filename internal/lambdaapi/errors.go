@@ -18,6 +18,7 @@ var status = map[apierr.Kind]int{
 	apierr.InvalidParameter:    http.StatusBadRequest,
 	apierr.Validation:          http.StatusBadRequest,
 	apierr.InvalidRequest:      http.StatusBadRequest,
+	apierr.PolicyTooLong:       http.StatusBadRequest,
 	apierr.PreconditionFailed:  http.StatusPreconditionFailed,
 	apierr.RequestTooLarge:     http.StatusRequestEntityTooLarge,
 	apierr.UnsupportedMedia:    http.StatusUnsupportedMediaType,
