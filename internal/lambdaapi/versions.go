@@ -47,10 +47,13 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a.log, err)
 		return
 	}
-	// Markers are positions: versions only grow, so a position is stable.
+	// A marker is the last version a page returned: the next page starts
+	// after it, whatever was deleted meanwhile ($LATEST comes first, then
+	// the versions in order).
 	start := 0
 	if m := r.URL.Query().Get("Marker"); m != "" {
-		if start, err = strconv.Atoi(m); err != nil || start < 0 || start > len(vs) {
+		var ok bool
+		if start, ok = versionsAfter(vs, m); !ok {
 			writeError(w, a.log, apierr.New(apierr.InvalidParameter, "Invalid Marker %q", m))
 			return
 		}
@@ -61,10 +64,29 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request) {
 		out.Versions = append(out.Versions, a.toWire(c))
 	}
 	if end < len(vs) {
-		next := strconv.Itoa(end)
+		next := vs[end-1].Version
 		out.NextMarker = &next
 	}
 	a.writeJSON(w, http.StatusOK, out)
+}
+
+// versionsAfter returns the index in vs ($LATEST, then published versions
+// in ascending order) of the first version after marker, a version a page
+// ended with; false for a marker that is no version.
+func versionsAfter(vs []function.Config, marker string) (int, bool) {
+	if marker == function.LatestVersion {
+		return min(1, len(vs)), true
+	}
+	n, err := strconv.Atoi(marker)
+	if err != nil || n < 1 || strconv.Itoa(n) != marker {
+		return 0, false
+	}
+	for i, c := range vs {
+		if v, err := strconv.Atoi(c.Version); err == nil && v > n {
+			return i, true
+		}
+	}
+	return len(vs), true
 }
 
 type routingConfig struct {
