@@ -145,9 +145,10 @@ var knownAPIError = map[apiErrorType]bool{
 	errValidation: true, errTelemetrySubscriptionClosed: true, errLogsSubscriptionClosed: true,
 }
 
-// unchangedOn lists the errors that refuse a request before it does anything.
+// unchangedOn lists the errors that refuse a request before it does
+// anything. (An invalid response mode ends the invocation, as 413 does.)
 var unchangedOn = map[apiErrorType]bool{
-	errInvalidStateTransition: true, errInvalidRequestID: true, errInvalidFunctionResponseMode: true,
+	errInvalidStateTransition: true, errInvalidRequestID: true,
 	errInternalServerError: true, errNotFound: true, errMethodNotAllowed: true,
 	errExtMissingIdentifier: true, errExtInvalidIdentifier: true, errExtInvalidName: true,
 	errExtRegistrationClosed: true, errExtUnknownIdentifier: true, errExtInvalidState: true,

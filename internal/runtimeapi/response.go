@@ -84,19 +84,30 @@ func (s *Server) readRequestBody(w http.ResponseWriter, r *http.Request, limit i
 
 // handleResponse serves POST /2018-06-01/runtime/invocation/{id}/response.
 // 202 ends the invocation with the body as payload. 403 when the runtime owes
-// no answer, 400 for another request id or an invalid response mode header;
+// no answer, 400 for another request id; 400 for an invalid response mode
+// header too, which ends the invocation as Runtime.InvalidResponseModeHeader;
 // a body over the cap (413) or one that breaks off (400) also ends it, as
 // Function.ResponseSizeTooLarge or Runtime.TruncatedResponse. For a
 // streaming invocation the body is forwarded as it arrives (streamResponse).
 func (s *Server) handleResponse(w http.ResponseWriter, r *http.Request, id string) {
-	mode, ok := parseResponseMode(r.Header)
-	if !ok {
-		writeAPIError(w, apiErrResponseMode)
-		return
-	}
 	c, aerr := s.checkAnswer(id, evResponse)
 	if aerr != nil {
 		writeAPIError(w, aerr)
+		return
+	}
+	mode, ok := parseResponseMode(r.Header)
+	if !ok {
+		// As Lambda: the invocation fails with Runtime.InvalidResponseModeHeader
+		// (the runtime cannot take it back), and the runtime gets 400.
+		res := Result{ContentType: "application/json", ErrorType: string(RuntimeInvalidResponseModeHeader),
+			Payload: ErrorPayload(RuntimeInvalidResponseModeHeader,
+				fmt.Sprintf("Invalid %s header value: %.64q", hdrResponseMode, r.Header.Values(hdrResponseMode)))}
+		if aerr := s.answer(c, evResponse, res); aerr != nil {
+			writeAPIError(w, aerr)
+			return
+		}
+		w.Header().Set("Connection", "close") // its body is not read
+		writeAPIError(w, apiErrResponseMode)
 		return
 	}
 	if c.inv.Stream {

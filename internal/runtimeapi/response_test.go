@@ -59,11 +59,21 @@ func TestResponse(t *testing.T) {
 			name: "invalid mode", path: pathResponse("req-1"), body: "{}",
 			headers:    []string{hdrResponseMode, "Streaming-ish"},
 			wantStatus: http.StatusBadRequest, wantType: errInvalidFunctionResponseMode,
+			want: &Result{
+				Payload:     []byte(`{"errorMessage":"Invalid Lambda-Runtime-Function-Response-Mode header value: [\"Streaming-ish\"]","errorType":"Runtime.InvalidResponseModeHeader"}`),
+				ContentType: "application/json",
+				ErrorType:   "Runtime.InvalidResponseModeHeader",
+			},
 		},
 		{
 			name: "mode twice", path: pathResponse("req-1"), body: "{}",
 			headers:    []string{hdrResponseMode, "buffered", hdrResponseMode, "streaming"},
 			wantStatus: http.StatusBadRequest, wantType: errInvalidFunctionResponseMode,
+			want: &Result{
+				Payload:     []byte(`{"errorMessage":"Invalid Lambda-Runtime-Function-Response-Mode header value: [\"buffered\" \"streaming\"]","errorType":"Runtime.InvalidResponseModeHeader"}`),
+				ContentType: "application/json",
+				ErrorType:   "Runtime.InvalidResponseModeHeader",
+			},
 		},
 		{name: "other id", path: pathResponse("req-2"), wantStatus: http.StatusBadRequest, wantType: errInvalidRequestID},
 		{name: "id prefix", path: pathResponse("req"), wantStatus: http.StatusBadRequest, wantType: errInvalidRequestID},

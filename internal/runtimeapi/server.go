@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -540,8 +541,11 @@ func (s *Server) newCall(inv Invocation) (*call, error) {
 	set(hdrDeadlineMs, strconv.FormatInt(inv.Deadline.UnixMilli(), 10), true)
 	set(hdrFunctionARN, inv.InvokedFunctionARN, true)
 	set(hdrTraceID, inv.TraceID, true)
-	set(hdrClientContext, inv.ClientContext, false)
-	set(hdrCognitoIdentity, inv.CognitoIdentity, false)
+	// JSON values: the line breaks of pretty-printed JSON (a client
+	// context is the caller's base64 of any JSON) are whitespace there and
+	// travel as spaces, as Go's header writer would send them.
+	set(hdrClientContext, jsonLineBreaksToSpaces(inv.ClientContext), false)
+	set(hdrCognitoIdentity, jsonLineBreaksToSpaces(inv.CognitoIdentity), false)
 	set(hdrTenantID, inv.TenantID, false)
 	set("Content-Type", inv.ContentType, true)
 	set("Content-Length", strconv.Itoa(len(inv.Payload)), true)
@@ -552,6 +556,15 @@ func (s *Server) newCall(inv Invocation) (*call, error) {
 		}
 	}
 	return &call{inv: inv, header: h, done: make(chan struct{}), allDone: make(chan struct{})}, nil
+}
+
+// jsonLineBreaksToSpaces replaces CR and LF with spaces: in JSON they can
+// only be whitespace between tokens (inside strings they are escaped).
+func jsonLineBreaksToSpaces(v string) string {
+	if !strings.ContainsAny(v, "\r\n") {
+		return v
+	}
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 }
 
 // ValidRequestID reports whether id can be a request id as the Runtime API

@@ -158,6 +158,27 @@ func TestInvokeExited(t *testing.T) {
 	}
 }
 
+// TestNewCallJSONLineBreaks: a pretty-printed client context or Cognito
+// identity (valid JSON with line breaks) travels with spaces instead, as
+// Go's header writer would send it; it does not fail the invocation.
+func TestNewCallJSONLineBreaks(t *testing.T) {
+	s := New(Options{})
+	defer s.Close()
+	inv := testInvocation("req-1")
+	inv.ClientContext = "{\r\n  \"custom\": {\"a\": \"b\"}\n}"
+	inv.CognitoIdentity = "{\n\"cognitoIdentityId\": \"x\"}"
+	c, err := s.newCall(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.header.Get(hdrClientContext); got != "{    \"custom\": {\"a\": \"b\"} }" {
+		t.Errorf("client context header %q", got)
+	}
+	if got := c.header.Get(hdrCognitoIdentity); got != "{ \"cognitoIdentityId\": \"x\"}" {
+		t.Errorf("cognito identity header %q", got)
+	}
+}
+
 func TestInvokeInvalid(t *testing.T) {
 	tests := []struct {
 		name string
