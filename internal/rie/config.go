@@ -60,7 +60,11 @@ type Config struct {
 	InitCaching bool
 	// ExtensionsDir holds the external extensions.
 	ExtensionsDir string
-	// InitTimeout caps an environment's init (Lambda: 10 s).
+	// InitTimeout caps an environment's init; 0 means Timeout. Lambda
+	// gives init 10 s and, past them, runs it again within the first
+	// invocation's timeout; the AWS emulator bounds it by the function
+	// timeout, and so does this one, so that an image whose init is slow
+	// works here as it does there.
 	InitTimeout time.Duration
 	// MaxQueuedEvents caps the Event invocations waiting for an
 	// environment; past it they get 429.
@@ -106,7 +110,7 @@ func (c *Config) setDefaults() error {
 		c.ExtensionsDir = DefaultExtensionsDir
 	}
 	if c.InitTimeout <= 0 {
-		c.InitTimeout = 10 * time.Second
+		c.InitTimeout = c.Timeout
 	}
 	if c.MaxQueuedEvents <= 0 {
 		c.MaxQueuedEvents = 1000

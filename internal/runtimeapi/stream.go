@@ -90,6 +90,11 @@ func (s *Server) streamResponse(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	c.stream = pw
 	ct := r.Header.Get("Content-Type")
+	if c.abandoned {
+		// Invoke gave up on it (its deadline passed): nobody reads the
+		// body, which is read to its end and dropped.
+		pr.Close()
+	}
 	c.finish(Result{Body: body, ContentType: ct, Duration: s.now().Sub(c.delivered)}, nil)
 	s.mu.Unlock()
 

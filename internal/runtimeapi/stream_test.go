@@ -2,6 +2,7 @@ package runtimeapi
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -288,4 +289,29 @@ func buildStream(t *testing.T) string {
 		t.Fatalf("go build testdata/functions/stream: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// TestStreamAfterInvokeGaveUp: a streamed answer that arrives after Invoke
+// gave up (its context ended) is read to its end and dropped; the runtime
+// gets 202 rather than hanging on a body nobody reads.
+func TestStreamAfterInvokeGaveUp(t *testing.T) {
+	s, ts := newTestServer(t, Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := invokeAsync(ctx, s, streamInvocation("req-1"))
+	if r := receive(t, nextAsync(t.Context(), ts)); r.err != nil || r.status != http.StatusOK {
+		t.Fatalf("/next: %d %v", r.status, r.err)
+	}
+	cancel()
+	if got := receive(t, done); !errors.Is(got.err, context.Canceled) {
+		t.Fatalf("Invoke = %v, want context.Canceled", got.err)
+	}
+	p := startRawPost(t, ts, pathResponse("req-1"), hdrResponseMode, "streaming")
+	big := strings.Repeat("x", 256<<10) // more than any pipe or socket buffer holds
+	for range 4 {
+		p.chunk(t, big)
+	}
+	p.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if r := p.end(t); r.err != nil || r.status != http.StatusAccepted {
+		t.Fatalf("streamed answer after Invoke gave up: %d %v %s", r.status, r.err, r.body)
+	}
 }
