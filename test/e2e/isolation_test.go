@@ -53,7 +53,12 @@ func TestIsolation(t *testing.T) {
 		if uid, _ := res["uid"].(float64); uid != 993 {
 			t.Errorf("uid = %v, want 993", res["uid"])
 		}
-		status := mustInvoke(t, s, "iso", map[string]any{"op": "status"})["status"].(string)
+		st := mustInvoke(t, s, "iso", map[string]any{"op": "status"})
+		status := st["status"].(string)
+		// No core dumps: a host's core_pattern helper runs as root.
+		if limits, _ := st["limits"].(string); !regexp.MustCompile(`(?m)^Max core file size\s+0\s+0\s`).MatchString(limits) {
+			t.Errorf("core file size not 0/0:\n%s", limits)
+		}
 		fields := map[string]string{}
 		for _, line := range strings.Split(status, "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok {

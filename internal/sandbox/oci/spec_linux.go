@@ -176,6 +176,12 @@ func newSpec(b bundleSpec) *specs.Spec {
 				// let one environment starve the others. Lambda's limit of
 				// 1,024 processes and threads per environment is pids.max.
 				{Type: "RLIMIT_NOFILE", Hard: nofileLimit, Soft: nofileLimit},
+				// No core dumps, hard limit included: a host whose
+				// core_pattern pipes dumps to a helper (systemd-coredump,
+				// apport) runs it as root in the host's namespaces, and a
+				// function could crash on purpose to feed it. Lambda keeps
+				// no core files either.
+				{Type: "RLIMIT_CORE", Hard: 0, Soft: 0},
 			},
 			NoNewPrivileges: true,
 		},

@@ -54,7 +54,7 @@ func TestNewSpec(t *testing.T) {
 	if want := []string{"A=1", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001"}; !slices.Equal(p.Env, want) {
 		t.Errorf("env = %v, want %v", p.Env, want)
 	}
-	if want := []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}}; !slices.Equal(p.Rlimits, want) {
+	if want := []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}, {Type: "RLIMIT_CORE"}}; !slices.Equal(p.Rlimits, want) {
 		t.Errorf("rlimits = %v", p.Rlimits)
 	}
 	// A present, empty capabilities object drops every capability; a

@@ -141,6 +141,8 @@ func handle(ctx context.Context, ev event) (map[string]any, error) {
 	case "status":
 		b, _ := os.ReadFile("/proc/self/status")
 		out["status"] = string(b)
+		l, _ := os.ReadFile("/proc/self/limits")
+		out["limits"] = string(l)
 	case "connect":
 		c, err := net.DialTimeout("tcp", ev.Addr, 500*time.Millisecond)
 		out["ok"] = err == nil
