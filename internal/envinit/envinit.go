@@ -38,21 +38,12 @@ const (
 const ExtensionsDir = "/opt/extensions"
 
 // Extensions lists the external extensions under root (a host path of an
-// image's root filesystem): the regular files of root/opt/extensions with
-// an execute bit, sorted as Lambda starts them.
+// image's root filesystem, or "/" inside the environment): the regular
+// files of opt/extensions with an execute bit, sorted as Lambda starts
+// them. The directory is found as the environment sees it: a symlink on
+// the way resolves inside root, never to the host's own files.
 func Extensions(root string) []string {
-	ents, err := os.ReadDir(filepath.Join(root, ExtensionsDir))
-	if err != nil {
-		return nil
-	}
-	var names []string
-	for _, e := range ents {
-		info, err := e.Info()
-		if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
-			continue
-		}
-		names = append(names, e.Name())
-	}
+	names := listExtensions(root)
 	sort.Strings(names)
 	return names
 }
