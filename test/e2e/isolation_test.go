@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -69,6 +70,13 @@ func TestIsolation(t *testing.T) {
 		for _, k := range []string{"CapEff", "CapPrm", "CapInh", "CapAmb"} {
 			if !zero.MatchString(fields[k]) {
 				t.Errorf("%s = %q, want no capabilities", k, fields[k])
+			}
+		}
+		// Every environment is uid 993 on the host: the server raised the
+		// per-uid inotify limit they share.
+		if b, err := os.ReadFile("/proc/sys/fs/inotify/max_user_instances"); err == nil {
+			if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n < 8192 {
+				t.Errorf("fs.inotify.max_user_instances = %d, want ≥ 8192", n)
 			}
 		}
 		if fields["NoNewPrivs"] != "1" {

@@ -112,6 +112,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if err := becomeSubreaper(); err != nil {
 		return nil, err
 	}
+	raiseSharedUserLimits(log)
 	cgroups, err := detectCgroups()
 	if err != nil {
 		return nil, err
