@@ -69,7 +69,15 @@ func (s *Service) Publish(ctx context.Context, name string, in PublishInput) (Co
 			v.State, v.StateReason, v.StateReasonCode = StatePending, snapshotPendingReason, ReasonCreating
 		}
 		b, _ := json.Marshal(v)
-		if _, err := s.opts.Bucket.Put(ctx, versionKey(name, n), b); err != nil {
+		// Create, not Put: a concurrent Publish of the same number holds
+		// the key until it records it in the function or gives it up,
+		// and neither ever removes a version the other wrote.
+		if _, err := s.opts.Bucket.Create(ctx, versionKey(name, n), b); errors.Is(err, store.ErrExists) {
+			s.remember(name, nil, 0)
+			s.dropOrphanVersion(ctx, name, n)
+			time.Sleep(time.Millisecond)
+			continue
+		} else if err != nil {
 			return Config{}, apierr.Wrap(apierr.Internal, err, "store version")
 		}
 		fn.LastVersion = n
@@ -78,7 +86,7 @@ func (s *Service) Publish(ctx context.Context, name string, in PublishInput) (Co
 		nrev, err := s.opts.Bucket.Update(ctx, key(name), fb, rev)
 		if errors.Is(err, store.ErrRevision) {
 			s.remember(name, nil, 0)
-			s.opts.Bucket.Delete(ctx, versionKey(name, n))
+			s.opts.Bucket.Delete(ctx, versionKey(name, n)) // this call's own
 			continue
 		} else if err != nil {
 			s.remember(name, nil, 0)
@@ -92,6 +100,26 @@ func (s *Service) Publish(ctx context.Context, name string, in PublishInput) (Co
 		return v, nil
 	}
 	return Config{}, apierr.New(apierr.Internal, "too much contention on function %s", name)
+}
+
+// orphanVersionAge is how old a version past the function's LastVersion
+// must be to be taken for the leftover of a Publish that crashed between
+// its two writes, rather than one in progress (which takes milliseconds).
+const orphanVersionAge = time.Minute
+
+// dropOrphanVersion deletes version n of name when it is such a leftover,
+// so that the number can be published.
+func (s *Service) dropOrphanVersion(ctx context.Context, name string, n int) {
+	v, err := s.version(ctx, name, n)
+	if err != nil || s.opts.Now().Sub(v.LastModified) < orphanVersionAge {
+		return
+	}
+	fn, _, err := s.load(ctx, name)
+	if err != nil || fn.LastVersion >= n {
+		return
+	}
+	s.log.Warn("removing a version a crashed publish left", "function", name, "version", n)
+	s.opts.Bucket.Delete(ctx, versionKey(name, n))
 }
 
 // sameSnapshot reports whether publishing c would repeat version v.
