@@ -261,6 +261,13 @@ func (d *Daemon) routes() http.Handler {
 		switch {
 		case d.events.isFunctionURL(r) && (d.cfg.Insecure || loopbackPeer(r)):
 			d.events.urlServer.ServeHTTP(w, r)
+			return
+		}
+		if why := browserRefusal(r, d.cfg.Insecure); why != "" {
+			refuseBrowser(w, why)
+			return
+		}
+		switch {
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			reg.ServeHTTP(w, r)
 		case strings.HasPrefix(p, adminPrefix):
