@@ -40,6 +40,8 @@ type Daemon struct {
 	// runDir says whether the run directory is on Kappa's tmpfs
 	// (oci.MountRunDir), which stop unmounts once Cleanup emptied it.
 	runDir    oci.RunDirMount
+	// runLock holds the run directory's lock (see lockRunDir).
+	runLock *os.File
 	logs      *logs.Store
 	obs       *observability
 	invoker   *invoker.Invoker
@@ -89,7 +91,11 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 	}
 	// After the listener and the stores: a second server started by
 	// mistake on the same directories fails before it touches the first
-	// one's run directory.
+	// one's run directory; one on other directories but the same run
+	// directory fails here.
+	if d.runLock, err = lockRunDir(cfg.RunDir); err != nil {
+		return nil, err
+	}
 	if d.runDir, err = oci.MountRunDir(cfg.RunDir); err != nil {
 		// Slower on a disk, not wrong: environments work either way.
 		log.Warn("run directory stays on its disk", "dir", cfg.RunDir, "err", err)
@@ -312,17 +318,22 @@ func (d *Daemon) Run(ctx, force context.Context) error {
 
 // stop stops services in reverse start order; nil services are skipped.
 func (d *Daemon) stop(ctx context.Context) {
+	// drain bounds the waits for work in progress (the drain timeout, or
+	// a second signal); what tears environments down runs to its end.
+	drain := ctx
+	ctx = context.WithoutCancel(ctx)
 	if d.http != nil {
 		// Shutdown waits for running handlers, i.e. invocations, to finish.
-		if err := d.http.Shutdown(ctx); err != nil {
+		if err := d.http.Shutdown(drain); err != nil {
 			d.log.Warn("stopping with invocations still running", "err", err)
 			d.http.Close()
 		}
-		ctx = context.WithoutCancel(ctx)
 	} else if d.listener != nil {
 		d.listener.Close()
 	}
-	d.stopEvents(ctx)
+	// Asynchronous invocations still running when the drain ends are
+	// delivered again after the restart (at least once).
+	d.stopEvents(drain)
 	if d.functions != nil {
 		d.functions.Close()
 	}
@@ -363,6 +374,9 @@ func (d *Daemon) stop(ctx context.Context) {
 	}
 	if d.store != nil {
 		d.store.Close()
+	}
+	if d.runLock != nil {
+		d.runLock.Close()
 	}
 	d.log.Info("stopped")
 }

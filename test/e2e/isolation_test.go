@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kappa-run/kappa/internal/runtimeapi"
 )
@@ -168,5 +171,17 @@ func TestTwoServersOnOneHost(t *testing.T) {
 	b := newServer(t) // its start-up cleans up after crashed runs
 	warm = stillWarm("started")
 	b.stop() // and so does its shutdown
-	stillWarm("stopped")
+	warm = stillWarm("stopped")
+
+	// A third given the first one's run directory (but a data directory
+	// of its own) refuses to start rather than clean up the first one's
+	// environments.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kappaBin, "server", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--run-dir", a.runDir)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by another kappa server") {
+		t.Errorf("a server on another's run directory: %v\n%s", err, out)
+	}
+	stillWarm("was refused the first one's run directory")
 }

@@ -1,0 +1,38 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// lockRunDir takes an exclusive lock on <runDir>.lock, beside the run
+// directory rather than in it (Kappa mounts a tmpfs on it, which would
+// hide the file from the next server), so that two servers never share a
+// run directory: each cleans up every container, network namespace and
+// cgroup it finds there at start and stop. Closing the file releases it;
+// so does the process's exit, a crash included.
+func lockRunDir(runDir string) (*os.File, error) {
+	abs, err := filepath.Abs(runDir)
+	if err != nil {
+		return nil, err
+	}
+	p := filepath.Clean(abs) + ".lock"
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("run directory %s is in use by another kappa server (give this one its own --run-dir)", runDir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	return f, nil
+}
