@@ -39,9 +39,9 @@ type Daemon struct {
 	runtime  *oci.Runtime
 	// runDir says whether the run directory is on Kappa's tmpfs
 	// (oci.MountRunDir), which stop unmounts once Cleanup emptied it.
-	runDir    oci.RunDirMount
+	runDir oci.RunDirMount
 	// runLock holds the run directory's lock (see lockRunDir).
-	runLock *os.File
+	runLock   *os.File
 	logs      *logs.Store
 	obs       *observability
 	invoker   *invoker.Invoker

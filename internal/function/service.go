@@ -405,11 +405,10 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	if _, _, err := s.load(ctx, name); err != nil {
 		return err
 	}
-	s.remember(name, nil, 0)
-	if err := s.opts.Bucket.Delete(ctx, key(name)); err != nil {
-		return apierr.Wrap(apierr.Internal, err, "delete function")
-	}
-	s.remember(name, nil, 0)
+	// Its versions, aliases and provisioned-concurrency configurations
+	// first, the function last: a failure halfway leaves the function in
+	// place, to be deleted again, rather than children nothing can reach
+	// that a function made again under the name would inherit.
 	for _, prefix := range []string{"ver." + name, "alias." + name, "pc." + name} {
 		keys, err := s.opts.Bucket.Keys(ctx, prefix)
 		if err != nil {
@@ -421,6 +420,11 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 			}
 		}
 	}
+	s.remember(name, nil, 0)
+	if err := s.opts.Bucket.Delete(ctx, key(name)); err != nil {
+		return apierr.Wrap(apierr.Internal, err, "delete function")
+	}
+	s.remember(name, nil, 0)
 	s.refreshReserved(ctx)
 	s.log.Info("function deleted", "function", name)
 	if s.opts.Snapshots != nil {
@@ -435,6 +439,11 @@ func (s *Service) changed(name string) {
 		s.opts.Changed(name)
 	}
 }
+
+// deployTimeout bounds a deploy's pull: a registry that stops sending
+// fails the deploy (InternalError) instead of leaving the function Pending
+// or InProgress for good. It allows a 10 GB image at ~3 MB/s.
+const deployTimeout = time.Hour
 
 // deploy pulls imageURI in the background and moves the function to Active
 // or Failed (create), or swaps in the new code (update).
@@ -451,9 +460,14 @@ func (s *Service) deploy(name, imageURI string, gen uint64, update bool) {
 			arch = fn.Latest.Architectures[0]
 		}
 		start := s.opts.Now()
-		img, pullErr := s.opts.Images.Pull(s.ctx, imageURI, Arch(arch))
+		pullCtx, cancel := context.WithTimeout(s.ctx, deployTimeout)
+		img, pullErr := s.opts.Images.Pull(pullCtx, imageURI, Arch(arch))
+		cancel()
 		if s.ctx.Err() != nil {
 			return // shutting down; Start resumes it
+		}
+		if pullErr != nil && errors.Is(pullCtx.Err(), context.DeadlineExceeded) {
+			pullErr = fmt.Errorf("the pull did not finish within %s: %w", deployTimeout, pullErr)
 		}
 		reasonCode, reason := "", ""
 		if pullErr != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -554,5 +555,54 @@ func TestPullRandomImage(t *testing.T) {
 	}
 	if got.Digest != digest || len(got.DiffIDs) != 3 {
 		t.Errorf("got %+v", got)
+	}
+}
+
+// TestPullSilentRegistry: a registry that accepts the connection and never
+// answers fails the pull after responseHeaderTimeout rather than holding it.
+func TestPullSilentRegistry(t *testing.T) {
+	old := responseHeaderTimeout
+	responseHeaderTimeout = 200 * time.Millisecond
+	defer func() { responseHeaderTimeout = old }()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				// A TLS hello gets the connection closed (the client then
+				// tries plain HTTP); a plain request gets no answer.
+				b := make([]byte, 1)
+				if _, err := c.Read(b); err != nil || b[0] == 0x16 {
+					c.Close()
+					return
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	s := newTestStore(t, Options{InsecureRegistries: []string{ln.Addr().String()}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = s.Pull(ctx, ln.Addr().String()+"/app:v1", "x86_64")
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("Pull from a silent registry = %v (context: %v); want it to give up on its own", err, ctx.Err())
 	}
 }

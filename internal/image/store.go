@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -114,6 +115,9 @@ func NewStore(opts Options) (*Store, error) {
 	} else {
 		s.transport = http.DefaultTransport.(*http.Transport).Clone()
 	}
+	// A registry that accepts a request and never answers it fails the
+	// pull instead of holding a deploy forever.
+	s.transport.ResponseHeaderTimeout = responseHeaderTimeout
 	for _, d := range []string{"layers/sha256", "images/sha256", "skel", "rootfs"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("image store: %w", err)
@@ -128,6 +132,10 @@ func NewStore(opts Options) (*Store, error) {
 	s.unmountStale()
 	return s, nil
 }
+
+// responseHeaderTimeout bounds how long a registry may take to start
+// answering one request.
+var responseHeaderTimeout = 2 * time.Minute // a variable for tests
 
 func (s *Store) tmpDir() string             { return filepath.Join(s.dir, "tmp") }
 func (s *Store) layerDir(hex string) string { return filepath.Join(s.dir, "layers", "sha256", hex) }
