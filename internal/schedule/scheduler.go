@@ -246,6 +246,10 @@ func (s *Scheduler) fire(e *entry, now time.Time) {
 		if err := s.opts.Invoker.InvokeAsync(s.ctx, arn, id, e.s.payload(id, tick, s.opts.Region, s.opts.Account)); err != nil {
 			log.Warn("queueing a scheduled invocation failed; retrying", "tick", tick, "err", err)
 			e.holdTo = now.Add(s.opts.RetryDelay)
+			if tick != due[0] {
+				// The retry starts at this tick, not at the ones queued.
+				e.next = tick
+			}
 			return
 		}
 		log.Debug("scheduled invocation queued", "tick", tick, "requestId", id)
@@ -343,8 +347,11 @@ func (s *Scheduler) Update(ctx context.Context, name string, in Input) (*Schedul
 	old := e.s
 	sc.apply(in)
 	now := s.opts.Clock.Now().UTC()
+	// A schedule that ended (no next tick, e.g. past its EndDate) and is
+	// extended starts from now, as a re-enabled one does: the ticks of
+	// while it had ended are not fired late.
 	timing := old.ScheduleExpression != sc.ScheduleExpression || old.ScheduleExpressionTimezone != sc.ScheduleExpressionTimezone ||
-		!sameTime(old.StartDate, sc.StartDate) || old.State != Enabled && sc.State == Enabled
+		!sameTime(old.StartDate, sc.StartDate) || old.State != Enabled && sc.State == Enabled || e.next.IsZero()
 	if timing {
 		sc.LastFired = now
 	}

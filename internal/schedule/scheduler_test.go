@@ -57,6 +57,8 @@ type fakeInvoker struct {
 	mu    sync.Mutex
 	fires []fire
 	fail  int // fail this many calls first
+	// failAfter, when set to n, fails the n-th call (once).
+	failAfter int
 }
 
 func (f *fakeInvoker) InvokeAsync(_ context.Context, arn, id string, payload []byte) error {
@@ -65,6 +67,11 @@ func (f *fakeInvoker) InvokeAsync(_ context.Context, arn, id string, payload []b
 	if f.fail > 0 {
 		f.fail--
 		return errors.New("queue unavailable")
+	}
+	if f.failAfter > 0 {
+		if f.failAfter--; f.failAfter == 0 {
+			return errors.New("queue unavailable")
+		}
 	}
 	f.fires = append(f.fires, fire{arn, id, payload})
 	return nil
@@ -343,5 +350,57 @@ func TestTickID(t *testing.T) {
 	c := tickID(sc, utc("2024-01-01T00:02:00Z"))
 	if a != b || a == c || len(a) != 36 || a[14] != '5' {
 		t.Errorf("ids %s %s %s", a, b, c)
+	}
+}
+
+// TestSchedulerExtendedEndDate: a schedule past its EndDate that is given
+// a later one fires from then on, not the ticks of while it had ended.
+func TestSchedulerExtendedEndDate(t *testing.T) {
+	r := newRig(t, "2024-01-01T12:00:30Z")
+	s := r.start(t)
+	ctx := context.Background()
+	in := rateInput("rate(1 minute)")
+	end := utc("2024-01-01T12:02:30Z")
+	in.EndDate = &end
+	if _, err := s.Create(ctx, "m", in); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Set(utc("2024-01-01T12:03:00Z"))
+	r.inv.waitFires(t, 2) // 12:01 and 12:02
+	r.clock.Set(utc("2024-01-01T13:00:00Z"))
+	later := utc("2024-01-02T00:00:00Z")
+	in.EndDate = &later
+	if _, err := s.Update(ctx, "m", in); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Set(utc("2024-01-01T13:01:00Z"))
+	fires := r.inv.waitFires(t, 3)
+	if got := eventTime(t, fires[2]); got != "2024-01-01T13:01:00Z" {
+		t.Errorf("first tick after the extension %s, want 13:01 (no catching up the hour it had ended)", got)
+	}
+}
+
+// TestSchedulerPartialCatchUpFailure: when queueing fails halfway through
+// a catch-up, the retry starts at the tick that failed; the ticks queued
+// before it are not queued again.
+func TestSchedulerPartialCatchUpFailure(t *testing.T) {
+	r := newRig(t, "2024-01-01T12:00:30Z")
+	s := r.start(t)
+	if _, err := s.Create(context.Background(), "m", rateInput("rate(1 minute)")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r.inv.failAfter = 3 // the third queueing fails, once
+	r.clock.Set(utc("2024-01-01T12:05:30Z"))
+	r.start(t)
+	r.inv.waitFires(t, 2)
+	r.clock.Set(utc("2024-01-01T12:05:31Z")) // RetryDelay later
+	fires := r.inv.waitFires(t, 5)
+	seen := map[string]bool{}
+	for _, f := range fires {
+		if seen[f.id] {
+			t.Fatalf("tick %s queued twice: %v", eventTime(t, f), fires)
+		}
+		seen[f.id] = true
 	}
 }
