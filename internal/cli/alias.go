@@ -42,6 +42,7 @@ func newAliasCmd() *cobra.Command {
 
 	var version, description string
 	var weights map[string]string
+	var clearWeights bool
 	var o output
 	routing := func() (*types.AliasRoutingConfiguration, error) {
 		if len(weights) == 0 {
@@ -115,11 +116,14 @@ func newAliasCmd() *cobra.Command {
 			if f.Changed("description") {
 				in.Description = aws.String(description)
 			}
-			if f.Changed("weight") && rc == nil {
+			if clearWeights {
+				if rc != nil {
+					return usageError{fmt.Errorf("give --weight or --clear-weights, not both")}
+				}
 				in.RoutingConfig = &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{}}
 			}
 			if in.FunctionVersion == nil && in.Description == nil && in.RoutingConfig == nil {
-				return usageError{fmt.Errorf("nothing to update: pass --version, --weight or --description")}
+				return usageError{fmt.Errorf("nothing to update: pass --version, --weight, --clear-weights or --description")}
 			}
 			out, err := lambdaClient(endpoint).UpdateAlias(cmd.Context(), in)
 			if err != nil {
@@ -131,10 +135,11 @@ func newAliasCmd() *cobra.Command {
 		},
 	}
 	update.Flags().StringVar(&version, "version", "", "version the alias points at")
+	update.Flags().BoolVar(&clearWeights, "clear-weights", false, "route every invocation to the alias's version again")
 
 	for _, c := range []*cobra.Command{create, update} {
 		c.Flags().StringVar(&description, "description", "", "description")
-		c.Flags().StringToStringVar(&weights, "weight", nil, "route a share of invocations to another version: VERSION=WEIGHT (0-1); empty clears it on update")
+		c.Flags().StringToStringVar(&weights, "weight", nil, "route a share of invocations to another version: VERSION=WEIGHT (0-1)")
 		o.register(c)
 	}
 

@@ -19,8 +19,9 @@ func TestObserveCLI(t *testing.T) {
 		stdin string
 		args  []string
 		code  int
-		// out and errOut must be contained in stdout and stderr.
-		out, errOut []string
+		// out and errOut must be contained in stdout and stderr; notOut
+		// must not be in stdout.
+		out, errOut, notOut []string
 	}
 	payload := filepath.Join(t.TempDir(), "event.json")
 	os.WriteFile(payload, []byte(`{"op":"echo","text":"from a file"}`), 0o644)
@@ -40,6 +41,12 @@ func TestObserveCLI(t *testing.T) {
 			out: []string{"Name:", "live", "Function version: 1"}},
 		{name: "alias update", args: []string{"alias", "update", "clifn", "live", "--description", "<b>new</b>"},
 			out: []string{"<b>new</b>"}},
+		{name: "update again", args: []string{"fn", "update", "clifn", "--memory", "320", "--wait"}, out: []string{"320 MB"}},
+		{name: "publish 2", args: []string{"fn", "publish", "clifn"}, out: []string{"published clifn version 2"}},
+		{name: "alias weight", args: []string{"alias", "update", "clifn", "live", "--weight", "2=0.25", "-o", "json"},
+			out: []string{`"2": 0.25`}},
+		{name: "alias clear weights", args: []string{"alias", "update", "clifn", "live", "--clear-weights", "-o", "json"},
+			out: []string{`"FunctionVersion": "1"`}, notOut: []string{`"2": 0.25`}},
 		{name: "alias list", args: []string{"alias", "list", "clifn"}, out: []string{"ALIAS", "live", "1"}},
 		{name: "invoke flag", args: []string{"invoke", "clifn", "--payload", `{"op":"echo","text":"hi"}`}, out: []string{`"text":"hi"`}},
 		{name: "invoke stdin", stdin: `{"op":"echo","text":"piped"}`, args: []string{"invoke", "clifn", "-q", "live"}, out: []string{`"text":"piped"`}},
@@ -71,6 +78,11 @@ func TestObserveCLI(t *testing.T) {
 					t.Errorf("kappa %s: stdout lacks %q:\n%s", strings.Join(st.args, " "), w, out)
 				}
 			}
+			for _, w := range st.notOut {
+				if strings.Contains(out, w) {
+					t.Errorf("kappa %s: stdout has %q:\n%s", strings.Join(st.args, " "), w, out)
+				}
+			}
 			for _, w := range st.errOut {
 				if !strings.Contains(errOut, w) {
 					t.Errorf("kappa %s: stderr lacks %q:\n%s", strings.Join(st.args, " "), w, errOut)
@@ -91,7 +103,7 @@ func TestObserveCLI(t *testing.T) {
 		}
 		out, _, code = s.kappa(t, "", "fn", "get", "clifn", "-o", "json")
 		var got struct{ Configuration struct{ MemorySize int } }
-		if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got.Configuration.MemorySize != 256 {
+		if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got.Configuration.MemorySize != 320 { // after "update again"
 			t.Errorf("fn get --output json = %d %s", code, out)
 		}
 	})
