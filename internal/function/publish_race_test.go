@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"encoding/json"
+	"github.com/kappa-run/kappa/internal/store/memstore"
 	"sync"
 	"testing"
 	"time"
@@ -66,5 +67,32 @@ func TestPublishOverOrphan(t *testing.T) {
 	}
 	if c, err := s.Config(ctx, Ref{Name: "hello", Qualifier: "1"}); err != nil || c.Description == "orphan" {
 		t.Fatalf("version 1 = %+v, %v; want the published one", c.Description, err)
+	}
+}
+
+// TestPublishPendingResumedAtStart: a deploy that asked for a version
+// (Publish: true) and stopped before publishing it gets it at the next
+// Start, and the request is cleared once the version exists.
+func TestPublishPendingResumedAtStart(t *testing.T) {
+	ctx := context.Background()
+	b, _ := memstore.New().Bucket(ctx, "functions")
+	first := NewService(Options{Bucket: b, Images: &fakeImages{}, Region: "us-east-1", Account: "000000000000"})
+	if _, err := first.Create(ctx, validInput()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, first, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+	if _, err := first.mutate(ctx, "hello", func(fn *Function) error { fn.PublishPending = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	s := NewService(Options{Bucket: b, Images: &fakeImages{}, Region: "us-east-1", Account: "000000000000"})
+	t.Cleanup(s.Close)
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fn := waitFor(t, s, "hello", func(f *Function) bool { return !f.PublishPending })
+	if fn.LastVersion != 1 {
+		t.Fatalf("LastVersion %d after the resumed publish, want 1", fn.LastVersion)
 	}
 }

@@ -126,6 +126,13 @@ func (s *Service) Start(ctx context.Context) error {
 			s.deploy(fn.Latest.Name, fn.Pending.ImageURI, fn.Generation, true)
 		case fn.Latest.LastUpdateStatus == UpdateInProgress:
 			s.finishConfigUpdate(fn.Latest.Name)
+		case fn.PublishPending && fn.Latest.State == StateActive:
+			// Deployed, but stopped before the version it asked for.
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.publishPending(fn.Latest.Name)
+			}()
 		}
 	}
 	return nil
@@ -517,20 +524,41 @@ func (s *Service) deploy(name, imageURI string, gen uint64, update bool) {
 }
 
 // publishPending publishes a version after a deploy asked for with Publish.
+// The request is cleared only once the version exists, so that neither a
+// configuration update in between (Publish answers 409 while one is in
+// progress: it is tried again) nor a crash (Start resumes it) loses it; a
+// second Publish of the same state returns the same version.
 func (s *Service) publishPending(name string) {
-	fn, err := s.mutate(s.ctx, name, func(fn *Function) error {
-		if !fn.PublishPending {
-			return errSkip
+	for range 100 {
+		fn, err := s.Get(s.ctx, name)
+		if err != nil || !fn.PublishPending {
+			return
 		}
-		fn.PublishPending = false
-		return nil
-	})
-	if err != nil || fn == nil {
+		_, err = s.Publish(s.ctx, name, PublishInput{})
+		if errors.Is(err, apierr.Conflict) && s.ctx.Err() == nil {
+			select {
+			case <-time.After(100 * time.Millisecond):
+				continue
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		if err != nil {
+			s.log.Warn("publish after deploy", "function", name, "err", err)
+			if s.ctx.Err() != nil {
+				return // Start tries again
+			}
+		}
+		s.mutate(s.ctx, name, func(fn *Function) error {
+			if !fn.PublishPending {
+				return errSkip
+			}
+			fn.PublishPending = false
+			return nil
+		})
 		return
 	}
-	if _, err := s.Publish(s.ctx, name, PublishInput{}); err != nil {
-		s.log.Warn("publish after deploy", "function", name, "err", err)
-	}
+	s.log.Warn("publish after deploy: the function stayed busy; not published", "function", name)
 }
 
 func codeOf(uri string, img *image.Image) Code {
