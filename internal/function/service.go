@@ -91,6 +91,9 @@ type Service struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]cached
+	// forgets counts the records forgotten, so that a read that raced
+	// one is not cached (see load).
+	forgets uint64
 }
 
 // NewService returns a Service. Call Start to resume interrupted deploys.
@@ -169,6 +172,7 @@ func (s *Service) Get(ctx context.Context, name string) (*Function, error) {
 func (s *Service) load(ctx context.Context, name string) (*Function, uint64, error) {
 	s.cacheMu.Lock()
 	c, ok := s.cache[name]
+	forgets := s.forgets
 	s.cacheMu.Unlock()
 	if ok {
 		fn := *c.fn
@@ -185,7 +189,13 @@ func (s *Service) load(ctx context.Context, name string) (*Function, uint64, err
 	if err := json.Unmarshal(e.Value, &fn); err != nil {
 		return nil, 0, apierr.Wrap(apierr.Internal, err, "decode function")
 	}
-	s.remember(name, &fn, e.Revision)
+	// Not cached if a record was forgotten meanwhile (a Delete's, say):
+	// what was read may be the deleted one.
+	s.cacheMu.Lock()
+	if s.forgets == forgets {
+		s.rememberLocked(name, &fn, e.Revision)
+	}
+	s.cacheMu.Unlock()
 	cp := fn
 	return &cp, e.Revision, nil
 }
@@ -199,8 +209,13 @@ type cached struct {
 func (s *Service) remember(name string, fn *Function, rev uint64) {
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
+	s.rememberLocked(name, fn, rev)
+}
+
+func (s *Service) rememberLocked(name string, fn *Function, rev uint64) {
 	if fn == nil {
 		delete(s.cache, name)
+		s.forgets++
 		return
 	}
 	if c, ok := s.cache[name]; ok && c.rev > rev {
