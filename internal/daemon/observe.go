@@ -53,6 +53,9 @@ type pendingInvocation struct {
 	alias string
 	mu    sync.Mutex
 	rec   *invoker.Record
+	// later: Invoke returned before the record (Response.ReportLater);
+	// Invoked then traces it and forgets it.
+	later bool
 }
 
 func newObservability(cfg config.Server, store *logs.Store, rt sandbox.Runtime) (*observability, error) {
@@ -113,13 +116,18 @@ func (o *observability) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (o *observability) Invoked(r invoker.Record) {
 	alias := ""
 	var p *pendingInvocation
+	later := false
 	if v, ok := o.pending.Load(r.RequestID); ok {
 		p = v.(*pendingInvocation)
 		alias = p.alias
 		p.mu.Lock()
 		rec := r
 		p.rec = &rec
+		later = p.later
 		p.mu.Unlock()
+		if later {
+			o.pending.Delete(r.RequestID)
+		}
 	}
 	conc := 0
 	if inv := o.inv.Load(); inv != nil {
@@ -130,7 +138,7 @@ func (o *observability) Invoked(r invoker.Record) {
 		Start:  r.Start, Duration: r.Duration, Billed: r.Billed, Init: r.InitDuration, Cold: r.Cold,
 		Status: r.Status, MemoryMB: r.MemoryMB, Concurrency: conc,
 	})
-	if p == nil && o.traces != nil {
+	if (p == nil || later) && o.traces != nil {
 		// Not through the wrapper (another caller of the invoker): trace
 		// the phases the record knows.
 		x, ok := tracing.ParseXRay(r.TraceID)
@@ -232,11 +240,17 @@ func (oi *observedInvoker) Invoke(ctx context.Context, req invoker.Request) (*in
 	o.metrics.Begin(l)
 	resp, err := oi.Invoker.Invoke(ctx, req)
 	o.metrics.End(l)
-	o.pending.Delete(req.RequestID)
 	end := o.now()
 	p.mu.Lock()
 	rec := p.rec
+	later := rec == nil && resp != nil && resp.ReportLater
+	p.later = later
 	p.mu.Unlock()
+	if later {
+		// Invoked records, traces and forgets it when it ends.
+		return resp, err
+	}
+	o.pending.Delete(req.RequestID)
 
 	if resp != nil && rec == nil {
 		// The invocation failed before its invoke phase (its environment

@@ -3,6 +3,7 @@ package invoker
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kappa-run/kappa/internal/function"
 )
@@ -29,6 +30,26 @@ func TestEnvironmentSnapStart(t *testing.T) {
 		}
 		if vars["AWS_LAMBDA_INITIALIZATION_TYPE"] != tc.initType {
 			t.Errorf("%s: AWS_LAMBDA_INITIALIZATION_TYPE=%q", tc.initType, vars["AWS_LAMBDA_INITIALIZATION_TYPE"])
+		}
+	}
+}
+
+// TestReportLineBilledIncludesInit: a cold start of an image function is
+// billed for its init too (Duration 1.54 ms + Init 164.27 ms → 166 ms);
+// a warm one for its duration; a restore apart, as Billed Restore Duration.
+func TestReportLineBilledIncludesInit(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	for _, tt := range []struct {
+		cold, restored bool
+		want           string
+	}{
+		{true, false, "Billed Duration: 166 ms"},
+		{false, false, "Billed Duration: 2 ms"},
+		{true, true, "Billed Duration: 2 ms"},
+	} {
+		line := reportLine("r", ms(1.54), 128, 0, ms(164.27), tt.cold, tt.restored)
+		if !strings.Contains(line, tt.want+"\t") {
+			t.Errorf("cold %v restored %v: %q, want %q", tt.cold, tt.restored, line, tt.want)
 		}
 	}
 }

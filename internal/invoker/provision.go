@@ -2,6 +2,7 @@ package invoker
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/kappa-run/kappa/internal/function"
@@ -30,6 +31,8 @@ func (inv *Invoker) Provision(owner string, cfg function.Config, n int) {
 	inv.provisions[owner] = &provision{cfg: cfg, want: n}
 	if old != nil && configKey(old.cfg) != configKey(cfg) {
 		inv.disownLocked(owner)
+	} else if old != nil {
+		inv.trimLocked(owner, n)
 	}
 	inv.mu.Unlock()
 	inv.wg.Add(1)
@@ -57,6 +60,41 @@ func (inv *Invoker) Provisioned() []string {
 		out = append(out, o)
 	}
 	return out
+}
+
+// trimLocked hands owner's environments beyond n back to the on-demand
+// pool (a provisioned concurrency lowered), idle ones first; the reaper
+// takes them once idle long enough.
+func (inv *Invoker) trimLocked(owner string, n int) {
+	var mine []*env
+	for e := range inv.all {
+		if e.owner == owner {
+			mine = append(mine, e)
+		}
+	}
+	extra := len(mine) - n
+	if extra <= 0 {
+		return
+	}
+	idle := map[*env]bool{}
+	for _, e := range inv.idle[configKey(inv.provisions[owner].cfg)] {
+		idle[e] = true
+	}
+	slices.SortStableFunc(mine, func(a, b *env) int {
+		switch {
+		case idle[a] == idle[b]:
+			return 0
+		case idle[a]:
+			return -1
+		default:
+			return 1
+		}
+	})
+	now := inv.opts.Now()
+	for _, e := range mine[:extra] {
+		e.owner = ""
+		e.lastUsed = now
+	}
 }
 
 func (inv *Invoker) disownLocked(owner string) {
@@ -130,7 +168,15 @@ func (inv *Invoker) fill(owner string) {
 			}
 			continue
 		}
-		if cur == nil || configKey(cur.cfg) != e.key || inv.closed {
+		if inv.closed {
+			// Close listed the environments before this one: it goes here.
+			inv.live--
+			delete(inv.all, e)
+			inv.mu.Unlock()
+			e.destroy(context.Background())
+			return
+		}
+		if cur == nil || configKey(cur.cfg) != e.key {
 			// Unprovisioned or moved meanwhile: keep it as on-demand.
 			e.lastUsed = inv.opts.Now()
 			inv.idle[e.key] = append(inv.idle[e.key], e)

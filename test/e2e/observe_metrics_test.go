@@ -38,6 +38,10 @@ func TestObserveMetricsAndTraces(t *testing.T) {
 		t.Errorf("the runtime saw _X_AMZN_TRACE_ID %q, want the caller's Root and Sampled", runtimeTrace)
 	}
 	mustInvoke(t, s, "mfn", map[string]any{"op": "echo"})
+	// A streamed one is reported after Invoke returned: counted once.
+	if r := invokeStream(t, s, "mfn", map[string]any{"op": "echo"}, false); r.complete == nil {
+		t.Fatal("streamed invoke did not complete")
+	}
 	if _, res := invoke(t, s, "mfn", map[string]any{"op": "error", "text": "x"}); res["errorType"] == nil {
 		t.Fatalf("error op did not fail: %v", res)
 	}
@@ -80,12 +84,12 @@ func TestObserveMetricsAndTraces(t *testing.T) {
 			got  float64
 			ok   func(float64) bool
 		}{
-			{"invocations of $LATEST", at("kappa_invocations_total", latest), func(v float64) bool { return v == 3 }},
+			{"invocations of $LATEST", at("kappa_invocations_total", latest), func(v float64) bool { return v == 4 }},
 			{"invocations through the alias", at("kappa_invocations_total", live), func(v float64) bool { return v == 2 }},
 			{"function errors", at("kappa_errors_total", map[string]string{"function": "mfn", "status": "error"}), func(v float64) bool { return v == 1 }},
 			{"throttles", at("kappa_throttles_total", map[string]string{"function": "mfn",
 				"reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}), func(v float64) bool { return v == 1 }},
-			{"duration histogram", at("kappa_duration_seconds", latest), func(v float64) bool { return v == 3 }},
+			{"duration histogram", at("kappa_duration_seconds", latest), func(v float64) bool { return v == 4 }},
 			{"cold starts", at("kappa_cold_starts_total", latest), func(v float64) bool { return v == 1 }},
 			{"init duration", at("kappa_init_duration_seconds", map[string]string{"function": "mfn", "version": "$LATEST"}), func(v float64) bool { return v == 1 }},
 			{"concurrency at rest", at("kappa_concurrent_executions", latest), func(v float64) bool { return v == 0 }},
@@ -132,8 +136,8 @@ func TestObserveMetricsAndTraces(t *testing.T) {
 			t.Fatalf("GET /kappa/billing: %d %s", code, body)
 		}
 		b := bill.Functions[0]
-		if b.Function != "mfn" || b.Invocations != 5 || b.BilledMs < 5 || math.Abs(b.GBSeconds-float64(b.BilledMs)/1000*128/1024) > 1e-9 {
-			t.Errorf("billing = %+v, want 5 invocations at 128 MB", b)
+		if b.Function != "mfn" || b.Invocations != 6 || b.BilledMs < 6 || math.Abs(b.GBSeconds-float64(b.BilledMs)/1000*128/1024) > 1e-9 {
+			t.Errorf("billing = %+v, want 6 invocations at 128 MB", b)
 		}
 		code, body = get(t, s.URL("/kappa/metrics/functions/mfn"))
 		var series struct {
@@ -152,8 +156,8 @@ func TestObserveMetricsAndTraces(t *testing.T) {
 			inv += p.Invocations
 			errs += p.Errors
 		}
-		if inv != 5 || errs != 1 {
-			t.Errorf("history counts %d invocations and %d errors, want 5 and 1", inv, errs)
+		if inv != 6 || errs != 1 {
+			t.Errorf("history counts %d invocations and %d errors, want 6 and 1", inv, errs)
 		}
 	})
 
