@@ -52,6 +52,10 @@ type env struct {
 	images RootFSProvider
 	// extensions is true when the image runs external extensions.
 	extensions bool
+	// timeoutFrom, when set, is when the function timeout of the first
+	// invocation began: its init was retried within that invocation (a
+	// suppressed init), and Lambda gives both one timeout.
+	timeoutFrom time.Time
 	// seq orders environments by creation (see Invoker.retiredAt).
 	seq uint64
 	// owner is the provisioned-concurrency config that keeps this

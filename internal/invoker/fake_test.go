@@ -25,6 +25,7 @@ import (
 //	init-error post /init/error and exit
 //	hang-init  never call /next
 //	sleep      sleep the payload's number of milliseconds, then answer
+//	slow-init  sleep INIT_MS milliseconds before the first /next, then as sleep
 type fakeRuntime struct {
 	created atomic.Int64
 	mu      sync.Mutex
@@ -153,6 +154,19 @@ func (s *fakeSandbox) loop() {
 		<-s.stop
 		s.exitWith(-1)
 		return
+	case "slow-init":
+		ms := 0
+		for _, kv := range s.spec.Env {
+			if v, ok := strings.CutPrefix(kv, "INIT_MS="); ok {
+				fmt.Sscan(v, &ms)
+			}
+		}
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-s.stop:
+			s.exitWith(-1)
+			return
+		}
 	}
 	for {
 		select {
@@ -173,7 +187,7 @@ func (s *fakeSandbox) loop() {
 			s.exitWith(3)
 			return
 		}
-		if s.mode() == "sleep" {
+		if s.mode() == "sleep" || s.mode() == "slow-init" {
 			var ms int
 			fmt.Sscan(string(body), &ms)
 			select {

@@ -44,7 +44,13 @@ func (inv *Invoker) coldStartWithRetry(ctx context.Context, req Request) (*env, 
 	if err != nil && errors.As(err, &fe) && isInitFailure(fe) {
 		inv.log.Info("init failed; retrying init under the function timeout",
 			"function", req.Config.Name, "type", fe.Type)
+		// The retried init is part of the invocation: one function
+		// timeout covers both (see env.timeoutFrom).
+		retryStart := time.Now()
 		e, err = inv.coldStart(ctx, req.Config, initOnDemand, time.Duration(req.Config.Timeout)*time.Second)
+		if err == nil {
+			e.timeoutFrom = retryStart
+		}
 	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()

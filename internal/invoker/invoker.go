@@ -835,6 +835,12 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 	// The deadline is wall-clock time: the runtime compares it with its own
 	// clock (Lambda-Runtime-Deadline-Ms), whatever clock measures durations.
 	deadline := time.Now().Add(timeout)
+	if !e.timeoutFrom.IsZero() {
+		// Its init was retried within this invocation: that took from
+		// the same timeout.
+		deadline = e.timeoutFrom.Add(timeout)
+		e.timeoutFrom = time.Time{}
+	}
 	runCtx, cancel := context.WithDeadline(ctx, deadline)
 	keep := false // a streamed response outlives run
 	defer func() {

@@ -408,3 +408,24 @@ func TestProvisionLowered(t *testing.T) {
 		t.Errorf("%d environments left, want the 1 still provisioned", n)
 	}
 }
+
+// TestSuppressedInitSharesTheTimeout: an init retried within the first
+// invocation (it overran the init timeout) takes from that invocation's
+// function timeout, as in Lambda: 600 ms of retried init and 600 ms of
+// handler overrun a 1 s timeout.
+func TestSuppressedInitSharesTheTimeout(t *testing.T) {
+	inv, _, _ := newTestInvoker(t, func(o *Options) { o.InitTimeout = 200 * time.Millisecond })
+	c := cfg("f", "slow-init")
+	c.Environment["INIT_MS"] = "600"
+	c.Timeout = 1
+	r, err := inv.Invoke(context.Background(), request(c, `600`))
+	if err != nil || !strings.Contains(string(r.Payload), "Sandbox.Timedout") {
+		t.Fatalf("invoke = %s, %v; want the timeout the retried init and the handler share", r.Payload, err)
+	}
+	// With 2 s, both fit.
+	c.Timeout = 2
+	c.RevisionID = "r2"
+	if r, err := inv.Invoke(context.Background(), request(c, `600`)); err != nil || r.FunctionError != "" {
+		t.Fatalf("invoke with room for both = %s, %v", r.Payload, err)
+	}
+}
