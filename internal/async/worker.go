@@ -284,6 +284,13 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 		InvokedARN: s.opts.Functions.ARN(ev.Function, ev.Qualifier),
 		TraceID:    ev.TraceID,
 	})
+	if s.ctx.Err() != nil && (err != nil || resp.FunctionError != "") {
+		// The server stopped under it (its environment was shut down at
+		// the end of the drain): not the function's failure. Left
+		// unacknowledged, it is delivered again after the restart.
+		log.Info("asynchronous invocation interrupted by the shutdown; it will be delivered again")
+		return
+	}
 	if err != nil {
 		status := 500
 		if isKind(err, apierr.TooManyRequests) {

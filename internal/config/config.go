@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -156,10 +157,18 @@ func Defaults() Server {
 }
 
 // Validate checks the configuration and makes paths absolute.
+// regionRE is the region part of Lambda's function ARN pattern.
+var regionRE = regexp.MustCompile(`^[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\d{1}$`)
+
 func (c *Server) Validate() error {
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
+	}
+	if !regionRE.MatchString(c.Region) {
+		// Function ARNs carry it, and the SDKs and Lambda's own ARN
+		// pattern accept only regions of AWS's shape.
+		return fmt.Errorf("--region %q: want a region name of AWS's shape, such as us-east-1", c.Region)
 	}
 	if (c.RegistryUser == "") != (c.RegistryPassword == "") {
 		return fmt.Errorf("--registry-user and --registry-password must be given together")

@@ -26,9 +26,11 @@ import (
 //
 // Function URLs are exempt: browsers are among their callers (CORS).
 
-// browserRefusal says why r must be refused, or "".
-func browserRefusal(r *http.Request, insecure bool) string {
-	if !insecure && loopbackPeer(r) && !localHostName(r.Host) {
+// browserRefusal says why r must be refused, or "". names are host names
+// besides the built-in ones that this server answers to (its --listen
+// host).
+func browserRefusal(r *http.Request, insecure bool, names ...string) string {
+	if !insecure && loopbackPeer(r) && !localHostName(r.Host, names...) {
 		return "Host " + r.Host + " is not a name of this machine"
 	}
 	switch r.Method {
@@ -49,8 +51,9 @@ func browserRefusal(r *http.Request, insecure bool) string {
 
 // localHostName reports whether host (a Host header, with or without a
 // port) names this machine without DNS: an IP address, localhost or a
-// name under .localhost (RFC 6761).
-func localHostName(host string) bool {
+// name under .localhost (RFC 6761), or names this machine exactly: its
+// host name, or one of names.
+func localHostName(host string, names ...string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
@@ -66,10 +69,15 @@ func localHostName(host string) bool {
 		return true
 	}
 	// Debian's /etc/hosts maps the machine's own name to 127.0.1.1:
-	// `docker push $(hostname):9070/…` comes from loopback with it.
-	if name, err := os.Hostname(); err == nil && name != "" {
-		name = strings.ToLower(name)
-		return host == name || strings.HasPrefix(host, name+".")
+	// `docker push $(hostname):9070/…` comes from loopback with it. Only
+	// the exact name: a rebound name may well begin with it.
+	if name, err := os.Hostname(); err == nil && strings.EqualFold(host, name) {
+		return true
+	}
+	for _, n := range names {
+		if strings.EqualFold(host, strings.TrimSuffix(n, ".")) {
+			return true
+		}
 	}
 	return false
 }

@@ -11,6 +11,7 @@ func TestBrowserRefusal(t *testing.T) {
 	for _, tt := range []struct {
 		name, method, host, remote string
 		headers                    map[string]string
+		names                      []string
 		insecure, refused          bool
 	}{
 		{name: "sdk", method: "POST", host: "127.0.0.1:9070"},
@@ -18,6 +19,9 @@ func TestBrowserRefusal(t *testing.T) {
 		{name: "ipv6", method: "POST", host: "[::1]:9070"},
 		{name: "dot localhost", method: "GET", host: "console.localhost:9070"},
 		{name: "own host name", method: "PUT", host: host + ":9070"},
+		{name: "own host name as a rebound prefix", method: "GET", host: host + ".attacker.example:9070", refused: true},
+		{name: "listen name", method: "PUT", host: "kappa.internal:9070", names: []string{"kappa.internal"}},
+		{name: "listen name, other case", method: "PUT", host: "Kappa.Internal:9070", names: []string{"kappa.internal"}},
 		{name: "rebound name", method: "GET", host: "evil.example:9070", refused: true},
 		{name: "rebound name, insecure", method: "GET", host: "evil.example:9070", insecure: true},
 		{name: "other host's client by name", method: "PUT", host: "kappa.example:9070", remote: "10.0.0.7:5555"},
@@ -47,7 +51,7 @@ func TestBrowserRefusal(t *testing.T) {
 			for k, v := range tt.headers {
 				r.Header.Set(k, v)
 			}
-			if why := browserRefusal(r, tt.insecure); (why != "") != tt.refused {
+			if why := browserRefusal(r, tt.insecure, tt.names...); (why != "") != tt.refused {
 				t.Errorf("browserRefusal = %q, want refused %v", why, tt.refused)
 			}
 		})

@@ -40,15 +40,19 @@ type Daemon struct {
 	// runDir says whether the run directory is on Kappa's tmpfs
 	// (oci.MountRunDir), which stop unmounts once Cleanup emptied it.
 	runDir oci.RunDirMount
-	// runLock holds the run directory's lock (see lockRunDir).
-	runLock   *os.File
-	logs      *logs.Store
-	obs       *observability
-	invoker   *invoker.Invoker
-	functions *function.Service
-	events    *events
-	api       *lambdaapi.API
-	http      *http.Server
+	// runLock and dataLock hold the run and data directories' locks (see
+	// lockRunDir).
+	runLock, dataLock *os.File
+	// listenHost is the host part of --listen, a name the server answers
+	// to (see browserRefusal).
+	listenHost string
+	logs       *logs.Store
+	obs        *observability
+	invoker    *invoker.Invoker
+	functions  *function.Service
+	events     *events
+	api        *lambdaapi.API
+	http       *http.Server
 }
 
 // New starts every service but the HTTP server, in dependency order. On
@@ -60,10 +64,23 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 			d.stop(context.Background())
 		}
 	}()
+	// Before anything else: a second server started by mistake on the
+	// same run directory (whatever its data directory) or data directory
+	// stops here, before it touches the first one's files, stores,
+	// overlays or environments.
+	if d.runLock, err = lockRunDir(cfg.RunDir); err != nil {
+		return nil, err
+	}
+	if d.dataLock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	for _, dir := range []string{cfg.DataDir, cfg.RunDir} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
+	}
+	if h, _, err := net.SplitHostPort(cfg.Listen); err == nil {
+		d.listenHost = h
 	}
 	// Listen first: the port decides the registry's own host names.
 	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -88,13 +105,6 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		InsecureRegistries: []string{cfg.Listen, addr.String(), "localhost:" + port, "127.0.0.1:" + port},
 	}); err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
-	}
-	// After the listener and the stores: a second server started by
-	// mistake on the same directories fails before it touches the first
-	// one's run directory; one on other directories but the same run
-	// directory fails here.
-	if d.runLock, err = lockRunDir(cfg.RunDir); err != nil {
-		return nil, err
 	}
 	if d.runDir, err = oci.MountRunDir(cfg.RunDir); err != nil {
 		// Slower on a disk, not wrong: environments work either way.
@@ -269,7 +279,7 @@ func (d *Daemon) routes() http.Handler {
 			d.events.urlServer.ServeHTTP(w, r)
 			return
 		}
-		if why := browserRefusal(r, d.cfg.Insecure); why != "" {
+		if why := browserRefusal(r, d.cfg.Insecure, d.listenHost); why != "" {
 			refuseBrowser(w, why)
 			return
 		}
@@ -377,6 +387,9 @@ func (d *Daemon) stop(ctx context.Context) {
 	}
 	if d.runLock != nil {
 		d.runLock.Close()
+	}
+	if d.dataLock != nil {
+		d.dataLock.Close()
 	}
 	d.log.Info("stopped")
 }

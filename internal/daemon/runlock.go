@@ -19,7 +19,23 @@ func lockRunDir(runDir string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := filepath.Clean(abs) + ".lock"
+	return lockFile(filepath.Clean(abs)+".lock", "run directory "+runDir, "--run-dir")
+}
+
+// lockDataDir takes an exclusive lock on <dataDir>.lock, beside it as the
+// run directory's: two servers on one data directory would share its
+// stores, image overlays and logs.
+func lockDataDir(dataDir string) (*os.File, error) {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return lockFile(filepath.Clean(abs)+".lock", "data directory "+dataDir, "--data-dir")
+}
+
+// lockFile takes an exclusive, non-blocking flock on p, made if missing;
+// what and flag name the directory and its flag in the error.
+func lockFile(p, what, flag string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, err
 	}
@@ -30,7 +46,7 @@ func lockRunDir(runDir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("run directory %s is in use by another kappa server (give this one its own --run-dir)", runDir)
+			return nil, fmt.Errorf("%s is in use by another kappa server (give this one its own %s)", what, flag)
 		}
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}

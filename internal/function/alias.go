@@ -188,7 +188,8 @@ func (s *Service) DeleteAlias(ctx context.Context, fn, name string) error {
 	}
 	// And so does its resource-based policy.
 	if err := s.dropPolicy(ctx, fn, name); err != nil {
-		return err
+		// The alias is gone: its environments must still be told.
+		s.log.Warn("delete the policy of a deleted alias", "function", fn, "alias", name, "err", err)
 	}
 	s.changed(fn)
 	return nil

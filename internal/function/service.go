@@ -508,6 +508,7 @@ func (s *Service) deploy(name, imageURI string, gen uint64, update bool) {
 				fn.Pending = nil
 				if pullErr != nil {
 					c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateFailed, reason, reasonCode
+					fn.PublishPending = false // the code it asked a version of never came
 					return nil
 				}
 				c.Code = codeOf(imageURI, img)
@@ -521,6 +522,7 @@ func (s *Service) deploy(name, imageURI string, gen uint64, update bool) {
 			if pullErr != nil {
 				c.State, c.StateReason, c.StateReasonCode = StateFailed, reason, reasonCode
 				c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateFailed, reason, reasonCode
+				fn.PublishPending = false
 				return nil
 			}
 			c.Code = codeOf(imageURI, img)

@@ -308,7 +308,8 @@ func (s *Service) DeleteVersion(ctx context.Context, name, qualifier string) err
 		s.opts.Snapshots.DropSnapshots(name, strconv.Itoa(n))
 	}
 	if err := s.dropPolicy(ctx, name, strconv.Itoa(n)); err != nil {
-		return err
+		// The version is gone: its environments must still be told.
+		s.log.Warn("delete the policy of a deleted version", "function", name, "version", n, "err", err)
 	}
 	s.changed(name)
 	return nil

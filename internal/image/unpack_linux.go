@@ -569,8 +569,6 @@ func validID(id int) int {
 	return id
 }
 
-// perm is the mode an entry gets: its permission and sticky bits, without
-// setuid and setgid.
 // dirHeader keeps what dirMeta applies of a directory's header once the
 // layer ends: not its PAX records (up to 1 MiB each), names or the rest.
 func dirHeader(hdr *tar.Header) *tar.Header {
@@ -578,6 +576,8 @@ func dirHeader(hdr *tar.Header) *tar.Header {
 		ModTime: hdr.ModTime, AccessTime: hdr.AccessTime}
 }
 
+// perm is the mode an entry gets: its permission and sticky bits, without
+// setuid and setgid.
 func perm(hdr *tar.Header) uint32 {
 	return uint32(hdr.Mode) & 0o1777
 }

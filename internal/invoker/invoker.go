@@ -595,7 +595,8 @@ func (inv *Invoker) platformError(req Request, fe *functionError, start time.Tim
 		b = append(b, fe.tail...)
 		b = fmt.Appendf(b, "START RequestId: %s Version: %s\n", req.RequestID, req.Config.Version)
 		b = fmt.Appendf(b, "END RequestId: %s\n", req.RequestID)
-		b = append(b, reportLine(req.RequestID, dur, req.Config.MemorySize, 0, dur, true, false)...)
+		// The init that failed is the whole duration: billed once.
+		b = append(b, reportLineBilled(req.RequestID, dur, dur, req.Config.MemorySize, 0, dur, true, false)...)
 		b = append(b, '\n')
 		if len(b) > logs.TailBytes {
 			b = b[len(b)-logs.TailBytes:]
@@ -1106,15 +1107,20 @@ func (inv *Invoker) settleLogs(e *env) {
 // The init of an environment restored from a snapshot is its restore, which
 // Lambda reports, and bills, as such.
 func reportLine(reqID string, d time.Duration, memMB int, maxMem uint64, initDur time.Duration, cold, restored bool) string {
-	ms := float64(d) / float64(time.Millisecond)
-	// An image function is billed for its init too (a restore is billed
-	// apart, as Billed Restore Duration): Lambda's REPORT says
-	// Duration 1.54 ms, Billed Duration 166 ms, Init Duration 164.27 ms.
-	billedMs := ms
-	if cold && initDur > 0 && !restored {
-		billedMs += float64(initDur) / float64(time.Millisecond)
+	billedInit := time.Duration(0)
+	if cold && !restored {
+		billedInit = initDur
 	}
-	billed := int64(math.Ceil(billedMs))
+	return reportLineBilled(reqID, d, d+billedInit, memMB, maxMem, initDur, cold, restored)
+}
+
+// reportLineBilled is reportLine with the time billed given: an image
+// function is billed for its init too (a restore apart, as Billed Restore
+// Duration); Lambda's REPORT says Duration 1.54 ms, Billed Duration
+// 166 ms, Init Duration 164.27 ms.
+func reportLineBilled(reqID string, d, billedDur time.Duration, memMB int, maxMem uint64, initDur time.Duration, cold, restored bool) string {
+	ms := float64(d) / float64(time.Millisecond)
+	billed := int64(math.Ceil(float64(billedDur) / float64(time.Millisecond)))
 	if billed < 1 {
 		billed = 1
 	}
@@ -1137,8 +1143,6 @@ func reportLine(reqID string, d time.Duration, memMB int, maxMem uint64, initDur
 func (inv *Invoker) Retire(name string) {
 	inv.dropSpares(name)
 	inv.mu.Lock()
-	// The busy ones made so far go when released (see release).
-	inv.retiredAt[name] = inv.seq
 	var victims []*env
 	for key, list := range inv.idle {
 		keep := list[:0]

@@ -372,25 +372,6 @@ func TestProvisionConcurrently(t *testing.T) {
 	}
 }
 
-// TestRetireBusyEnvironment: an environment busy when its function is
-// retired (its configuration changed) is destroyed when it finishes, not
-// kept idle for a key nothing acquires again.
-func TestRetireBusyEnvironment(t *testing.T) {
-	inv, rt, _ := newTestInvoker(t)
-	c := cfg("f", "sleep")
-	done := make(chan error, 1)
-	go func() { _, err := inv.Invoke(context.Background(), request(c, `300`)); done <- err }()
-	waitUntil(t, func() bool { return inv.Concurrency("f") == 1 })
-	inv.Retire("f")
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, func() bool { return rt.count() == 0 })
-	if live, idle := inv.Stats(); live != 0 || idle != 0 {
-		t.Errorf("after the retired environment finished: %d live, %d idle; want none", live, idle)
-	}
-}
-
 // TestProvisionLowered: lowering a provisioned concurrency hands the
 // environments beyond it back to the on-demand pool.
 func TestProvisionLowered(t *testing.T) {
