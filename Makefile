@@ -58,7 +58,7 @@ bench-registry:
 	scripts/bench-registry.sh
 
 down:
-	-@pkill -TERM -f "^$(KAPPA) server" && sleep 2; true
+	@scripts/down.sh $(KAPPA)
 
 clean: down
 	rm -rf bin build
