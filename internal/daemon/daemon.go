@@ -231,7 +231,14 @@ var pprofMux = func() *http.ServeMux {
 // changed reacts to a function's change: idle environments of old
 // configurations go, and provisioned concurrency follows the new state.
 func (d *Daemon) changed(name string) {
-	d.invoker.Retire(name)
+	// The environments of configurations gone go; those of $LATEST and
+	// the versions as they are stay. When the versions cannot be read
+	// (the function was deleted), all go.
+	current, err := d.functions.Versions(context.Background(), name)
+	if err != nil {
+		current = nil
+	}
+	d.invoker.Retire(name, current)
 	d.eventsChanged(name)
 	d.reconcile(name)
 	// A new serving configuration gets a spare right away, so that its

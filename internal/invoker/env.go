@@ -56,8 +56,11 @@ type env struct {
 	// invocation began: its init was retried within that invocation (a
 	// suppressed init), and Lambda gives both one timeout.
 	timeoutFrom time.Time
-	// seq orders environments by creation (see Invoker.retiredAt).
+	// seq orders environments by creation.
 	seq uint64
+	// retired: its configuration is no longer current (Retire); it is
+	// destroyed when released. Guarded by Invoker.mu.
+	retired bool
 	// owner is the provisioned-concurrency config that keeps this
 	// environment ("" for on-demand ones); such environments are never
 	// reaped while provisioned.

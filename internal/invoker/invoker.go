@@ -162,11 +162,8 @@ type Invoker struct {
 	// that concurrent fills (a Provision while one runs) never make more
 	// than wanted.
 	provisioning map[string]int
-	// seq numbers environments in creation order; retiredAt[fn] is the
-	// seq at the function's last Retire: older on-demand environments of
-	// it are destroyed when released instead of going back to the pool.
-	seq       uint64
-	retiredAt map[string]uint64
+	// seq numbers environments in creation order.
+	seq uint64
 	// spares are created sandboxes for cold starts (nil: none kept).
 	spares *spares
 	// snapTaking has a channel, closed when done, per snapshot being
@@ -218,7 +215,7 @@ func New(opts Options) *Invoker {
 		idle: map[string][]*env{}, all: map[*env]struct{}{},
 		inflight: map[string]int{}, scaling: map[string]*rate.Limiter{},
 		initFailures: map[string]*initFailure{}, provisions: map[string]*provision{}, provisioning: map[string]int{},
-		retiredAt: map[string]uint64{}, snapTaking: map[string]chan struct{}{},
+		snapTaking: map[string]chan struct{}{},
 		snapSlots: make(chan struct{}, maxSnapshotTakes), snapFailures: map[string]int{},
 		stop: make(chan struct{}),
 	}
@@ -515,7 +512,7 @@ func (inv *Invoker) release(e *env, healthy bool) {
 		inv.mu.Unlock()
 		return
 	}
-	stale := e.owner == "" && e.seq <= inv.retiredAt[e.fn]
+	stale := e.owner == "" && e.retired
 	if healthy && !inv.closed && !stale {
 		e.lastUsed = inv.opts.Now()
 		inv.idle[e.key] = append(inv.idle[e.key], e)
@@ -1137,31 +1134,43 @@ func reportLineBilled(reqID string, d, billedDur time.Duration, memMB int, maxMe
 	return line
 }
 
-// Retire destroys the idle environments of a function; busy ones are
-// destroyed when they finish if their configuration is no longer current
-// (their key is never acquired again).
-func (inv *Invoker) Retire(name string) {
-	inv.dropSpares(name)
+// Retire takes away the environments and spares of function name whose
+// configuration is not among current (those of its $LATEST and published
+// versions, as they are now; nil when the function is gone): idle ones at
+// once, busy ones when they finish. The others serve on: an alias moved,
+// a version published or a concurrency changed costs no cold start.
+// Provisioned environments are not touched (see Provision).
+func (inv *Invoker) Retire(name string, current []function.Config) {
+	keep := map[string]bool{}
+	for _, c := range current {
+		keep[configKey(c)] = true
+	}
+	inv.dropSpares(name, keep)
 	inv.mu.Lock()
 	var victims []*env
 	for key, list := range inv.idle {
-		keep := list[:0]
+		kept := list[:0]
 		for _, e := range list {
-			if e.fn == name && e.owner == "" {
+			if e.fn == name && e.owner == "" && !keep[e.key] {
 				victims = append(victims, e)
 			} else {
-				keep = append(keep, e)
+				kept = append(kept, e)
 			}
 		}
-		if len(keep) == 0 {
+		if len(kept) == 0 {
 			delete(inv.idle, key)
 		} else {
-			inv.idle[key] = keep
+			inv.idle[key] = kept
 		}
 	}
 	for _, e := range victims {
 		inv.live--
 		delete(inv.all, e)
+	}
+	for e := range inv.all { // the busy ones left
+		if e.fn == name && e.owner == "" && !keep[e.key] {
+			e.retired = true
+		}
 	}
 	inv.mu.Unlock()
 	for _, e := range victims {

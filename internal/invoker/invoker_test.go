@@ -266,12 +266,12 @@ func TestProvisioned(t *testing.T) {
 	if err != nil || r.ColdStart {
 		t.Errorf("invoke of a provisioned version was cold: %+v %v", r, err)
 	}
-	inv.Retire("f")
+	inv.Retire("f", nil)
 	if rt.count() != 3 {
 		t.Errorf("Retire removed provisioned environments")
 	}
 	inv.Unprovision("f:1")
-	inv.Retire("f")
+	inv.Retire("f", nil)
 	if rt.count() != 0 {
 		t.Errorf("unprovisioned environments survived Retire: %d", rt.count())
 	}
@@ -384,7 +384,7 @@ func TestProvisionLowered(t *testing.T) {
 	if r, want, _ := inv.ProvisionStatus("f:1"); r != 1 || want != 1 {
 		t.Fatalf("after lowering to 1: %d ready of %d", r, want)
 	}
-	inv.Retire("f") // takes idle on-demand environments
+	inv.Retire("f", nil) // takes idle on-demand environments
 	if n := rt.count(); n != 1 {
 		t.Errorf("%d environments left, want the 1 still provisioned", n)
 	}
@@ -409,4 +409,36 @@ func TestSuppressedInitSharesTheTimeout(t *testing.T) {
 	if r, err := inv.Invoke(context.Background(), request(c, `600`)); err != nil || r.FunctionError != "" {
 		t.Fatalf("invoke with room for both = %s, %v", r.Payload, err)
 	}
+}
+
+// TestRetireKeepsCurrent: Retire takes the environments of configurations
+// that are gone (idle ones at once, busy ones when they finish) and leaves
+// those of the current ones serving.
+func TestRetireKeepsCurrent(t *testing.T) {
+	inv, rt, _ := newTestInvoker(t)
+	v1, v2 := cfg("f", "sleep"), cfg("f", "sleep")
+	v1.Version, v2.Version = "1", "2"
+	for _, c := range []function.Config{v1, v2} {
+		if _, err := inv.Invoke(context.Background(), request(c, `1`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { _, err := inv.Invoke(context.Background(), request(v2, `300`)); done <- err }()
+	waitUntil(t, func() bool { return inv.Concurrency("f") == 1 })
+	// v2 (reused for the slow call, or a second one) is gone; v1 stays.
+	if live, _ := inv.Stats(); live < 2 {
+		t.Fatalf("%d live environments before Retire, want at least 2", live)
+	}
+	inv.Retire("f", []function.Config{v1})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return rt.count() == 1 })
+	r, err := inv.Invoke(context.Background(), request(v1, `1`))
+	if err != nil || r.ColdStart {
+		t.Errorf("v1 after a Retire that kept it: cold %v, %v", r != nil && r.ColdStart, err)
+	}
+	inv.Retire("f", nil) // the function is gone
+	waitUntil(t, func() bool { return rt.count() == 0 })
 }

@@ -253,14 +253,14 @@ func (inv *Invoker) spareBuild(c function.Config) spare.Build[*prepared] {
 	}
 }
 
-// dropSpares discards the spares of every configuration of function name,
-// remembering when they were last wanted for Prewarm.
-func (inv *Invoker) dropSpares(name string) {
+// dropSpares discards the spares of function name's configurations not in
+// keep, remembering when they were last wanted for Prewarm.
+func (inv *Invoker) dropSpares(name string, keep map[string]bool) {
 	if inv.spares == nil {
 		return
 	}
 	prefix := name + "/"
-	last := inv.spares.pool.Drop(func(key string) bool { return strings.HasPrefix(key, prefix) })
+	last := inv.spares.pool.Drop(func(key string) bool { return strings.HasPrefix(key, prefix) && !keep[key] })
 	if last.IsZero() {
 		return
 	}

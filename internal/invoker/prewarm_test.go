@@ -349,7 +349,7 @@ func TestSparesRetiredWithTheirFunction(t *testing.T) {
 			t.Fatal("spares not made")
 		}
 	}
-	inv.Retire("f") // f's idle environment and spare go
+	inv.Retire("f", nil) // f's idle environment and spare go
 	if n := inv.spares.pool.Len(); n != 1 {
 		t.Errorf("%d spares after Retire(f), want 1 (g's)", n)
 	}
@@ -413,7 +413,7 @@ func TestPrewarm(t *testing.T) {
 	}
 	updated := old
 	updated.RevisionID = "r2"
-	inv.Retire("f")
+	inv.Retire("f", nil)
 	inv.Prewarm(updated)
 	waitSpare(updated)
 	startsSpare(updated, `2`)

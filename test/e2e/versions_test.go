@@ -224,6 +224,18 @@ func TestVersionsAndAliases(t *testing.T) {
 		asWireError(t, err).check(t, "UpdateAlias with a stale RevisionId", 412, "PreconditionFailedException")
 		checkAliasInvoke(t, s, "live", "2")
 
+		// Moving an alias changes no version: version 2's warm
+		// environment serves on, without a cold start.
+		warm := mustInvoke(t, s, "ver", map[string]any{"op": "echo"}, withQualifier("2"))["env"]
+		if _, err := s.Lambda.UpdateAlias(ctx, &lambda.UpdateAliasInput{
+			FunctionName: aws.String("ver"), Name: aws.String("live"), Description: aws.String("moved once"),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if again := mustInvoke(t, s, "ver", map[string]any{"op": "echo"}, withQualifier("2"))["env"]; again != warm {
+			t.Errorf("after an alias update version 2 ran in a new environment %v, not the warm %v", again, warm)
+		}
+
 		if _, err := s.Lambda.CreateAlias(ctx, &lambda.CreateAliasInput{
 			FunctionName: aws.String("ver"), Name: aws.String("beta"), FunctionVersion: aws.String("1"),
 		}); err != nil {
