@@ -216,7 +216,7 @@ func New(opts Options) *Invoker {
 		inflight: map[string]int{}, scaling: map[string]*rate.Limiter{},
 		initFailures: map[string]*initFailure{}, provisions: map[string]*provision{}, provisioning: map[string]int{},
 		snapTaking: map[string]chan struct{}{},
-		snapSlots: make(chan struct{}, maxSnapshotTakes), snapFailures: map[string]int{},
+		snapSlots:  make(chan struct{}, maxSnapshotTakes), snapFailures: map[string]int{},
 		stop: make(chan struct{}),
 	}
 	if opts.SnapshotDir != "" {
