@@ -149,6 +149,7 @@ func (s *server) stop() {
 	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil &&
 		!bytes.Contains(mi, []byte(" "+s.runDir+"/")) && !bytes.Contains(mi, []byte(" "+s.runDir+" ")) {
 		os.RemoveAll(s.runDir)
+		os.Remove(s.runDir + ".lock") // the server's lock beside it, released at its exit
 	}
 }
 

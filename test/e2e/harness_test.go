@@ -126,7 +126,7 @@ func startServer(t testing.TB, extra ...string) *server {
 	requireEnv(t)
 	s := &server{t: t, dataDir: t.TempDir(), args: extra}
 	s.runDir = filepath.Join("/run", "kappa-e2e-"+randHex(4))
-	t.Cleanup(func() { os.RemoveAll(s.runDir) }) // runs after stop
+	t.Cleanup(func() { os.RemoveAll(s.runDir); os.Remove(s.runDir + ".lock") }) // runs after stop
 	s.start("127.0.0.1:0")
 	t.Cleanup(func() { s.stop() })
 	return s
