@@ -56,8 +56,6 @@ type env struct {
 	// invocation began: its init was retried within that invocation (a
 	// suppressed init), and Lambda gives both one timeout.
 	timeoutFrom time.Time
-	// seq orders environments by creation.
-	seq uint64
 	// retired: its configuration is no longer current (Retire); it is
 	// destroyed when released. Guarded by Invoker.mu.
 	retired bool

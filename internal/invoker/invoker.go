@@ -162,8 +162,6 @@ type Invoker struct {
 	// that concurrent fills (a Provision while one runs) never make more
 	// than wanted.
 	provisioning map[string]int
-	// seq numbers environments in creation order.
-	seq uint64
 	// spares are created sandboxes for cold starts (nil: none kept).
 	spares *spares
 	// snapTaking has a channel, closed when done, per snapshot being
@@ -655,8 +653,6 @@ func (inv *Invoker) coldStart(ctx context.Context, c function.Config, initType s
 	go e.srv.Serve(sb.RuntimeAPIListener())
 
 	inv.mu.Lock()
-	inv.seq++
-	e.seq = inv.seq
 	inv.all[e] = struct{}{}
 	inv.mu.Unlock()
 	fail := func(fe *functionError) (*env, error) {

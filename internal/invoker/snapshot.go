@@ -351,6 +351,8 @@ func moveAside(path string) (string, error) {
 // sweepSnapshots removes what a stopped server left in dir: snapshots
 // being written or moved aside. No take is running yet.
 func sweepSnapshots(dir string) {
+	// (*.broken: what a crash left of a broken snapshot before they were
+	// moved aside like the others.)
 	for _, pattern := range []string{"*" + partInfix + "*", "*.gone-*", "*.broken"} {
 		matches, _ := filepath.Glob(filepath.Join(dir, "*", pattern))
 		for _, m := range matches {
@@ -381,9 +383,7 @@ func (inv *Invoker) brokenSnapshot(c function.Config, p *prepared, err error) {
 	}
 	// Out of the way at once, under snapMu: restores that chose it keep
 	// their open files; later cold starts no longer find it.
-	aside := dir + ".broken"
-	os.RemoveAll(aside)
-	rerr := os.Rename(dir, aside)
+	aside, rerr := moveAside(dir)
 	inv.snapFailures[dir]++
 	n := inv.snapFailures[dir]
 	inv.snapMu.Unlock()
