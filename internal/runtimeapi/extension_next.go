@@ -81,14 +81,7 @@ func (s *Server) handleExtNext(w http.ResponseWriter, r *http.Request, _ string)
 		if x.wake == nil {
 			x.wake = make(chan struct{})
 		}
-		wake := x.wake
-		s.mu.Unlock()
-
-		select {
-		case <-wake:
-			s.mu.Lock()
-		case <-r.Context().Done():
-			s.mu.Lock()
+		if s.park(r, x.wake) {
 			if x.state == ExtReady {
 				s.fireExt(x, xevAbandon)
 				x.wake = nil

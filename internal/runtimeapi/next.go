@@ -75,14 +75,7 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request, _ string) {
 			s.deliver(w, c)
 			return
 		}
-		wake := s.parkedWake()
-		s.mu.Unlock()
-
-		select {
-		case <-wake:
-			s.mu.Lock()
-		case <-r.Context().Done():
-			s.mu.Lock()
+		if s.park(r, s.parkedWake()) {
 			if s.state == StateReady {
 				s.fire(evAbandon)
 				s.wakeParked() // a /restore/next may wait on it too

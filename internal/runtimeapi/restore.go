@@ -60,16 +60,10 @@ func (s *Server) handleRestoreNext(w http.ResponseWriter, r *http.Request, _ str
 			answerCheckpoint(w, ckpt)
 			return
 		}
-		wake := s.parkedWake()
-		s.mu.Unlock()
-		select {
-		case <-wake:
-			s.mu.Lock()
-		case <-r.Context().Done():
+		if s.park(r, s.parkedWake()) {
 			// The relay went away; Checkpoint, if it comes, finds no
 			// request to answer and times out (or answers the relay's
 			// retry).
-			s.mu.Lock()
 			if s.restoreGen == gen && s.state == StateStarted {
 				s.wakeParked()
 			}

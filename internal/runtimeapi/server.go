@@ -471,6 +471,20 @@ func (s *Server) parkedWake() <-chan struct{} {
 	return s.wake
 }
 
+// park waits, with s.mu released, for wake to close or r's client to go
+// away, and returns with s.mu held again, reporting which: the long polls'
+// (/next, /restore/next, /extension/event/next) one way to wait.
+func (s *Server) park(r *http.Request, wake <-chan struct{}) (gone bool) {
+	s.mu.Unlock()
+	select {
+	case <-wake:
+	case <-r.Context().Done():
+		gone = true
+	}
+	s.mu.Lock()
+	return gone
+}
+
 // wakeParked tells the parked /next, if any, to look again; s.mu must be held.
 func (s *Server) wakeParked() {
 	if s.wake != nil {
