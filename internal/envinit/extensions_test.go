@@ -49,7 +49,8 @@ func TestExtensions(t *testing.T) {
 	}
 	// /opt → ../../.. climbing out: stays at the image's root.
 	climb := t.TempDir()
-	os.Symlink("../../../../../../"+host, filepath.Join(climb, "opt"))
+	os.MkdirAll(filepath.Join(climb, "opt"), 0o755)
+	os.Symlink("../../../../../../"+host, filepath.Join(climb, "opt", "extensions"))
 	if got := Extensions(climb); len(got) != 0 {
 		t.Errorf("climbing symlink listed %v", got)
 	}

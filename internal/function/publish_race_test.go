@@ -95,4 +95,7 @@ func TestPublishPendingResumedAtStart(t *testing.T) {
 	if fn.LastVersion != 1 {
 		t.Fatalf("LastVersion %d after the resumed publish, want 1", fn.LastVersion)
 	}
+	if _, err := s.Config(ctx, Ref{Name: "hello", Qualifier: "1"}); err != nil {
+		t.Fatalf("version 1 after the resumed publish: %v", err)
+	}
 }

@@ -47,5 +47,14 @@ func TestTeardownsWaitContext(t *testing.T) {
 	td.run(func() { <-release })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	td.wait(ctx) // returns although the teardown runs on
+	returned := make(chan struct{})
+	go func() {
+		td.wait(ctx) // returns although the teardown runs on
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("wait did not give up when its context ended")
+	}
 }
