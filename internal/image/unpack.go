@@ -38,10 +38,9 @@ const maxConfigBytes = 8 << 20
 
 // DefaultMaxLayerEntries is the default cap on the tar entries of one
 // layer. The largest real layers (a node_modules, a Python ML stack) hold a
-// few hundred thousand; Kappa keeps a little per directory until the layer
-// ends, so the cap bounds that memory (a few hundred MB at worst), which a
-// small compressed layer of empty entries could otherwise grow without
-// coming near MaxBytes.
+// few hundred thousand; past it a layer is refused rather than unpacked
+// entry by entry. (What Kappa keeps per directory until the layer ends has
+// a bound of its own, maxDirBytes.)
 const DefaultMaxLayerEntries = 1_000_000
 
 // UnpackOptions tunes Unpack. The zero value is usable.

@@ -29,7 +29,18 @@ type layerWriter struct {
 	// is created inside them (creating entries would move their mtime, and
 	// a read-only mode would stop an unprivileged caller).
 	dirs map[string]*tar.Header
+	// dirBytes is what dirs holds, roughly (see maxDirBytes).
+	dirBytes int64
 }
+
+// maxDirBytes bounds the memory a layer's directory metadata takes until
+// the layer ends: names are up to 4 KB, so a layer of a million deep,
+// empty directories (a few MB compressed) would otherwise hold gigabytes.
+// Real layers hold a few MB of it.
+var maxDirBytes int64 = 256 << 20 // a variable for tests
+
+// dirEntryBytes is what one kept directory costs besides its name.
+const dirEntryBytes = 256
 
 func newLayerWriter(dir string, keepOwner bool, st *Stats) (*layerWriter, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -300,6 +311,11 @@ func (w *layerWriter) dir(parent, base, name string, hdr *tar.Header) error {
 		// Whited out, then created again: hide the lower layers' copy.
 		if err := w.markOpaque(pfd, base); err != nil {
 			return err
+		}
+	}
+	if _, seen := w.dirs[name]; !seen {
+		if w.dirBytes += int64(len(name)) + dirEntryBytes; w.dirBytes > maxDirBytes {
+			return fmt.Errorf("%w: the layer's directories take more than %d MiB of metadata", ErrInvalid, maxDirBytes>>20)
 		}
 	}
 	w.dirs[name] = dirHeader(hdr)

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -536,5 +537,27 @@ func TestDirHeaderDropsPAX(t *testing.T) {
 	k := dirHeader(h)
 	if k.PAXRecords != nil || k.Name != "" || k.Mode != 0o750 || k.Uid != 7 || k.Gid != 8 || !k.ModTime.Equal(testTime) {
 		t.Fatalf("dirHeader kept %+v", k)
+	}
+}
+
+// TestUnpackDirMetadataBound: a layer whose directories, long-named and
+// many, would hold more than maxDirBytes of metadata until it ends is
+// refused with ErrInvalid instead of growing the server's memory.
+func TestUnpackDirMetadataBound(t *testing.T) {
+	old := maxDirBytes
+	maxDirBytes = 4000
+	defer func() { maxDirBytes = old }()
+	var ents []ent
+	for i := range 10 {
+		ents = append(ents, dir(fmt.Sprintf("%03d-%s/", i, strings.Repeat("d", 200))))
+	}
+	sb := newSandboxDir(t)
+	_, err := Unpack(bytes.NewReader(mkTar(t, ents...)), sb.layer, UnpackOptions{})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "metadata") {
+		t.Fatalf("err = %v, want ErrInvalid for the directories' metadata", err)
+	}
+	sb = newSandboxDir(t)
+	if _, err := Unpack(bytes.NewReader(mkTar(t, ents[:5]...)), sb.layer, UnpackOptions{}); err != nil {
+		t.Fatalf("five of them, under the bound: %v", err)
 	}
 }

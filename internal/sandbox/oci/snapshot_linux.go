@@ -48,7 +48,7 @@ var (
 // ~0.4 s).
 func (r *Runtime) Snapshots() error {
 	r.snapOnce.Do(func() {
-		r.snap, r.criuArgv, r.snapErr = findSnapshotter(r.runDir, r.criu)
+		r.snap, r.criuArgv, r.snapErr = findSnapshotter(r.runDir, r.stateDir, r.criu)
 		if r.snapErr != nil {
 			r.log.Info("snapshots unavailable", "err", r.snapErr)
 		} else {
@@ -61,7 +61,7 @@ func (r *Runtime) Snapshots() error {
 // findSnapshotter returns the runc command line that checkpoints and
 // restores with a working CRIU, and the command that runs CRIU itself (see
 // criuShimName).
-func findSnapshotter(runDir, criu string) (cli, []string, error) {
+func findSnapshotter(runDir, stateDir, criu string) (cli, []string, error) {
 	runc, err := exec.LookPath("runc")
 	if err != nil {
 		return cli{}, nil, errors.New("snapshots need runc (apt-get install runc)")
@@ -96,8 +96,10 @@ func findSnapshotter(runDir, criu string) (cli, []string, error) {
 		return cli{}, nil, errors.New("snapshots need setpriv (util-linux)")
 	}
 	// The shim is a shell script and CRIU's configuration files split on
-	// white space (and take # for a comment): their paths must be plain.
-	for _, p := range []string{runDir, criu, setpriv} {
+	// white space (and take # for a comment): what they name must be
+	// plain, the shim's programs and the restores' directories (under
+	// the state directory, see prepareRestore).
+	for _, p := range []string{stateDir, criu, setpriv} {
 		if !plainPath(p) {
 			return cli{}, nil, fmt.Errorf("snapshots need paths of letters, digits and /._-+@:,=~ only: %q", p)
 		}
