@@ -42,3 +42,17 @@ type Options struct {
 	// even where Kappa runs CRIU itself by default (see Sandbox.restore).
 	RestoreViaRuntime bool
 }
+
+// RunDirMount is what MountRunDir found or did.
+type RunDirMount uint8
+
+const (
+	// RunDirElsewhere: dir is on a tmpfs that is not Kappa's (a host's
+	// /run), or stays on its disk; nothing to unmount.
+	RunDirElsewhere RunDirMount = iota
+	// RunDirMounted: MountRunDir mounted Kappa's tmpfs on dir now.
+	RunDirMounted
+	// RunDirAdopted: Kappa's tmpfs was on dir already, left by a server
+	// that did not stop cleanly; its contents are what Cleanup looks for.
+	RunDirAdopted
+)

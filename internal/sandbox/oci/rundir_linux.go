@@ -14,20 +14,6 @@ import (
 // runDirSource names the run directory's tmpfs in /proc/self/mountinfo.
 const runDirSource = "kappa-run"
 
-// RunDirMount is what MountRunDir found or did.
-type RunDirMount uint8
-
-const (
-	// RunDirElsewhere: dir is on a tmpfs that is not Kappa's (a host's
-	// /run), or stays on its disk; nothing to unmount.
-	RunDirElsewhere RunDirMount = iota
-	// RunDirMounted: MountRunDir mounted Kappa's tmpfs on dir now.
-	RunDirMounted
-	// RunDirAdopted: Kappa's tmpfs was on dir already, left by a server
-	// that did not stop cleanly; its contents are what Cleanup looks for.
-	RunDirAdopted
-)
-
 // runDirEntries are the names Kappa makes in a run directory; a
 // directory on a disk holding anything else is not covered (MountRunDir).
 var runDirEntries = map[string]bool{

@@ -28,16 +28,6 @@ func (r *Runtime) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 // Cleanup does nothing outside Linux.
 func (r *Runtime) Cleanup(ctx context.Context) error { return nil }
 
-// RunDirMount is what MountRunDir found or did.
-type RunDirMount uint8
-
-// RunDirElsewhere is all MountRunDir reports outside Linux.
-const (
-	RunDirElsewhere RunDirMount = iota
-	RunDirMounted
-	RunDirAdopted
-)
-
 // MountRunDir does nothing outside Linux.
 func MountRunDir(dir string) (RunDirMount, error) { return RunDirElsewhere, nil }
 
