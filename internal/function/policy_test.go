@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -192,9 +193,25 @@ func TestPermissions(t *testing.T) {
 	// Another Service on the same bucket: the policies are in the store.
 	again := NewService(Options{Bucket: b, Images: &fakeImages{}, Region: "us-east-1", Account: "000000000000"})
 	t.Cleanup(again.Close)
-	for _, ref := range []Ref{fn, v1, live} {
-		if _, err := again.Policy(ctx, ref); err != nil {
-			t.Errorf("policy of %q after restart: %v", ref.Qualifier, err)
+	for _, w := range []struct {
+		ref      Ref
+		sids     []string
+		resource string
+	}{{fn, []string{"a", "b"}, helloARN}, {v1, []string{"a"}, helloARN + ":1"}, {live, []string{"a"}, helloARN + ":live"}} {
+		p, err := again.Policy(ctx, w.ref)
+		if err != nil {
+			t.Errorf("policy of %q after restart: %v", w.ref.Qualifier, err)
+			continue
+		}
+		var sids []string
+		for _, st := range p.Statements {
+			sids = append(sids, st.Sid)
+			if st.Resource != w.resource {
+				t.Errorf("policy of %q after restart: statement %s on %s, want %s", w.ref.Qualifier, st.Sid, st.Resource, w.resource)
+			}
+		}
+		if !slices.Equal(sids, w.sids) {
+			t.Errorf("policy of %q after restart: statements %v, want %v", w.ref.Qualifier, sids, w.sids)
 		}
 	}
 

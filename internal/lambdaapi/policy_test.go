@@ -2,6 +2,7 @@ package lambdaapi
 
 import (
 	"encoding/json"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,6 +29,7 @@ func TestPolicyAPI(t *testing.T) {
 	var revision string
 	tests := []struct {
 		name, method, path, body string
+		pathOf                   func() string // a path known only once earlier steps ran
 		status                   int
 		typ                      string
 		check                    func(t *testing.T, body []byte)
@@ -78,13 +80,18 @@ func TestPolicyAPI(t *testing.T) {
 		{name: "remove bad sid", method: "DELETE", path: base + "/a%20b", status: 400, typ: "ValidationException"},
 		{name: "remove stale revision", method: "DELETE", path: base + "/s3?RevisionId=stale", status: 412, typ: "PreconditionFailedException"},
 		{name: "remove from missing version", method: "DELETE", path: base + "/s3?Qualifier=3", status: 404, typ: "ResourceNotFoundException"},
-		{name: "remove", method: "DELETE", path: base + "/s3", status: 204},
+		{name: "remove with the current revision", method: "DELETE", status: 204,
+			pathOf: func() string { return base + "/s3?RevisionId=" + url.QueryEscape(revision) }},
 		{name: "get after remove", method: "GET", path: base, status: 404, typ: "ResourceNotFoundException"},
 		{name: "remove again", method: "DELETE", path: base + "/s3", status: 404, typ: "ResourceNotFoundException"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := do(t, a, tt.method, tt.path, tt.body)
+			path := tt.path
+			if tt.pathOf != nil {
+				path = tt.pathOf()
+			}
+			rec := do(t, a, tt.method, path, tt.body)
 			if rec.Code != tt.status || rec.Header().Get("X-Amzn-ErrorType") != tt.typ {
 				t.Fatalf("= %d %q %.300s; want %d %q", rec.Code, rec.Header().Get("X-Amzn-ErrorType"), rec.Body, tt.status, tt.typ)
 			}
