@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,28 +59,16 @@ func parseCgroupMounts(f io.Reader) (*cgroupHost, error) {
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		// id parent major:minor root mountpoint opts [optional...] - fstype source superopts
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, fl := range fields {
-			if fl == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 5 || len(fields) < sep+4 {
+		m, ok := parseMountinfoLine(sc.Text())
+		if !ok || m.fstype != "cgroup" && m.fstype != "cgroup2" {
 			continue
 		}
-		fstype := fields[sep+1]
-		if fstype != "cgroup" && fstype != "cgroup2" {
+		if seen[m.device] {
 			continue
 		}
-		if seen[fields[2]] {
-			continue
-		}
-		seen[fields[2]] = true
-		hr := hierarchy{mountpoint: unescapeMountinfo(fields[4]), v2: fstype == "cgroup2", options: map[string]bool{}}
-		for _, o := range strings.Split(fields[sep+3], ",") {
+		seen[m.device] = true
+		hr := hierarchy{mountpoint: m.mountpoint, v2: m.fstype == "cgroup2", options: map[string]bool{}}
+		for _, o := range strings.Split(m.superopts, ",") {
 			hr.options[o] = true
 			hr.order = append(hr.order, o)
 		}
@@ -100,6 +89,26 @@ func parseCgroupMounts(f io.Reader) (*cgroupHost, error) {
 		}
 	}
 	return h, nil
+}
+
+// mountinfoLine is what Kappa reads of a /proc/self/mountinfo line.
+type mountinfoLine struct {
+	device                    string // major:minor
+	mountpoint                string // unescaped
+	fstype, source, superopts string
+}
+
+// parseMountinfoLine splits a mountinfo line, "id parent major:minor root
+// mountpoint opts [optional...] - fstype source superopts"; false for a
+// line of another shape.
+func parseMountinfoLine(line string) (mountinfoLine, bool) {
+	fields := strings.Fields(line)
+	sep := slices.Index(fields, "-")
+	if sep < 5 || len(fields) < sep+4 {
+		return mountinfoLine{}, false
+	}
+	return mountinfoLine{device: fields[2], mountpoint: unescapeMountinfo(fields[4]),
+		fstype: fields[sep+1], source: fields[sep+2], superopts: fields[sep+3]}, true
 }
 
 // unescapeMountinfo undoes the octal escapes (\040 for space, ...) of

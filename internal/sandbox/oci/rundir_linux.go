@@ -120,15 +120,8 @@ func isRunDirMount(dir string) (bool, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		// id parent major:minor root mountpoint opts [optional...] - fstype source superopts
-		fields := strings.Fields(sc.Text())
-		for i, fl := range fields {
-			if fl == "-" && i >= 5 && len(fields) >= i+3 {
-				if fields[i+1] == "tmpfs" && fields[i+2] == runDirSource && unescapeMountinfo(fields[4]) == dir {
-					return true, nil
-				}
-				break
-			}
+		if m, ok := parseMountinfoLine(sc.Text()); ok && m.fstype == "tmpfs" && m.source == runDirSource && m.mountpoint == dir {
+			return true, nil
 		}
 	}
 	return false, sc.Err()
