@@ -158,8 +158,8 @@ func (s *Server) streamResponse(w http.ResponseWriter, r *http.Request, c *call)
 
 // copyStream copies src to dst chunk by chunk, as each arrives, and returns
 // how many bytes src held. Once dst is closed by its reader the rest of src
-// is read and dropped. It fails with errBodyTooLarge past limit bytes
-// (without reading further) and with an error wrapping errBodyTruncated
+// is read and dropped. It fails with errBodyTooLarge past limit bytes, after
+// forwarding the first limit bytes and without reading further, and with an error wrapping errBodyTruncated
 // when src breaks off.
 func copyStream(dst *io.PipeWriter, src io.Reader, limit int64) (int64, error) {
 	buf := make([]byte, 32<<10)
@@ -168,10 +168,15 @@ func copyStream(dst *io.PipeWriter, src io.Reader, limit int64) (int64, error) {
 	for {
 		k, rerr := src.Read(buf)
 		if k > 0 {
-			n += int64(k)
-			if n > limit {
-				return n - int64(k), errBodyTooLarge
+			if n+int64(k) > limit {
+				// The bytes up to the cap still reach the reader, however
+				// the runtime's writes were split into reads.
+				if !discard && n < limit {
+					_, _ = dst.Write(buf[:limit-n])
+				}
+				return limit, errBodyTooLarge
 			}
+			n += int64(k)
 			if !discard {
 				if _, werr := dst.Write(buf[:k]); werr != nil {
 					discard = true // the reader closed, or the server did
