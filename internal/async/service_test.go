@@ -185,6 +185,17 @@ func queueARN(name string) *string {
 }
 func ptr[T any](v T) *T { return &v }
 
+// eventually polls cond until it holds (a correctness wait, not a timing
+// assertion: the deadline only bounds a hung test).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+	}
+}
+
 // records waits for n records on queue and decodes them.
 func (h *harness) records(t *testing.T, queue string, n int) []Record {
 	t.Helper()
@@ -395,11 +406,12 @@ func TestPayloadLimits(t *testing.T) {
 	if !isKind(err, apierr.RequestTooLarge) {
 		t.Errorf("1 MB + 1 payload: %v, want RequestTooLarge", err)
 	}
-	// The stored payload is freed once the event is done.
-	time.Sleep(100 * time.Millisecond)
-	if l, _ := h.svc.objects.List(context.Background()); len(l) != 0 {
-		t.Errorf("%d payload objects left after delivery", len(l))
-	}
+	// The stored payload is freed once the event is done: after its
+	// record went out and the event was marked handled and acknowledged.
+	eventually(t, "the stored payload freed after delivery", func() bool {
+		l, _ := h.svc.objects.List(context.Background())
+		return len(l) == 0
+	})
 }
 
 func TestConcurrencyCaps(t *testing.T) {
@@ -408,14 +420,27 @@ func TestConcurrencyCaps(t *testing.T) {
 	var mu sync.Mutex
 	running, peak := map[string]int{}, map[string]int{}
 	total, peakTotal := 0, 0
+	// The first three invocations wait until three run at once, so that a
+	// parallel drain shows it however slowly a loaded machine starts them
+	// (a serial one does not get there). The wait stays under AckWait.
+	three := make(chan struct{})
 	h.inv.handler = func(req invoker.Request, n int) (*invoker.Response, error) {
 		fn := req.Config.Name
 		mu.Lock()
 		running[fn]++
 		total++
 		peak[fn] = max(peak[fn], running[fn])
+		if total >= 3 && peakTotal < 3 {
+			close(three)
+		}
 		peakTotal = max(peakTotal, total)
 		mu.Unlock()
+		if n <= 3 {
+			select {
+			case <-three:
+			case <-time.After(2 * time.Second):
+			}
+		}
 		time.Sleep(30 * time.Millisecond)
 		mu.Lock()
 		running[fn]--

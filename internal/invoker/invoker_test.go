@@ -103,11 +103,15 @@ func TestThrottles(t *testing.T) {
 	if e := apierr.As(err); e == nil || e.Kind != apierr.TooManyRequests || e.Reason != "ReservedFunctionConcurrentInvocationLimitExceeded" {
 		t.Fatalf("reserved 0 = %v", err)
 	}
-	// One slow invocation holds the only reserved slot.
-	slow := request(c, `300`)
+	// One slow invocation holds the only reserved slot: it runs until the
+	// test is done with it and lets its caller go.
+	c.Timeout = 60
+	slowCtx, release := context.WithCancel(context.Background())
+	defer release()
+	slow := request(c, `60000`)
 	slow.Reserved = &one
 	done := make(chan error, 1)
-	go func() { _, err := inv.Invoke(context.Background(), slow); done <- err }()
+	go func() { _, err := inv.Invoke(slowCtx, slow); done <- err }()
 	waitUntil(t, func() bool { return inv.Concurrency("f") == 1 })
 	second := request(c, `1`)
 	second.Reserved = &one
@@ -119,9 +123,9 @@ func TestThrottles(t *testing.T) {
 	if _, err := inv.Invoke(context.Background(), unres); apierr.As(err) == nil || apierr.As(err).Reason != "ConcurrentInvocationLimitExceeded" {
 		t.Errorf("over unreserved = %v", err)
 	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	// However the released invocation ends, its slot is freed.
+	release()
+	<-done
 	if inv.Concurrency("f") != 0 {
 		t.Errorf("concurrency not released")
 	}
@@ -129,18 +133,25 @@ func TestThrottles(t *testing.T) {
 
 func TestScalingRate(t *testing.T) {
 	clk := &clock{t: time.Unix(1e9, 0)}
-	inv, _, _ := newTestInvoker(t, func(o *Options) { o.ScaleBurst, o.ScaleRate, o.Now = 2, 1, clk.Now })
+	inv, rt, _ := newTestInvoker(t, func(o *Options) { o.ScaleBurst, o.ScaleRate, o.Now = 2, 1, clk.Now })
 	c := cfg("f", "sleep")
+	c.Timeout = 60
+	// Two invocations take the burst and stay busy (no warm environment
+	// for the third) until the test lets their callers go.
+	busyCtx, release := context.WithCancel(context.Background())
+	defer release()
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Add(1)
-		go func() { defer wg.Done(); inv.Invoke(context.Background(), request(c, `200`)) }()
+		go func() { defer wg.Done(); inv.Invoke(busyCtx, request(c, `60000`)) }()
 	}
-	waitUntil(t, func() bool { return inv.Concurrency("f") == 2 })
+	// Both took their token: their environments are created.
+	waitUntil(t, func() bool { return inv.Concurrency("f") == 2 && rt.created.Load() == 2 })
 	_, err := inv.Invoke(context.Background(), request(c, `1`))
 	if apierr.As(err) == nil || apierr.As(err).Reason != "FunctionInvocationRateLimitExceeded" {
 		t.Errorf("third cold start in the burst = %v, want a scaling throttle", err)
 	}
+	release()
 	wg.Wait()
 	clk.Add(2 * time.Second)
 	if _, err := inv.Invoke(context.Background(), request(c, `1`)); err != nil {
@@ -392,21 +403,21 @@ func TestProvisionLowered(t *testing.T) {
 
 // TestSuppressedInitSharesTheTimeout: an init retried within the first
 // invocation (it overran the init timeout) takes from that invocation's
-// function timeout, as in Lambda: 600 ms of retried init and 600 ms of
-// handler overrun a 1 s timeout.
+// function timeout, as in Lambda: 1 s of retried init and 1.5 s of
+// handler, each within a 2 s timeout, overrun it together.
 func TestSuppressedInitSharesTheTimeout(t *testing.T) {
 	inv, _, _ := newTestInvoker(t, func(o *Options) { o.InitTimeout = 200 * time.Millisecond })
 	c := cfg("f", "slow-init")
-	c.Environment["INIT_MS"] = "600"
-	c.Timeout = 1
-	r, err := inv.Invoke(context.Background(), request(c, `600`))
+	c.Environment["INIT_MS"] = "1000"
+	c.Timeout = 2
+	r, err := inv.Invoke(context.Background(), request(c, `1500`))
 	if err != nil || !strings.Contains(string(r.Payload), "Sandbox.Timedout") {
 		t.Fatalf("invoke = %s, %v; want the timeout the retried init and the handler share", r.Payload, err)
 	}
-	// With 2 s, both fit.
-	c.Timeout = 2
+	// With 4 s, both fit (with room for a slow machine).
+	c.Timeout = 4
 	c.RevisionID = "r2"
-	if r, err := inv.Invoke(context.Background(), request(c, `600`)); err != nil || r.FunctionError != "" {
+	if r, err := inv.Invoke(context.Background(), request(c, `1500`)); err != nil || r.FunctionError != "" {
 		t.Fatalf("invoke with room for both = %s, %v", r.Payload, err)
 	}
 }

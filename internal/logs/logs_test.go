@@ -381,7 +381,10 @@ func TestChattyNeighbourDoesNotBlock(t *testing.T) {
 		worst = max(worst, time.Since(t0))
 	}
 	<-done
-	if worst > 50*time.Millisecond {
+	// Line never waits for the chatty stream; if it did, it would wait
+	// out the 1 MB/s limit over the chatty 10 MB: seconds, not the
+	// scheduling hiccups of a loaded machine this bound allows.
+	if worst > time.Second {
 		t.Errorf("a quiet environment's line took %v next to a chatty one", worst)
 	}
 }

@@ -115,17 +115,43 @@ func waitOutput(t *testing.T, out *syncBuffer, want string) {
 	}
 }
 
+// waitReports waits until out holds n REPORT lines (they come after the
+// reply) and the pool has no busy slot, and returns the lines.
+func waitReports(t *testing.T, em *Emulator, out *syncBuffer, n int) [][]string {
+	t.Helper()
+	idle := func() bool {
+		em.pool.mu.Lock()
+		defer em.pool.mu.Unlock()
+		for _, s := range em.pool.slots {
+			if s.busy {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(reports(out.String())) < n || !idle() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d REPORT lines and an idle pool in 10s:\n%s", n, out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return reports(out.String())
+}
+
 func TestSequentialReusesEnvironment(t *testing.T) {
-	_, ts, out := newEmulator(t, nil)
+	em, ts, out := newEmulator(t, nil)
+	var reps [][]string
 	for i := range 5 {
 		r := post(t, ts, invokePath, fmt.Sprintf(`{"op":"echo","data":%d}`, i))
 		if r.status != 200 || r.body != fmt.Sprintf(`{"data":%d,"ok":true}`, i) || r.header.Get("X-Amz-Function-Error") != "" {
 			t.Fatalf("invoke %d: %d %s", i, r.status, r.body)
 		}
+		// The environment is done (REPORT out, slot released) before the
+		// next request: however slow the machine, that one finds it warm
+		// rather than outwaiting finishingWait into a cold start.
+		reps = waitReports(t, em, out, i+1)
 	}
-	waitOutput(t, out, "END")
-	time.Sleep(50 * time.Millisecond)
-	reps := reports(out.String())
 	if len(reps) != 5 {
 		t.Fatalf("%d REPORT lines, want 5:\n%s", len(reps), out)
 	}
@@ -143,24 +169,30 @@ func TestSequentialReusesEnvironment(t *testing.T) {
 }
 
 func TestConcurrencyLimit(t *testing.T) {
-	_, ts, _ := newEmulator(t, func(c *Config) { c.MaxConcurrency = 2 })
+	_, ts, out := newEmulator(t, func(c *Config) { c.MaxConcurrency = 2 })
 	var wg sync.WaitGroup
-	results := make([]result, 3)
-	for i := range 3 {
+	results := make([]result, 2)
+	for i := range 2 {
 		wg.Go(func() {
-			if i == 2 {
-				time.Sleep(200 * time.Millisecond) // the others hold both environments
-			}
-			results[i] = post(t, ts, invokePath, `{"op":"sleep","ms":800}`)
+			results[i] = post(t, ts, invokePath, `{"op":"sleep","ms":3000}`)
 		})
 	}
+	// Both run (each printed its START) and hold both environments for
+	// seconds yet.
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(out.String(), "START RequestId: ") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("two invocations did not start in 10s:\n%s", out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := post(t, ts, invokePath, `{"op":"sleep","ms":3000}`)
 	wg.Wait()
-	for i, r := range results[:2] {
+	for i, r := range results {
 		if r.status != 200 {
 			t.Errorf("invoke %d: %d %s", i, r.status, r.body)
 		}
 	}
-	r := results[2]
 	if r.status != http.StatusTooManyRequests || r.header.Get("X-Amzn-ErrorType") != "TooManyRequestsException" ||
 		!strings.Contains(r.body, `"Reason":"ConcurrentInvocationLimitExceeded"`) {
 		t.Errorf("third invoke: %d %v %s, want 429", r.status, r.header, r.body)
@@ -180,12 +212,14 @@ func TestEventInvocation(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	_, ts, out := newEmulator(t, func(c *Config) { c.Timeout = time.Second })
-	r := post(t, ts, invokePath, `{"op":"sleep","ms":5000}`)
+	em, ts, out := newEmulator(t, func(c *Config) { c.Timeout = time.Second })
+	r := post(t, ts, invokePath, `{"op":"sleep","ms":10000}`)
 	if r.status != 200 || r.body != "Task timed out after 1.00 seconds" {
 		t.Fatalf("timeout: %d %q", r.status, r.body)
 	}
-	if r.took > 2*time.Second {
+	// A sanity bound, well short of the function's 10 s: the answer came
+	// at the timeout, not when the function was done.
+	if r.took > 5*time.Second {
 		t.Errorf("answered after %s", r.took)
 	}
 	waitOutput(t, out, "Task timed out after 1.00 seconds\n")
@@ -193,9 +227,7 @@ func TestTimeout(t *testing.T) {
 	if r := post(t, ts, invokePath, `{"op":"echo","data":1}`); r.status != 200 || r.body != `{"data":1,"ok":true}` {
 		t.Fatalf("after timeout: %d %s", r.status, r.body)
 	}
-	waitOutput(t, out, "Init Duration")
-	time.Sleep(50 * time.Millisecond)
-	reps := reports(out.String())
+	reps := waitReports(t, em, out, 2)
 	if len(reps) != 2 || reps[1][3] == "" {
 		t.Errorf("REPORT lines %v; want the second to be a cold start", reps)
 	}
@@ -280,7 +312,9 @@ func TestStreamEndpoint(t *testing.T) {
 	_, ts, _ := newEmulator(t, nil)
 	t.Run("slow stream", func(t *testing.T) {
 		start := time.Now()
-		resp, err := ts.Client().Post(ts.URL+streamPath, "application/json", strings.NewReader(`{"op":"stream","n":3,"ms":300}`))
+		// 1.5 s from the first chunk to the last: streamed, the first
+		// frame comes a second more ahead of the end than checked below.
+		resp, err := ts.Client().Post(ts.URL+streamPath, "application/json", strings.NewReader(`{"op":"stream","n":3,"ms":750}`))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,12 +15,16 @@ import (
 	"github.com/kappa-run/kappa/internal/store/memstore"
 )
 
-// fakeClock moves only when told; every Advance wakes every waiter (the
+// fakeClock moves only when told; every Set wakes every waiter (the
 // scheduler re-checks what is due, so early wake-ups are harmless).
 type fakeClock struct {
 	mu      sync.Mutex
 	now     time.Time
 	waiters []chan time.Time
+	// moved is set by Set and taken by the next After, which fires at
+	// once: a Set between the scheduler's Now and After would otherwise
+	// wake nobody.
+	moved bool
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -33,6 +37,11 @@ func (c *fakeClock) After(time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := make(chan time.Time, 1)
+	if c.moved {
+		c.moved = false
+		ch <- c.now
+		return ch
+	}
 	c.waiters = append(c.waiters, ch)
 	return ch
 }
@@ -40,6 +49,7 @@ func (c *fakeClock) After(time.Duration) <-chan time.Time {
 func (c *fakeClock) Set(t time.Time) {
 	c.mu.Lock()
 	c.now = t
+	c.moved = true
 	ws := c.waiters
 	c.waiters = nil
 	c.mu.Unlock()

@@ -260,10 +260,19 @@ func TestObserveLogs(t *testing.T) {
 		rss1 := rssOf(t, s)
 		t.Logf("quiet p50 %v alone, %v (p90 %v) next to a chatty function (%d MB written in %v); server RSS %d → %d MB",
 			base, during, ds[len(ds)*9/10], sent.Load()>>20, chattyFor.Round(time.Millisecond), rss0>>20, rss1>>20)
-		if sent.Load() < 15<<20 {
-			t.Errorf("the chatty function wrote only %d MB", sent.Load()>>20)
+		// At most what the store keeps at 1 MiB/s with a 2 MiB burst, plus
+		// the records' own overhead (time, request id: about 60 bytes on
+		// these 100-byte lines).
+		limit := int64((chattyFor.Seconds() + 3) * 1.7 * (1 << 20))
+		// Chatty enough to matter: more than that limit keeps (a loaded
+		// machine runs fewer of its invocations than five a second, so
+		// the floor is not the ~10 MB/s aimed at).
+		if sent.Load() <= limit {
+			t.Errorf("the chatty function wrote only %d MB in %v, no more than its log limit keeps", sent.Load()>>20, chattyFor.Round(time.Millisecond))
 		}
-		if during > 3*base+20*time.Millisecond {
+		// Quiet invocations waiting on the chatty function's logs would
+		// take many times as long; a busy machine only slows them some.
+		if during > 10*base+200*time.Millisecond {
 			t.Errorf("quiet invocations slowed from %v to %v next to a chatty function", base, during)
 		}
 		if rss1 > rss0+150<<20 {
@@ -279,9 +288,7 @@ func TestObserveLogs(t *testing.T) {
 		for _, st := range s.logStreams(t, "chatty") {
 			stored += st.Bytes
 		}
-		// At 1 MiB/s with a 2 MiB burst, plus the records' own overhead
-		// (time, request id: about 60 bytes on these 100-byte lines).
-		if limit := int64((chattyFor.Seconds() + 3) * 1.7 * (1 << 20)); stored > limit || stored >= sent.Load() {
+		if stored > limit || stored >= sent.Load() {
 			t.Errorf("stored %d MB of %d MB written in %v at a 1 MiB/s limit", stored>>20, sent.Load()>>20, chattyFor)
 		}
 	})

@@ -98,7 +98,7 @@ func TestInvokeWithResponseStream(t *testing.T) {
 	s.createFunction(t, "streamer", img)
 
 	t.Run("slow stream arrives in pieces", func(t *testing.T) {
-		res := invokeStream(t, s, "streamer", map[string]any{"op": "stream", "n": 5, "ms": 300}, true)
+		res := invokeStream(t, s, "streamer", map[string]any{"op": "stream", "n": 5, "ms": 600}, true)
 		body := strings.Join(res.chunks, "")
 		if body != "chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\n" {
 			t.Fatalf("streamed body = %q", body)
@@ -106,7 +106,7 @@ func TestInvokeWithResponseStream(t *testing.T) {
 		if res.complete == nil || aws.ToString(res.complete.ErrorCode) != "" {
 			t.Fatalf("InvokeComplete = %+v", res.complete)
 		}
-		// The function takes ≥1.2 s; its first chunk must not wait for that.
+		// The function takes ≥2.4 s; its first chunk must not wait for that.
 		if res.firstAt >= res.total-time.Second {
 			t.Errorf("first chunk after %v of %v: the response was not streamed", res.firstAt, res.total)
 		}

@@ -168,9 +168,17 @@ func TestNetNSPoolNeverShared(t *testing.T) {
 			sbs[i] = sb
 		}()
 		if i == 1 {
-			// Let the first creates start the pool filling.
+			// Let the first creates start the pool filling, and the rest
+			// find it full.
 			wg.Wait()
-			time.Sleep(100 * time.Millisecond)
+			deadline := time.Now().Add(10 * time.Second)
+			for len(errs) == 0 && !r.nsPool.full() {
+				if time.Now().After(deadline) {
+					t.Error("the network namespace pool did not fill in 10s")
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 		}
 	}
 	wg.Wait()
@@ -206,6 +214,13 @@ func TestNetNSPoolNeverShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	te.checkClean(t)
+}
+
+// full reports whether the pool holds all the namespaces it keeps ready.
+func (p *netnsPool) full() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ready) >= p.size
 }
 
 // netnsInode identifies the network namespace of pid.
