@@ -57,9 +57,11 @@ type Options struct {
 	// (default 16), further capped by reserved concurrency.
 	Concurrency         int
 	FunctionConcurrency int
-	// DeadLetter returns a function's dead-letter target ARN ("" for none).
-	// nil: no dead-letter queues.
-	DeadLetter func(ctx context.Context, fn string) string
+	// DeadLetter returns the dead-letter target ARN ("" for none) of the
+	// function's version that handled the event: version is a number,
+	// $LATEST, or, for an event that never ran, its qualifier ("" or an
+	// alias). nil: no dead-letter queues.
+	DeadLetter func(ctx context.Context, fn, version string) string
 	// Metrics, when set, counts received and dropped events and their age
 	// (*metrics.Metrics implements it).
 	Metrics Metrics

@@ -614,11 +614,21 @@ func TestHandledRedeliveryKeepsRetriedPayload(t *testing.T) {
 // TestFailureGoesToDestinationAndDeadLetter: with both an OnFailure
 // destination and a dead-letter queue, an event that fails for good is
 // recorded in both ("in addition to or instead of a dead-letter queue").
+// The dead-letter queue is that of the version that ran the event.
 func TestFailureGoesToDestinationAndDeadLetter(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.DeadLetter = func(context.Context, string) string { return *queueARN("dead") }
+		o.DeadLetter = func(_ context.Context, fn, version string) string {
+			if fn == "f" && version == "3" {
+				return *queueARN("dead")
+			}
+			return *queueARN("wrong")
+		}
 	})
-	h.inv.handler = func(invoker.Request, int) (*invoker.Response, error) { return fnError(), nil }
+	h.inv.handler = func(invoker.Request, int) (*invoker.Response, error) {
+		r := fnError()
+		r.ExecutedVersion = "3"
+		return r, nil
+	}
 	h.configure(t, "f", ConfigInput{MaximumRetryAttempts: ptr(0), OnFailure: queueARN("failures")})
 	id := h.enqueue(t, "f", `{"n":1}`)
 	if r := h.records(t, "failures", 1)[0]; r.RequestContext.RequestID != id || r.RequestContext.Condition != RetriesExhausted {
@@ -642,7 +652,7 @@ func TestFailureGoesToDestinationAndDeadLetter(t *testing.T) {
 // queue.
 func TestAgedOutEventKeepsItsStoredPayload(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.DeadLetter = func(context.Context, string) string { return *queueARN("dead") }
+		o.DeadLetter = func(context.Context, string, string) string { return *queueARN("dead") }
 	})
 	h.svc.maxMsg = 4096 // so that this payload is stored beside its message
 	h.inv.handler = func(_ invoker.Request, n int) (*invoker.Response, error) {

@@ -379,7 +379,11 @@ func (s *Service) finish(ctx context.Context, msg jetstream.Msg, ev *Event, cfg 
 		}
 	}
 	if condition != Success && s.opts.DeadLetter != nil {
-		if dlq := s.opts.DeadLetter(ctx, ev.Function); dlq != "" {
+		version := ev.Last.ExecutedVersion
+		if version == "" {
+			version = ev.Qualifier
+		}
+		if dlq := s.opts.DeadLetter(ctx, ev.Function, version); dlq != "" {
 			if err := s.tryDelivery(ctx, func() error { return s.deadLetter(ctx, dlq, ev) }); err != nil {
 				log.Error("sending to the dead-letter queue failed; the event is lost", "target", dlq, "err", err)
 			}

@@ -49,12 +49,14 @@ func (d *Daemon) startEvents(ctx context.Context, port int, inv async.Invoker) e
 		Concurrency:         cfg.AsyncConcurrency,
 		FunctionConcurrency: cfg.AsyncFunctionConcurrency,
 		Metrics:             d.asyncMetrics(),
-		DeadLetter: func(ctx context.Context, fn string) string {
-			f, err := d.functions.Get(ctx, fn)
+		DeadLetter: func(ctx context.Context, fn, version string) string {
+			// The DeadLetterConfig of the version that ran the event: a
+			// published version keeps the one it was published with.
+			c, err := d.functions.Config(ctx, function.Ref{Name: fn, Qualifier: version})
 			if err != nil {
 				return ""
 			}
-			return f.Latest.DeadLetterTarget
+			return c.DeadLetterTarget
 		},
 		Logger: d.log.With("svc", "async"),
 	})

@@ -179,6 +179,10 @@ func (s *Service) DeleteAlias(ctx context.Context, fn, name string) error {
 	if _, err := s.Get(ctx, fn); err != nil {
 		return err
 	}
+	if !validAliasName(name) {
+		return apierr.New(apierr.Validation,
+			"1 validation error detected: Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)", name)
+	}
 	if err := s.opts.Bucket.Delete(ctx, aliasKey(fn, name)); err != nil {
 		return apierr.Wrap(apierr.Internal, err, "delete alias")
 	}

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/kappa-run/kappa/internal/apierr"
 )
@@ -44,7 +45,7 @@ func (in *CreateInput) config() (Config, error) {
 	v.intRange(in.MemorySize, "memorySize", MinMemory, MaxMemory)
 	v.intRange(in.Timeout, "timeout", MinTimeout, MaxTimeout)
 	v.intRange(in.EphemeralStorage, "ephemeralStorage.size", MinEphemeral, MaxEphemeral)
-	if in.Description != nil && len(*in.Description) > MaxDescription {
+	if in.Description != nil && utf8.RuneCountInString(*in.Description) > MaxDescription {
 		v.add(*in.Description, "description", "Member must have length less than or equal to 256")
 	}
 	if in.PackageType != "" && in.PackageType != "Image" && in.PackageType != "Zip" {
@@ -84,7 +85,7 @@ func (in *CreateInput) config() (Config, error) {
 		return Config{}, apierr.New(apierr.InvalidParameter, "Please don't provide Handler or Runtime or Layer when the intended function PackageType is Image.")
 	}
 	for _, check := range []error{validateEnv(in.Environment), validateArchitectures(in.Architectures),
-		validateImageConfig(in.ImageConfig), validateLogging(in.LoggingConfig), ValidateTags(in.Tags)} {
+		validateImageConfig(in.ImageConfig), validateLogging(in.LoggingConfig, false), ValidateTags(in.Tags)} {
 		if check != nil {
 			return Config{}, check
 		}
@@ -132,13 +133,13 @@ func (in *CreateInput) config() (Config, error) {
 	return c, nil
 }
 
-var deadLetterRE = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:(sqs|sns):[a-z0-9-]+:\d{12}:[a-zA-Z0-9_.-]{1,256}$`)
+var deadLetterRE = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:sqs:[a-z0-9-]+:\d{12}:[a-zA-Z0-9_-]{1,80}$`)
 
 // validateDeadLetter checks a DeadLetterConfig.TargetArn ("" clears it).
 func validateDeadLetter(arn string) error {
 	if arn != "" && !deadLetterRE.MatchString(arn) {
 		return apierr.New(apierr.InvalidParameter,
-			"The provided target ARN %q is invalid: Kappa accepts queue ARNs arn:aws:sqs:<region>:<account>:<name> (Kappa queues) and SNS topic ARNs", arn)
+			"The provided target ARN %q is invalid: a dead-letter target is a Kappa queue, arn:aws:sqs:<region>:<account>:<name>", arn)
 	}
 	return nil
 }
@@ -188,7 +189,7 @@ func (in *UpdateConfigInput) validate() error {
 	v.intRange(in.MemorySize, "memorySize", MinMemory, MaxMemory)
 	v.intRange(in.Timeout, "timeout", MinTimeout, MaxTimeout)
 	v.intRange(in.EphemeralStorage, "ephemeralStorage.size", MinEphemeral, MaxEphemeral)
-	if in.Description != nil && len(*in.Description) > MaxDescription {
+	if in.Description != nil && utf8.RuneCountInString(*in.Description) > MaxDescription {
 		v.add(*in.Description, "description", "Member must have length less than or equal to 256")
 	}
 	if err := v.err(); err != nil {
@@ -209,7 +210,7 @@ func (in *UpdateConfigInput) validate() error {
 			return err
 		}
 	}
-	for _, check := range []error{validateEnv(in.Environment), validateImageConfig(in.ImageConfig), validateLogging(in.LoggingConfig)} {
+	for _, check := range []error{validateEnv(in.Environment), validateImageConfig(in.ImageConfig), validateLogging(in.LoggingConfig, true)} {
 		if check != nil {
 			return check
 		}

@@ -61,8 +61,16 @@ func (s *Service) PutProvisioned(ctx context.Context, fn, qualifier string, n in
 // GetProvisioned returns one configuration, or a
 // ProvisionedConcurrencyConfigNotFoundException.
 func (s *Service) GetProvisioned(ctx context.Context, fn, qualifier string) (*Provisioned, error) {
+	if qualifier == "" {
+		return nil, apierr.New(apierr.Validation, "1 validation error detected: Value null at 'qualifier' failed to satisfy constraint: Member must not be null")
+	}
 	if _, err := s.Get(ctx, fn); err != nil {
 		return nil, err
+	}
+	if qualifier == LatestVersion || !isVersion(qualifier) && !validAliasName(qualifier) {
+		// $LATEST never has one; nor has what is neither a version nor
+		// an alias name (and is no store key either).
+		return nil, apierr.New(apierr.ProvisionedNotFound, "No Provisioned Concurrency Config found for this function")
 	}
 	e, err := s.opts.Bucket.Get(ctx, provisionedKey(fn, qualifier))
 	if errors.Is(err, store.ErrNotFound) {

@@ -391,7 +391,14 @@ func (s *Service) UpdateConfig(ctx context.Context, name string, in UpdateConfig
 		if err := s.checkRevision(c, in.RevisionID); err != nil {
 			return err
 		}
-		in.apply(c)
+		next := *c
+		in.apply(&next)
+		if in.LoggingConfig != nil {
+			if err := validateLogging(&next.LoggingConfig, false); err != nil {
+				return err
+			}
+		}
+		*c = next
 		c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateInProgress, "The function is being updated.", ""
 		s.stamp(c)
 		return nil

@@ -288,3 +288,65 @@ func TestReservedConcurrency(t *testing.T) {
 		t.Errorf("reservation not deleted")
 	}
 }
+
+// TestUpdateLoggingPartial: an update's LoggingConfig without LogFormat
+// keeps the function's format, so a JSON function takes a log level alone,
+// and a Text function still refuses one.
+func TestUpdateLoggingPartial(t *testing.T) {
+	s := newTestService(t, &fakeImages{})
+	ctx := context.Background()
+	in := validInput()
+	in.LoggingConfig = &LoggingConfig{LogFormat: "JSON"}
+	if _, err := s.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.State == StateActive })
+	fn, err := s.UpdateConfig(ctx, "hello", UpdateConfigInput{LoggingConfig: &LoggingConfig{ApplicationLogLevel: "DEBUG"}})
+	if err != nil {
+		t.Fatalf("level alone on a JSON function = %v", err)
+	}
+	if lc := fn.Latest.LoggingConfig; lc.LogFormat != "JSON" || lc.ApplicationLogLevel != "DEBUG" {
+		t.Errorf("LoggingConfig = %+v", lc)
+	}
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.LastUpdateStatus == UpdateSuccessful })
+	if _, err := s.UpdateConfig(ctx, "hello", UpdateConfigInput{LoggingConfig: &LoggingConfig{LogFormat: "Text"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "hello", func(f *Function) bool { return f.Latest.LastUpdateStatus == UpdateSuccessful })
+	_, err = s.UpdateConfig(ctx, "hello", UpdateConfigInput{LoggingConfig: &LoggingConfig{SystemLogLevel: "WARN"}})
+	if !errors.Is(err, apierr.InvalidParameter) {
+		t.Errorf("level alone on a Text function = %v, want InvalidParameterValueException", err)
+	}
+	if fn, _ := s.Get(ctx, "hello"); fn.Latest.LoggingConfig.SystemLogLevel != "" {
+		t.Errorf("refused update was applied: %+v", fn.Latest.LoggingConfig)
+	}
+}
+
+// TestOddQualifiersAreClientErrors: a qualifier that cannot name an alias
+// or a version is the caller's mistake (4xx), never a store error (500).
+func TestOddQualifiersAreClientErrors(t *testing.T) {
+	s := newTestService(t, &fakeImages{})
+	ctx := context.Background()
+	if _, err := s.Create(ctx, validInput()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetProvisioned(ctx, "hello", ""); !errors.Is(err, apierr.Validation) {
+		t.Errorf("GetProvisioned without a qualifier = %v, want ValidationException", err)
+	}
+	for _, q := range []string{"$LATEST", "a.b", "a*", "x$"} {
+		if _, err := s.GetProvisioned(ctx, "hello", q); !errors.Is(err, apierr.ProvisionedNotFound) {
+			t.Errorf("GetProvisioned(%q) = %v, want ProvisionedConcurrencyConfigNotFoundException", q, err)
+		}
+		if err := s.DeleteProvisioned(ctx, "hello", q); !errors.Is(err, apierr.ProvisionedNotFound) {
+			t.Errorf("DeleteProvisioned(%q) = %v, want ProvisionedConcurrencyConfigNotFoundException", q, err)
+		}
+	}
+	for _, name := range []string{"a.b", "a$b", "12", ""} {
+		if err := s.DeleteAlias(ctx, "hello", name); !errors.Is(err, apierr.Validation) {
+			t.Errorf("DeleteAlias(%q) = %v, want ValidationException", name, err)
+		}
+	}
+	if err := s.DeleteAlias(ctx, "hello", "absent"); err != nil {
+		t.Errorf("DeleteAlias of an absent alias = %v, want success as in Lambda", err)
+	}
+}

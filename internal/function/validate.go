@@ -181,7 +181,10 @@ func validateImageConfig(ic *ImageConfig) error {
 	return nil
 }
 
-func validateLogging(lc *LoggingConfig) error {
+// validateLogging checks a LoggingConfig's enums, and that log levels come
+// with the JSON format. partial is for an update: a LoggingConfig without LogFormat keeps the
+// function's, so whether levels may be set is checked on the result.
+func validateLogging(lc *LoggingConfig, partial bool) error {
 	if lc == nil {
 		return nil
 	}
@@ -193,7 +196,7 @@ func validateLogging(lc *LoggingConfig) error {
 	if !levels[lc.ApplicationLogLevel] || !levels[lc.SystemLogLevel] {
 		return apierr.New(apierr.Validation, "1 validation error detected: log level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL")
 	}
-	if (lc.ApplicationLogLevel != "" || lc.SystemLogLevel != "") && lc.LogFormat != "JSON" {
+	if (lc.ApplicationLogLevel != "" || lc.SystemLogLevel != "") && lc.LogFormat != "JSON" && !(partial && lc.LogFormat == "") {
 		return apierr.New(apierr.InvalidParameter, "To use ApplicationLogLevel or SystemLogLevel you must set LogFormat to JSON.")
 	}
 	return nil

@@ -56,6 +56,14 @@ func TestCreateInputValidation(t *testing.T) {
 		{name: "snapstart bad value", mutate: func(in *CreateInput) { in.SnapStartApplyOn = "Always" }, wantKind: apierr.Validation,
 			wantMsg: "Value 'Always' at 'snapStart.applyOn' failed to satisfy constraint: Member must satisfy enum value set: [PublishedVersions, None]"},
 		{name: "description too long", mutate: func(in *CreateInput) { in.Description = ptr(strings.Repeat("d", 257)) }, wantKind: apierr.Validation},
+		// Characters, not bytes: 256 of them in 768 bytes of UTF-8.
+		{name: "description of 256 characters", mutate: func(in *CreateInput) { in.Description = ptr(strings.Repeat("関", 256)) }},
+		{name: "description of 257 characters", mutate: func(in *CreateInput) { in.Description = ptr(strings.Repeat("関", 257)) }, wantKind: apierr.Validation},
+		{name: "sns dead-letter target", mutate: func(in *CreateInput) { in.DeadLetterTarget = ptr("arn:aws:sns:us-east-1:000000000000:t") },
+			wantKind: apierr.InvalidParameter, wantMsg: "a dead-letter target is a Kappa queue"},
+		{name: "fifo dead-letter target", mutate: func(in *CreateInput) { in.DeadLetterTarget = ptr("arn:aws:sqs:us-east-1:000000000000:q.fifo") },
+			wantKind: apierr.InvalidParameter},
+		{name: "queue dead-letter target", mutate: func(in *CreateInput) { in.DeadLetterTarget = ptr("arn:aws:sqs:us-east-1:000000000000:dead") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -127,6 +127,8 @@ func environment(c function.Config, region, stream, initType string) []string {
 	set("PATH", "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin")
 	set("LANG", "en_US.UTF-8")
 	set("LD_LIBRARY_PATH", "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib")
+	// Not reserved in Lambda: the image or the function may set its own.
+	set("TZ", ":UTC")
 	for _, kv := range c.Code.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		set(k, v)
@@ -156,7 +158,6 @@ func environment(c function.Config, region, stream, initType string) []string {
 	}
 	set("LAMBDA_TASK_ROOT", "/var/task")
 	set("LAMBDA_RUNTIME_DIR", "/var/runtime")
-	set("TZ", ":UTC")
 	if c.LoggingConfig.LogFormat == "JSON" {
 		set("AWS_LAMBDA_LOG_FORMAT", "JSON")
 		if c.LoggingConfig.ApplicationLogLevel != "" {

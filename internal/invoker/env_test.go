@@ -34,6 +34,32 @@ func TestEnvironmentSnapStart(t *testing.T) {
 	}
 }
 
+// TestEnvironmentTZ: TZ is :UTC unless the image or the function sets its
+// own (Lambda does not reserve it); a reserved variable the image sets is
+// still Lambda's.
+func TestEnvironmentTZ(t *testing.T) {
+	vars := func(c function.Config) map[string]string {
+		m := map[string]string{}
+		for _, kv := range environment(c, "us-east-1", "s", "on-demand") {
+			k, v, _ := strings.Cut(kv, "=")
+			m[k] = v
+		}
+		return m
+	}
+	c := function.Config{Name: "f", Version: "$LATEST", MemorySize: 128}
+	if tz := vars(c)["TZ"]; tz != ":UTC" {
+		t.Errorf("default TZ = %q", tz)
+	}
+	c.Code.Env = []string{"TZ=Europe/Paris", "AWS_REGION=mars-1"}
+	if v := vars(c); v["TZ"] != "Europe/Paris" || v["AWS_REGION"] != "us-east-1" {
+		t.Errorf("image TZ, AWS_REGION = %q, %q", v["TZ"], v["AWS_REGION"])
+	}
+	c.Environment = map[string]string{"TZ": "Asia/Tokyo"}
+	if tz := vars(c)["TZ"]; tz != "Asia/Tokyo" {
+		t.Errorf("function TZ = %q", tz)
+	}
+}
+
 // TestReportLineBilledIncludesInit: a cold start of an image function is
 // billed for its init too (Duration 1.54 ms + Init 164.27 ms → 166 ms);
 // a warm one for its duration; a restore apart, as Billed Restore Duration.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/async"
 	"github.com/kappa-run/kappa/internal/function"
 	"github.com/kappa-run/kappa/internal/invoker"
 )
@@ -236,6 +238,10 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a.log, err)
 		return
 	}
+	if err := req.check(); err != nil {
+		writeError(w, a.log, err)
+		return
+	}
 	in := function.CreateInput{
 		FunctionName: req.FunctionName, Role: req.Role, PackageType: req.PackageType,
 		Runtime: req.Runtime, Handler: req.Handler, Layers: req.Layers,
@@ -266,6 +272,10 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.DeadLetterConfig != nil {
 		in.DeadLetterTarget = deadLetterTarget(req.DeadLetterConfig)
+		if err := a.checkDeadLetter(in.DeadLetterTarget); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
 	}
 	fn, err := a.fns.Create(r.Context(), in)
 	if err != nil {
@@ -344,15 +354,43 @@ func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a.log, err)
 		return
 	}
+	all := false
+	switch v := q.Get("FunctionVersion"); v {
+	case "":
+	case "ALL":
+		all = true
+	default:
+		writeError(w, a.log, apierr.New(apierr.Validation,
+			"1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]", v))
+		return
+	}
 	fns, err := a.fns.List(r.Context())
 	if err != nil {
 		writeError(w, a.log, err)
 		return
 	}
-	start, end, next := pageOf(fns, func(fn *function.Function) string { return fn.Latest.Name }, q.Get("Marker"), max)
+	// Each function's $LATEST, and with FunctionVersion=ALL its published
+	// versions after it, in one list (the marker is the last one returned).
+	var configs []function.Config
+	for _, fn := range fns {
+		if !all {
+			configs = append(configs, fn.Latest)
+			continue
+		}
+		vs, err := a.fns.Versions(r.Context(), fn.Latest.Name)
+		if errors.Is(err, apierr.NotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		configs = append(configs, vs...)
+	}
+	start, end, next := pageOf(configs, listKey, q.Get("Marker"), max)
 	out := listFunctionsResponse{Functions: []functionConfiguration{}, NextMarker: next}
-	for _, fn := range fns[start:end] {
-		out.Functions = append(out.Functions, a.toWire(fn.Latest))
+	for _, c := range configs[start:end] {
+		out.Functions = append(out.Functions, a.toWire(c))
 	}
 	a.writeJSON(w, http.StatusOK, out)
 }
@@ -364,6 +402,25 @@ func deadLetterTarget(d *wireDeadLetter) *string {
 		arn = *d.TargetArn
 	}
 	return &arn
+}
+
+// checkDeadLetter refuses a DeadLetterConfig target Kappa could not deliver
+// to (the function package checks only its shape): a dead-letter queue is
+// one of Kappa's queues in this region and account. Refusing it here is
+// what keeps failed events from being dropped later with nobody told.
+func (a *API) checkDeadLetter(arn *string) error {
+	if arn == nil || *arn == "" {
+		return nil
+	}
+	d, err := async.ParseDestination(*arn, a.opts.Region, a.opts.Account)
+	if err != nil {
+		return err
+	}
+	if d.Queue == "" {
+		return apierr.New(apierr.InvalidParameter,
+			"The provided target ARN %s is invalid: a dead-letter target is a Kappa queue (arn:aws:sqs:%s:%s:<name>)", *arn, a.opts.Region, a.opts.Account)
+	}
+	return nil
 }
 
 func maxItems(q url.Values) (int, error) {
@@ -380,6 +437,15 @@ func maxItems(q url.Values) (int, error) {
 }
 
 // pageOf pages items (sorted by key) like page.
+// listKey orders ListFunctions: by name, then $LATEST before the versions
+// in numeric order. "!" sorts before every character of a name.
+func listKey(c function.Config) string {
+	if c.Version == function.LatestVersion {
+		return c.Name + "!"
+	}
+	return c.Name + "!" + fmt.Sprintf("%010s", c.Version)
+}
+
 func pageOf[T any](items []T, key func(T) string, marker string, max int) (start, end int, next *string) {
 	keys := make([]string, len(items))
 	for i, it := range items {
@@ -416,6 +482,10 @@ func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a.log, err)
 		return
 	}
+	if err := req.check(); err != nil {
+		writeError(w, a.log, err)
+		return
+	}
 	in := function.UpdateConfigInput{
 		Role: req.Role, Description: req.Description, MemorySize: req.MemorySize, Timeout: req.Timeout,
 		RevisionID: req.RevisionId, Runtime: req.Runtime, Handler: req.Handler, Layers: req.Layers,
@@ -440,6 +510,10 @@ func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.DeadLetterConfig != nil {
 		in.DeadLetterTarget = deadLetterTarget(req.DeadLetterConfig)
+		if err := a.checkDeadLetter(in.DeadLetterTarget); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
 	}
 	fn, err := a.fns.UpdateConfig(r.Context(), ref.Name, in)
 	if err != nil {

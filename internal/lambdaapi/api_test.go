@@ -7,8 +7,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kappa-run/kappa/internal/apierr"
 	"github.com/kappa-run/kappa/internal/function"
@@ -107,7 +110,20 @@ func TestRequestValidation(t *testing.T) {
 		{"malformed json", "POST", "/2015-03-31/functions", `{"FunctionName":`, nil, 400, "InvalidRequestContentException"},
 		{"wrong type", "POST", "/2015-03-31/functions", `{"MemorySize":"big"}`, nil, 400, "InvalidRequestContentException"},
 		{"memory range", "POST", "/2015-03-31/functions", strings.Replace(create, `"Role"`, `"MemorySize":10241,"Role"`, 1), nil, 400, "ValidationException"},
+		{"sns dead-letter target", "POST", "/2015-03-31/functions", withMember(create, `"DeadLetterConfig":{"TargetArn":"arn:aws:sns:us-east-1:000000000000:t"}`), nil, 400, "InvalidParameterValueException"},
+		{"dead-letter queue elsewhere", "POST", "/2015-03-31/functions", withMember(create, `"DeadLetterConfig":{"TargetArn":"arn:aws:sqs:eu-west-1:000000000000:dead"}`), nil, 400, "InvalidParameterValueException"},
+		{"function as dead-letter target", "POST", "/2015-03-31/functions", withMember(create, `"DeadLetterConfig":{"TargetArn":"arn:aws:lambda:us-east-1:000000000000:function:g"}`), nil, 400, "InvalidParameterValueException"},
+		{"vpc", "POST", "/2015-03-31/functions", withMember(create, `"VpcConfig":{"SubnetIds":["subnet-1"],"SecurityGroupIds":["sg-1"]}`), nil, 400, "InvalidParameterValueException"},
+		{"kms key", "POST", "/2015-03-31/functions", withMember(create, `"KMSKeyArn":"arn:aws:kms:us-east-1:000000000000:key/k"`), nil, 400, "InvalidParameterValueException"},
+		{"efs", "POST", "/2015-03-31/functions", withMember(create, `"FileSystemConfigs":[{"Arn":"arn:aws:elasticfilesystem:us-east-1:000000000000:access-point/fsap-1","LocalMountPath":"/mnt/x"}]`), nil, 400, "InvalidParameterValueException"},
 		{"create ok", "POST", "/2015-03-31/functions", create, nil, 201, ""},
+		// Empty VpcConfig and KMSKeyArn are what Terraform sends for none.
+		{"empty vpc", "POST", "/2015-03-31/functions", strings.Replace(withMember(create, `"VpcConfig":{"SubnetIds":[],"SecurityGroupIds":[]},"KMSKeyArn":""`), `"f"`, `"g"`, 1), nil, 201, ""},
+		{"update vpc", "PUT", "/2015-03-31/functions/f/configuration", `{"VpcConfig":{"SubnetIds":["subnet-1"]}}`, nil, 400, "InvalidParameterValueException"},
+		{"update sns dead-letter target", "PUT", "/2015-03-31/functions/f/configuration", `{"DeadLetterConfig":{"TargetArn":"arn:aws:sns:us-east-1:000000000000:t"}}`, nil, 400, "InvalidParameterValueException"},
+		{"list bad FunctionVersion", "GET", "/2015-03-31/functions/?FunctionVersion=SOME", "", nil, 400, "ValidationException"},
+		{"delete provisioned without qualifier", "DELETE", "/2019-09-30/functions/f/provisioned-concurrency", "", nil, 400, "ValidationException"},
+		{"delete alias bad name", "DELETE", "/2015-03-31/functions/f/aliases/a%24b", "", nil, 400, "ValidationException"},
 		{"duplicate", "POST", "/2015-03-31/functions", create, nil, 409, "ResourceConflictException"},
 		{"unknown function", "GET", "/2015-03-31/functions/nope", "", nil, 404, "ResourceNotFoundException"},
 		{"bad name", "GET", "/2015-03-31/functions/bad%20name", "", nil, 400, "ValidationException"},
@@ -133,6 +149,11 @@ func TestRequestValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withMember adds a member to a JSON object.
+func withMember(obj, member string) string {
+	return strings.Replace(obj, "{", "{"+member+",", 1)
 }
 
 func TestListPagination(t *testing.T) {
@@ -188,4 +209,74 @@ func FuzzInvokeRequest(f *testing.F) {
 			t.Fatalf("accepted bad payload")
 		}
 	})
+}
+
+// readyImages pulls every image at once, so functions become Active.
+type readyImages struct{}
+
+func (readyImages) Pull(context.Context, string, string) (*image.Image, error) {
+	return &image.Image{Digest: "sha256:" + strings.Repeat("a", 64), Config: image.Config{Entrypoint: []string{"/bootstrap"}}}, nil
+}
+
+func (readyImages) CheckPlatform(context.Context, string, string) error { return nil }
+
+// TestListFunctionsAllVersions: FunctionVersion=ALL lists each function's
+// $LATEST and then its published versions, paged with the marker.
+func TestListFunctionsAllVersions(t *testing.T) {
+	b, _ := memstore.New().Bucket(context.Background(), "f")
+	svc := function.NewService(function.Options{Bucket: b, Images: readyImages{}, Region: "us-east-1", Account: "000000000000"})
+	t.Cleanup(svc.Close)
+	a := New(Options{Functions: svc, Invoker: &fakeInvoker{}, Region: "us-east-1", Account: "000000000000", MaxConcurrency: 10})
+	for _, name := range []string{"b", "a-x", "a"} {
+		body := `{"FunctionName":"` + name + `","Role":"arn:aws:iam::000000000000:role/r","PackageType":"Image","Code":{"ImageUri":"localhost:1/x:1"},"Publish":true}`
+		if rec := do(t, a, "POST", "/2015-03-31/functions", body); rec.Code != 201 {
+			t.Fatalf("create %s: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		vs, _ := svc.Versions(context.Background(), "a")
+		vb, _ := svc.Versions(context.Background(), "b")
+		vx, _ := svc.Versions(context.Background(), "a-x")
+		if len(vs) == 2 && len(vb) == 2 && len(vx) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("version 1 of every function was not published in 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	list := func(query string) []string {
+		var got []string
+		marker := ""
+		for range 10 {
+			path := "/2015-03-31/functions/?MaxItems=2" + query
+			if marker != "" {
+				path += "&Marker=" + url.QueryEscape(marker)
+			}
+			rec := do(t, a, "GET", path, "")
+			var out struct {
+				Functions  []struct{ FunctionName, Version string }
+				NextMarker *string
+			}
+			if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &out) != nil {
+				t.Fatalf("list %s: %d %s", path, rec.Code, rec.Body)
+			}
+			for _, f := range out.Functions {
+				got = append(got, f.FunctionName+":"+f.Version)
+			}
+			if out.NextMarker == nil {
+				return got
+			}
+			marker = *out.NextMarker
+		}
+		t.Fatalf("list %s: too many pages: %v", query, got)
+		return nil
+	}
+	if got, want := list(""), []string{"a:$LATEST", "a-x:$LATEST", "b:$LATEST"}; !slices.Equal(got, want) {
+		t.Errorf("ListFunctions = %v, want %v", got, want)
+	}
+	if got, want := list("&FunctionVersion=ALL"), []string{"a:$LATEST", "a:1", "a-x:$LATEST", "a-x:1", "b:$LATEST", "b:1"}; !slices.Equal(got, want) {
+		t.Errorf("ListFunctions ALL = %v, want %v", got, want)
+	}
 }

@@ -1,6 +1,9 @@
 package lambdaapi
 
 import (
+	"encoding/json"
+
+	"github.com/kappa-run/kappa/internal/apierr"
 	"github.com/kappa-run/kappa/internal/function"
 )
 
@@ -66,6 +69,36 @@ type createFunctionRequest struct {
 	} `json:"SnapStart"`
 	DeadLetterConfig *wireDeadLetter `json:"DeadLetterConfig"`
 	Publish          bool            `json:"Publish"`
+	unsupportedMembers
+}
+
+// unsupportedMembers are CreateFunction and UpdateFunctionConfiguration
+// members Kappa has nothing to do with. Left out, or empty, they are
+// fine; set, they are refused (check) rather than stored and ignored, so
+// that nobody believes a function reaches a VPC, mounts EFS or has its
+// variables encrypted with a KMS key when it does not.
+type unsupportedMembers struct {
+	VpcConfig *struct {
+		SubnetIds        []string `json:"SubnetIds"`
+		SecurityGroupIds []string `json:"SecurityGroupIds"`
+	} `json:"VpcConfig"`
+	KMSKeyArn         *string           `json:"KMSKeyArn"`
+	FileSystemConfigs []json.RawMessage `json:"FileSystemConfigs"`
+}
+
+func (u *unsupportedMembers) check() error {
+	refuse := func(member, why string) error {
+		return apierr.New(apierr.InvalidParameter, "Kappa does not support %s: %s", member, why)
+	}
+	switch {
+	case u.VpcConfig != nil && len(u.VpcConfig.SubnetIds)+len(u.VpcConfig.SecurityGroupIds) > 0:
+		return refuse("VpcConfig", "an environment's network namespace has loopback only; leave VpcConfig out or empty")
+	case u.KMSKeyArn != nil && *u.KMSKeyArn != "":
+		return refuse("KMSKeyArn", "there is no KMS; environment variables are stored in the server's data directory")
+	case len(u.FileSystemConfigs) > 0:
+		return refuse("FileSystemConfigs", "there is no EFS to mount")
+	}
+	return nil
 }
 
 type updateConfigRequest struct {
@@ -86,6 +119,7 @@ type updateConfigRequest struct {
 	} `json:"SnapStart"`
 	DeadLetterConfig *wireDeadLetter `json:"DeadLetterConfig"`
 	RevisionId       string          `json:"RevisionId"`
+	unsupportedMembers
 }
 
 type updateCodeRequest struct {

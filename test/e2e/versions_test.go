@@ -105,6 +105,29 @@ func TestVersionsAndAliases(t *testing.T) {
 		if !slices.Equal(paged, got) {
 			t.Errorf("ListVersionsByFunction by 1 = %v, want %v", paged, got)
 		}
+		// ListFunctions with FunctionVersion=ALL holds the published
+		// versions too, whatever the page size.
+		all := lambda.NewListFunctionsPaginator(s.Lambda, &lambda.ListFunctionsInput{
+			FunctionVersion: types.FunctionVersionAll, MaxItems: aws.Int32(1),
+		})
+		var listed []string
+		for pages := 0; all.HasMorePages(); pages++ {
+			if pages > 100 {
+				t.Fatalf("ListFunctions paginator does not end: %v", listed)
+			}
+			page, err := all.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range page.Functions {
+				if aws.ToString(f.FunctionName) == "ver" {
+					listed = append(listed, aws.ToString(f.Version))
+				}
+			}
+		}
+		if !slices.Equal(listed, got) {
+			t.Errorf("ListFunctions FunctionVersion=ALL lists versions %v of ver, want %v", listed, got)
+		}
 	})
 
 	t.Run("invoke by version and $LATEST", func(t *testing.T) {
