@@ -127,9 +127,9 @@ func (s *Service) Start(ctx context.Context) error {
 			s.deploy(fn.Latest.Name, fn.Latest.Code.ImageURI, fn.Generation, false)
 		case fn.Pending != nil:
 			s.deploy(fn.Latest.Name, fn.Pending.ImageURI, fn.Generation, true)
-		case fn.Latest.LastUpdateStatus == UpdateInProgress:
+		case fn.Latest.LastUpdateStatus == UpdateInProgress && !fn.PublishPending:
 			s.finishConfigUpdate(fn.Latest.Name)
-		case fn.PublishPending && fn.Latest.State == StateActive:
+		case fn.PublishPending:
 			// Deployed, but stopped before the version it asked for.
 			s.wg.Add(1)
 			go func() {
@@ -519,7 +519,9 @@ func (s *Service) deploy(name, imageURI string, gen uint64, update bool) {
 					return nil
 				}
 				c.Code = codeOf(imageURI, img)
-				c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateSuccessful, "", ""
+				if !fn.PublishPending {
+					c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateSuccessful, "", ""
+				} // else the write that records the version ends the update (publishPending)
 				s.stamp(c)
 				return nil
 			}
@@ -533,8 +535,10 @@ func (s *Service) deploy(name, imageURI string, gen uint64, update bool) {
 				return nil
 			}
 			c.Code = codeOf(imageURI, img)
-			c.State, c.StateReason, c.StateReasonCode = StateActive, "", ""
-			c.LastUpdateStatus = UpdateSuccessful
+			if !fn.PublishPending {
+				c.State, c.StateReason, c.StateReasonCode = StateActive, "", ""
+				c.LastUpdateStatus = UpdateSuccessful
+			} // else the write that records the version makes it Active (publishPending)
 			return nil
 		})
 		if err != nil {
@@ -548,14 +552,34 @@ func (s *Service) deploy(name, imageURI string, gen uint64, update bool) {
 }
 
 // publishPending publishes a version after a deploy asked for with Publish.
-// The request is cleared only once the version exists, so that neither a
-// configuration update in between (Publish answers 409 while one is in
-// progress: it is tried again) nor a crash (Start resumes it) loses it; a
-// second Publish of the same state returns the same version.
+// The deploy leaves $LATEST Pending (CreateFunction) or its update
+// InProgress (UpdateFunctionCode) with its new code, and the write that
+// records the version also ends the deploy: nobody sees the function Active,
+// or its update Successful, before the version exists (Terraform looks the
+// version up as soon as it does). The request is cleared only once the
+// version exists, so that a crash (Start resumes it) does not lose it; a
+// second Publish of the same state returns the same version. If the
+// version cannot be written, the deploy still ends, without it.
 func (s *Service) publishPending(name string) {
 	for range 100 {
 		fn, err := s.Get(s.ctx, name)
 		if err != nil || !fn.PublishPending {
+			return
+		}
+		if deploying(fn) {
+			_, err := s.publish(s.ctx, name, PublishInput{}, true)
+			if err != nil && s.ctx.Err() == nil {
+				s.log.Warn("publish after deploy: ending the deploy without the version", "function", name, "err", err)
+				s.mutate(s.ctx, name, func(fn *Function) error {
+					if !fn.PublishPending || !deploying(fn) {
+						return errSkip
+					}
+					endDeploy(&fn.Latest)
+					fn.PublishPending = false
+					return nil
+				})
+			}
+			s.changed(name)
 			return
 		}
 		_, err = s.Publish(s.ctx, name, PublishInput{})
@@ -583,6 +607,22 @@ func (s *Service) publishPending(name string) {
 		return
 	}
 	s.log.Warn("publish after deploy: the function stayed busy; not published", "function", name)
+}
+
+// deploying reports whether fn's deploy is done but for the version it
+// asked for: its code is in place and $LATEST still Pending, or its update
+// still InProgress.
+func deploying(fn *Function) bool {
+	return fn.PublishPending && fn.Pending == nil &&
+		(fn.Latest.State == StatePending || fn.Latest.LastUpdateStatus == UpdateInProgress)
+}
+
+// endDeploy marks a deploy done: Active, its update Successful.
+func endDeploy(c *Config) {
+	if c.State == StatePending {
+		c.State, c.StateReason, c.StateReasonCode = StateActive, "", ""
+	}
+	c.LastUpdateStatus, c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = UpdateSuccessful, "", ""
 }
 
 func codeOf(uri string, img *image.Image) Code {

@@ -30,12 +30,25 @@ type PublishInput struct {
 // last one. When neither code nor configuration changed since the last
 // version, that version is returned instead, as Lambda does.
 func (s *Service) Publish(ctx context.Context, name string, in PublishInput) (Config, error) {
+	return s.publish(ctx, name, in, false)
+}
+
+// publish is Publish; with deploy, it publishes the version a deploy asked
+// for (see publishPending) and ends that deploy in the same write.
+func (s *Service) publish(ctx context.Context, name string, in PublishInput, deploy bool) (Config, error) {
 	for range 100 {
 		fn, rev, err := s.load(ctx, name)
 		if err != nil {
 			return Config{}, err
 		}
 		c := fn.Latest
+		if deploy {
+			if !deploying(fn) {
+				return Config{}, s.inProgress(name) // ended meanwhile
+			}
+			endDeploy(&c)
+			fn.Latest, fn.PublishPending = c, false
+		}
 		if c.State == StatePending || fn.Pending != nil || c.LastUpdateStatus == UpdateInProgress {
 			return Config{}, s.inProgress(name)
 		}
@@ -53,6 +66,19 @@ func (s *Service) Publish(ctx context.Context, name string, in PublishInput) (Co
 		if fn.LastVersion > 0 {
 			last, err := s.version(ctx, name, fn.LastVersion)
 			if err == nil && sameSnapshot(last, c) && (in.Description == nil || *in.Description == last.Description) {
+				if deploy {
+					// Nothing new to publish: the deploy still ends.
+					fb, _ := json.Marshal(fn)
+					nrev, err := s.opts.Bucket.Update(ctx, key(name), fb, rev)
+					if errors.Is(err, store.ErrRevision) {
+						s.remember(name, nil, 0)
+						continue
+					} else if err != nil {
+						s.remember(name, nil, 0)
+						return Config{}, apierr.Wrap(apierr.Internal, err, "write function")
+					}
+					s.remember(name, fn, nrev)
+				}
 				return last, nil
 			}
 		}
