@@ -169,12 +169,14 @@ func TestNetNSPoolNeverShared(t *testing.T) {
 		}()
 		if i == 1 {
 			// Let the first creates start the pool filling, and the rest
-			// find it full.
+			// find namespaces in it.
 			wg.Wait()
-			deadline := time.Now().Add(10 * time.Second)
-			for len(errs) == 0 && !r.nsPool.full() {
+			// (Generous: on a loaded host the kernel can hold a new
+			// network namespace back while others are torn down.)
+			deadline := time.Now().Add(60 * time.Second)
+			for len(errs) == 0 && r.nsPool.holds() == 0 {
 				if time.Now().After(deadline) {
-					t.Error("the network namespace pool did not fill in 10s")
+					t.Error("the network namespace pool holds nothing after 60s")
 					break
 				}
 				time.Sleep(5 * time.Millisecond)
@@ -216,11 +218,11 @@ func TestNetNSPoolNeverShared(t *testing.T) {
 	te.checkClean(t)
 }
 
-// full reports whether the pool holds all the namespaces it keeps ready.
-func (p *netnsPool) full() bool {
+// holds reports how many namespaces the pool holds ready.
+func (p *netnsPool) holds() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.ready) >= p.size
+	return len(p.ready)
 }
 
 // netnsInode identifies the network namespace of pid.
