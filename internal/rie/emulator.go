@@ -23,7 +23,7 @@ const (
 // finishingWait is how long an invocation waits for an environment that
 // is finishing its previous invocation (its extensions) before it starts a
 // new one, so that a sequential client keeps one warm environment.
-const finishingWait = 100 * time.Millisecond
+var finishingWait = 100 * time.Millisecond // a variable for tests
 
 var (
 	errTooMany = errors.New("concurrent invocation limit reached")
