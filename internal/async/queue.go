@@ -24,6 +24,12 @@ const (
 	queueSubjectPrefix = "kappa.queue."
 )
 
+// QueueStream and QueueSubject name the JetStream stream of a queue and
+// the subject its messages are published on (for readers such as event
+// source mappings).
+func QueueStream(name string) string  { return queueStreamPrefix + name }
+func QueueSubject(name string) string { return queueSubjectPrefix + name }
+
 var queueNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,80}$`)
 
 // ValidQueueName reports whether name is a queue name (SQS standard queue

@@ -65,6 +65,7 @@ func newServerCmd() *cobra.Command {
 	f.Var(sizeFlag{&cfg.LogMaxBytes}, "log-max-bytes", "most stored log bytes per function, oldest dropped first (0: unlimited)")
 	f.Var(sizeFlag{&cfg.LogRateLimit}, "log-rate-limit", "bytes per second one execution environment may log; beyond it lines are dropped with a logsDropped record (0: unlimited)")
 	f.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", envOr("KAPPA_OTLP_ENDPOINT", envOr("OTEL_EXPORTER_OTLP_ENDPOINT", "")), "OTLP/HTTP receiver for invocation spans, e.g. http://127.0.0.1:4318 (env KAPPA_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT)")
+	f.DurationVar(&cfg.ESMRetryDelay, "esm-retry-delay", cfg.ESMRetryDelay, "wait before a message of an event source mapping whose batch failed is delivered again (SQS's visibility timeout)")
 	f.DurationVar(&cfg.AsyncRetryDelay, "async-retry-delay", cfg.AsyncRetryDelay, "wait before retrying an asynchronous invocation that returned a function error; the n-th retry waits n times as long")
 	f.DurationVar(&cfg.AsyncBackoffMin, "async-backoff-min", cfg.AsyncBackoffMin, "first back-off of a throttled asynchronous invocation (doubles up to --async-backoff-max)")
 	f.DurationVar(&cfg.AsyncBackoffMax, "async-backoff-max", cfg.AsyncBackoffMax, "longest back-off of a throttled asynchronous invocation")

@@ -57,6 +57,10 @@ type Server struct {
 	// go unacknowledged (running ones extend it) before it is delivered
 	// again: after a crash, the redelivery delay.
 	AsyncAckWait time.Duration
+	// ESMRetryDelay is how long a message of an event source mapping
+	// whose batch failed waits before it is delivered again (SQS's
+	// visibility timeout, 30 s by default).
+	ESMRetryDelay time.Duration
 	// AsyncConcurrency caps asynchronous invocations running at once; the
 	// rest of the account concurrency is always left to synchronous ones.
 	// AsyncFunctionConcurrency caps them per function.
@@ -144,6 +148,7 @@ func Defaults() Server {
 		AsyncBackoffMin:          time.Second,
 		AsyncBackoffMax:          5 * time.Minute,
 		AsyncAckWait:             time.Minute,
+		ESMRetryDelay:            30 * time.Second,
 		AsyncConcurrency:         64,
 		AsyncFunctionConcurrency: 16,
 		ScheduleCatchUp:          60,
@@ -233,6 +238,8 @@ func (c *Server) validateEvents() error {
 		return fmt.Errorf("--async-retry-delay and --async-backoff-min must be positive, and --async-backoff-max at least --async-backoff-min")
 	case c.AsyncAckWait < time.Second:
 		return fmt.Errorf("--async-ack-wait must be at least 1s")
+	case c.ESMRetryDelay <= 0:
+		return fmt.Errorf("--esm-retry-delay must be positive")
 	case c.AsyncConcurrency < 1 || c.AsyncFunctionConcurrency < 1:
 		return fmt.Errorf("--async-concurrency and --async-function-concurrency must be at least 1")
 	case c.AsyncConcurrency >= c.AccountConcurrency:

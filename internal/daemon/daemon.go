@@ -201,6 +201,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 		URLs:           d.events.urls,
 		Queues:         d.events.async.Queues(),
 		Schedules:      d.events.scheduler,
+		EventSources:   d.events.esm,
 	})
 	d.http = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 30 * time.Second}
 	// Queue long polls must not hold up shutdown either.

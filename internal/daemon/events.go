@@ -8,20 +8,23 @@ import (
 
 	"github.com/kappa-run/kappa/internal/apierr"
 	"github.com/kappa-run/kappa/internal/async"
+	"github.com/kappa-run/kappa/internal/eventsource"
 	"github.com/kappa-run/kappa/internal/function"
 	"github.com/kappa-run/kappa/internal/funcurl"
 	"github.com/kappa-run/kappa/internal/schedule"
 )
 
 // events are the event sources of the server: asynchronous invocations
-// (with Kappa's queues for their destinations), function URLs and
-// schedules. Their state lives in the store: the KAPPA_ASYNC stream and
-// KQ_* queue streams, and the "async", "funcurl" and "schedules" buckets.
+// (with Kappa's queues for their destinations), function URLs, schedules
+// and event source mappings over the queues. Their state lives in the
+// store: the KAPPA_ASYNC stream and KQ_* queue streams (with the mappings'
+// consumers), and the "async", "funcurl", "schedules" and "esm" buckets.
 type events struct {
 	async     *async.Service
 	urls      *funcurl.Configs
 	urlServer *funcurl.Handler
 	scheduler *schedule.Scheduler
+	esm       *eventsource.Service
 }
 
 // startEvents opens the event sources and resumes their work: events left
@@ -91,7 +94,25 @@ func (d *Daemon) startEvents(ctx context.Context, port int, inv async.Invoker) e
 		MaxCatchUp: cfg.ScheduleCatchUp,
 		Logger:     d.log.With("svc", "schedule"),
 	})
-	return ev.scheduler.Start(ctx)
+	if err := ev.scheduler.Start(ctx); err != nil {
+		return err
+	}
+	esmBucket, err := d.store.Bucket(ctx, "esm")
+	if err != nil {
+		return err
+	}
+	ev.esm = eventsource.New(eventsource.Options{
+		Bucket:     esmBucket,
+		JetStream:  d.store.JetStream(),
+		Functions:  d.functions,
+		Queues:     ev.async.Queues(),
+		Invoker:    inv,
+		Region:     cfg.Region,
+		Account:    cfg.Account,
+		RetryDelay: cfg.ESMRetryDelay,
+		Logger:     d.log.With("svc", "esm"),
+	})
+	return ev.esm.Start(ctx)
 }
 
 // isFunctionURL reports whether r is addressed to a function URL.
@@ -113,6 +134,9 @@ func (d *Daemon) stopEvents(ctx context.Context) {
 	if ev.scheduler != nil {
 		ev.scheduler.Close()
 	}
+	if ev.esm != nil {
+		ev.esm.Close()
+	}
 	if ev.async != nil {
 		ev.async.Close(ctx)
 	}
@@ -131,6 +155,9 @@ func (d *Daemon) eventsChanged(name string) {
 	}
 	ev.async.FunctionDeleted(ctx, name)
 	ev.urls.FunctionDeleted(ctx, name)
+	if ev.esm != nil {
+		ev.esm.FunctionDeleted(ctx, name)
+	}
 }
 
 // scheduleTarget queues a schedule's invocations as Event invocations.

@@ -75,6 +75,8 @@ type Options struct {
 	URLs      URLConfigs
 	Queues    Queues
 	Schedules Schedules
+	// EventSources serves event source mappings; nil: not enabled.
+	EventSources EventSources
 }
 
 // API is the HTTP front of the control plane and Invoke API.
@@ -140,6 +142,13 @@ func New(opts Options) *API {
 	m.HandleFunc("PUT /2021-10-31/functions/{name}/url", a.updateURLConfig)
 	m.HandleFunc("DELETE /2021-10-31/functions/{name}/url", a.deleteURLConfig)
 	m.HandleFunc("GET /2021-10-31/functions/{name}/urls", a.listURLConfigs)
+	m.HandleFunc("POST /2015-03-31/event-source-mappings", a.createESM)
+	m.HandleFunc("POST /2015-03-31/event-source-mappings/{$}", a.createESM)
+	m.HandleFunc("GET /2015-03-31/event-source-mappings", a.listESMs)
+	m.HandleFunc("GET /2015-03-31/event-source-mappings/{$}", a.listESMs)
+	m.HandleFunc("GET /2015-03-31/event-source-mappings/{uuid}", a.getESM)
+	m.HandleFunc("PUT /2015-03-31/event-source-mappings/{uuid}", a.updateESM)
+	m.HandleFunc("DELETE /2015-03-31/event-source-mappings/{uuid}", a.deleteESM)
 	m.HandleFunc("GET /kappa/queues", a.listQueues)
 	m.HandleFunc("PUT /kappa/queues/{queue}", a.createQueue)
 	m.HandleFunc("GET /kappa/queues/{queue}", a.getQueue)

@@ -55,11 +55,45 @@ type event struct {
 	RequestContext        map[string]any    `json:"requestContext"`
 	Body                  string            `json:"body"`
 	IsBase64Encoded       bool              `json:"isBase64Encoded"`
+
+	// An SQS batch from an event source mapping; see sqsBatch.
+	Records []sqsRecord `json:"Records"`
+}
+
+// sqsRecord is one message of an SQS batch event.
+type sqsRecord struct {
+	MessageID      string            `json:"messageId"`
+	Body           string            `json:"body"`
+	EventSource    string            `json:"eventSource"`
+	EventSourceARN string            `json:"eventSourceARN"`
+	Attributes     map[string]string `json:"attributes"`
+}
+
+// sqsBatch prints a line per record, "sqs-record body=<body>
+// count=<ApproximateReceiveCount> source=<eventSourceARN> batch=<n>", and
+// reports the records whose body starts with "fail" as batch item
+// failures (ReportBatchItemFailures); a body "error" fails the whole
+// batch with a function error.
+func sqsBatch(recs []sqsRecord) (map[string]any, error) {
+	failures := []map[string]string{}
+	for _, r := range recs {
+		fmt.Printf("sqs-record body=%s count=%s source=%s batch=%d\n", r.Body, r.Attributes["ApproximateReceiveCount"], r.EventSourceARN, len(recs))
+		if r.Body == "error" {
+			return nil, errors.New("probe fails the batch on purpose")
+		}
+		if strings.HasPrefix(r.Body, "fail") {
+			failures = append(failures, map[string]string{"itemIdentifier": r.MessageID})
+		}
+	}
+	return map[string]any{"batchItemFailures": failures}, nil
 }
 
 func handle(ctx context.Context, ev event) (map[string]any, error) {
 	if ev.RouteKey == "$default" {
 		return urlResponse(ev)
+	}
+	if len(ev.Records) > 0 && ev.Records[0].EventSource == "aws:sqs" {
+		return sqsBatch(ev.Records)
 	}
 	if ev.Op == "flaky" {
 		return flaky(ev)

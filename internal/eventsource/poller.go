@@ -1,0 +1,371 @@
+package eventsource
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kappa-run/kappa/internal/apierr"
+	"github.com/kappa-run/kappa/internal/async"
+	"github.com/kappa-run/kappa/internal/function"
+	"github.com/kappa-run/kappa/internal/invoker"
+)
+
+const (
+	// maxEventBytes keeps a batch event under the synchronous payload
+	// limit (6 MB), with room for the records' other members.
+	maxEventBytes = 6*1024*1024 - 64*1024
+	// recordOverhead is what a record adds to its body, at most.
+	recordOverhead = 1024
+	// ackWait is how long a delivered message stays with the poller
+	// without news; heartbeats extend it while the function runs, and
+	// after a crash the message comes again once it passes.
+	ackWait   = 30 * time.Second
+	heartbeat = 10 * time.Second
+	// fetchSlice bounds one wait for messages, so that a stopped poller
+	// notices within it.
+	fetchSlice = time.Second
+)
+
+// messageIDSpace derives stable message ids (one per queue message, the
+// same on every delivery).
+var messageIDSpace = uuid.MustParse("9d3f6e2a-4c1b-4f0e-9a57-6b2f8c1d0e43")
+
+// poller feeds one enabled mapping's queue to its function.
+type poller struct {
+	s      *Service
+	m      Mapping
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (s *Service) newPoller(m Mapping) *poller {
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &poller{s: s, m: m, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+}
+
+// stop asks the poller to end once its batch in flight is done.
+func (p *poller) stop() { p.cancel() }
+
+// finish marks the poller ended.
+func (p *poller) finish() { p.once.Do(func() { close(p.done) }) }
+
+// sleep waits d unless the poller stops first.
+func (p *poller) sleep(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-p.ctx.Done():
+	}
+}
+
+func consumerName(id string) string { return "esm-" + id }
+
+func (p *poller) consumer() (jetstream.Consumer, error) {
+	return p.s.opts.JetStream.CreateOrUpdateConsumer(p.ctx, async.QueueStream(p.m.Queue), jetstream.ConsumerConfig{
+		Durable:       consumerName(p.m.UUID),
+		Description:   "Kappa event source mapping " + p.m.UUID,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: async.QueueSubject(p.m.Queue),
+		MaxAckPending: max(1000, 2*p.m.BatchSize),
+	})
+}
+
+// deleteConsumer removes a deleted mapping's consumer; a queue or
+// consumer already gone is fine.
+func (s *Service) deleteConsumer(queue, id string) error {
+	err := s.opts.JetStream.DeleteConsumer(s.ctx, async.QueueStream(queue), consumerName(id))
+	if err == nil || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	return err
+}
+
+// run polls until stopped.
+func (p *poller) run() {
+	defer p.finish()
+	var cons jetstream.Consumer
+	warned := false
+	for p.ctx.Err() == nil {
+		if cons == nil {
+			c, err := p.consumer()
+			if err != nil {
+				if p.ctx.Err() != nil {
+					return
+				}
+				if !warned {
+					p.s.log.Warn("event source mapping cannot read its queue; trying again", "uuid", p.m.UUID, "queue", p.m.Queue, "err", err)
+					warned = true
+				}
+				p.s.setResult(p.m.UUID, "PROBLEM: the queue cannot be read")
+				p.sleep(min(p.s.opts.RetryDelay, 5*time.Second))
+				continue
+			}
+			cons, warned = c, false
+		}
+		msgs, err := p.gather(cons)
+		if err != nil && p.ctx.Err() == nil {
+			p.s.log.Warn("event source mapping: fetching messages", "uuid", p.m.UUID, "err", err)
+			cons = nil // the queue may have been deleted and made again
+			p.sleep(time.Second)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if p.ctx.Err() != nil {
+			for _, m := range msgs {
+				m.Nak() // not processed: at once to the next poller
+			}
+			return
+		}
+		p.process(msgs)
+	}
+}
+
+// gather collects one batch: up to BatchSize messages, waiting up to the
+// batching window (without one: for the first message, then what is
+// there), cut at maxEventBytes.
+func (p *poller) gather(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	var msgs []jetstream.Msg
+	size := 0
+	full := false
+	add := func(b jetstream.MessageBatch) error {
+		for m := range b.Messages() {
+			n := len(m.Data()) + recordOverhead
+			if full || len(msgs) > 0 && size+n > maxEventBytes {
+				full = true
+				m.Nak() // for the next batch
+				continue
+			}
+			msgs = append(msgs, m)
+			size += n
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
+			return err
+		}
+		return nil
+	}
+	window := time.Duration(p.m.Window) * time.Second
+	deadline := time.Now().Add(window)
+	for len(msgs) < p.m.BatchSize && !full && p.ctx.Err() == nil {
+		wait := fetchSlice
+		if window > 0 {
+			wait = min(time.Until(deadline), fetchSlice)
+			if wait <= 0 {
+				break
+			}
+		}
+		b, err := cons.Fetch(p.m.BatchSize-len(msgs), jetstream.FetchMaxWait(wait))
+		if err != nil {
+			return msgs, err
+		}
+		if err := add(b); err != nil {
+			return msgs, err
+		}
+		if window == 0 && len(msgs) > 0 {
+			// No window: what else is there now, and go.
+			if len(msgs) < p.m.BatchSize && !full {
+				b, err := cons.FetchNoWait(p.m.BatchSize - len(msgs))
+				if err != nil {
+					return msgs, err
+				}
+				if err := add(b); err != nil {
+					return msgs, err
+				}
+			}
+			break
+		}
+	}
+	return msgs, nil
+}
+
+// sqsRecord is one message of an SQS event.
+type sqsRecord struct {
+	MessageID         string            `json:"messageId"`
+	ReceiptHandle     string            `json:"receiptHandle"`
+	Body              string            `json:"body"`
+	Attributes        map[string]string `json:"attributes"`
+	MessageAttributes map[string]any    `json:"messageAttributes"`
+	MD5OfBody         string            `json:"md5OfBody"`
+	EventSource       string            `json:"eventSource"`
+	EventSourceARN    string            `json:"eventSourceARN"`
+	AWSRegion         string            `json:"awsRegion"`
+}
+
+// record turns a queue message into an SQS record.
+func (p *poller) record(m jetstream.Msg, now time.Time) sqsRecord {
+	var seq, count uint64 = 0, 1
+	sent := now
+	if md, err := m.Metadata(); err == nil {
+		seq, count, sent = md.Sequence.Stream, md.NumDelivered, md.Timestamp
+	}
+	sum := md5.Sum(m.Data())
+	return sqsRecord{
+		MessageID:     uuid.NewSHA1(messageIDSpace, []byte(p.m.Queue+"/"+strconv.FormatUint(seq, 10))).String(),
+		ReceiptHandle: base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%s/%d/%d", p.m.UUID, seq, count))),
+		Body:          string(m.Data()),
+		Attributes: map[string]string{
+			"ApproximateReceiveCount":          strconv.FormatUint(count, 10),
+			"SentTimestamp":                    strconv.FormatInt(sent.UnixMilli(), 10),
+			"SenderId":                         p.s.opts.Account,
+			"ApproximateFirstReceiveTimestamp": strconv.FormatInt(now.UnixMilli(), 10),
+		},
+		MessageAttributes: map[string]any{},
+		MD5OfBody:         hex.EncodeToString(sum[:]),
+		EventSource:       "aws:sqs",
+		EventSourceARN:    fmt.Sprintf("arn:aws:sqs:%s:%s:%s", p.s.opts.Region, p.s.opts.Account, p.m.Queue),
+		AWSRegion:         p.s.opts.Region,
+	}
+}
+
+// process invokes the function with one batch and settles its messages.
+func (p *poller) process(msgs []jetstream.Msg) {
+	s := p.s
+	now := s.opts.Now()
+	recs := make([]sqsRecord, len(msgs))
+	ids := make(map[string]int, len(msgs))
+	for i, m := range msgs {
+		recs[i] = p.record(m, now)
+		ids[recs[i].MessageID] = i
+	}
+	payload, _ := json.Marshal(struct {
+		Records []sqsRecord `json:"Records"`
+	}{recs})
+	retry := func(which []jetstream.Msg, result string) {
+		for _, m := range which {
+			m.NakWithDelay(s.opts.RetryDelay)
+		}
+		s.setResult(p.m.UUID, result)
+	}
+
+	target, err := s.opts.Functions.Resolve(s.ctx, function.Ref{Name: p.m.Function, Qualifier: p.m.Qualifier})
+	if err != nil {
+		s.log.Warn("event source mapping: resolve the function", "uuid", p.m.UUID, "function", p.m.Function, "err", err)
+		retry(msgs, "PROBLEM: Function call failed")
+		return
+	}
+	// The messages stay ours while the function runs, however long.
+	beat := make(chan struct{})
+	go func() {
+		t := time.NewTicker(heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				for _, m := range msgs {
+					m.InProgress()
+				}
+			case <-beat:
+				return
+			}
+		}
+	}()
+	resp, err := s.opts.Invoker.Invoke(s.ctx, invoker.Request{
+		Config:     target.Config,
+		Reserved:   target.Reserved,
+		Unreserved: s.opts.Functions.UnreservedCached(),
+		RequestID:  uuid.NewString(),
+		Payload:    payload,
+		InvokedARN: s.opts.Functions.ARN(p.m.Function, p.m.Qualifier),
+	})
+	close(beat)
+	if s.ctx.Err() != nil && (err != nil || resp.FunctionError != "") {
+		// The server stopped under it: not the function's failure. The
+		// messages come again after the restart.
+		return
+	}
+	switch {
+	case err != nil:
+		result := "PROBLEM: Function call failed"
+		if errors.Is(err, apierr.TooManyRequests) {
+			result = "PROBLEM: Function call throttled"
+		}
+		s.log.Info("event source mapping: invocation failed; the batch comes again", "uuid", p.m.UUID, "err", err)
+		retry(msgs, result)
+	case resp.FunctionError != "":
+		retry(msgs, "PROBLEM: Function call failed")
+	case p.m.ReportFailures:
+		failed, ok := parseBatchItemFailures(resp.Payload, ids)
+		if !ok {
+			s.log.Info("event source mapping: invalid batch item failures; the batch comes again", "uuid", p.m.UUID)
+			retry(msgs, "PROBLEM: Function response was not a valid batch item failures response")
+			return
+		}
+		var back []jetstream.Msg
+		for i, m := range msgs {
+			if failed[i] {
+				back = append(back, m)
+			} else {
+				m.Ack()
+			}
+		}
+		if len(back) > 0 {
+			retry(back, "OK")
+			return
+		}
+		s.setResult(p.m.UUID, "OK")
+	default:
+		for _, m := range msgs {
+			m.Ack()
+		}
+		s.setResult(p.m.UUID, "OK")
+	}
+}
+
+// parseBatchItemFailures reads a ReportBatchItemFailures answer and
+// returns the indexes (by ids, message id → index) of the messages to send
+// back. As in Lambda: no answer, null, {} or an empty or null list is a
+// complete success; an answer that is not a JSON object, an item without
+// an itemIdentifier (null, empty, misspelt) or naming no message of the
+// batch is a complete failure (ok false).
+func parseBatchItemFailures(payload []byte, ids map[string]int) (failed map[int]bool, ok bool) {
+	failed = map[int]bool{}
+	if len(payload) == 0 || string(payload) == "null" {
+		return failed, true
+	}
+	var resp struct {
+		BatchItemFailures []map[string]json.RawMessage `json:"batchItemFailures"`
+	}
+	if err := json.Unmarshal(payload, &resp); err != nil {
+		return nil, false
+	}
+	for _, item := range resp.BatchItemFailures {
+		var id string
+		if raw, ok := item["itemIdentifier"]; !ok || json.Unmarshal(raw, &id) != nil || id == "" {
+			return nil, false
+		}
+		i, ok := ids[id]
+		if !ok {
+			return nil, false
+		}
+		failed[i] = true
+	}
+	return failed, true
+}
+
+// setResult records a mapping's LastProcessingResult (in memory; stored
+// with the mapping's next write).
+func (s *Service) setResult(id, result string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.mappings[id]; m != nil && m.LastResult != result {
+		c := *m
+		c.LastResult = result
+		s.mappings[id] = &c
+	}
+}
