@@ -135,7 +135,7 @@ func (d *Daemon) stopEvents(ctx context.Context) {
 		ev.scheduler.Close()
 	}
 	if ev.esm != nil {
-		ev.esm.Close()
+		ev.esm.Close(ctx)
 	}
 	if ev.async != nil {
 		ev.async.Close(ctx)

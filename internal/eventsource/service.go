@@ -120,18 +120,27 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the pollers and waits for them (a batch being invoked is
-// waited for; its messages come again after the restart if it did not
-// finish).
-func (s *Service) Close() {
+// Close stops the pollers and waits for the batches being invoked until
+// ctx ends; then it interrupts them (their messages come again after the
+// restart).
+func (s *Service) Close(ctx context.Context) {
 	s.mu.Lock()
 	s.closed = true
 	for _, p := range s.pollers {
 		p.stop()
 	}
 	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 	s.cancel()
-	s.wg.Wait()
+	<-done
 }
 
 func notFound(id string) error {

@@ -115,7 +115,7 @@ func newHarness(t *testing.T) *harness {
 		fns: &fakeFunctions{fns: map[string]bool{"f": true, "g": true}}, inv: &fakeInvoker{}}
 	h.start(t)
 	t.Cleanup(func() {
-		h.svc.Close()
+		h.svc.Close(context.Background())
 		st.Close()
 	})
 	return h
@@ -329,7 +329,7 @@ func TestRestartResumes(t *testing.T) {
 	}
 	h.send(t, "r", "one")
 	waitFor(t, "one", func() bool { return bodies(h.inv.received())["one"] == 1 })
-	h.svc.Close()
+	h.svc.Close(context.Background())
 	h.send(t, "r", "two")
 	h.start(t)
 	waitFor(t, "two after the restart", func() bool { return bodies(h.inv.received())["two"] == 1 })
