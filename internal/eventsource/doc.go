@@ -24,7 +24,11 @@
 //     not a valid batch response fails the whole batch, as in Lambda.
 //   - A message is never dropped: without a redrive policy, as in SQS, it is
 //     tried again until the queue's retention ends.
-//   - Batches of one mapping run one at a time.
+//   - Batches of one mapping run one at a time, or up to
+//     ScalingConfig.MaximumConcurrency (2–1,000) at once when it is set.
+//     (Lambda scales an SQS mapping on its own; Kappa leaves the choice to
+//     the user, so that a backlog never takes more of the function's
+//     concurrency than asked for.)
 //
 // Mappings are stored in the "esm" bucket and survive restarts; deleting a
 // function deletes its mappings (their messages stay in the queue).

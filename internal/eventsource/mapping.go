@@ -27,6 +27,9 @@ const (
 	DefaultBatchSize = 10
 	MaxBatchSize     = 10000
 	MaxWindow        = 300 // seconds
+	// MinConcurrency and MaxConcurrency bound ScalingConfig.MaximumConcurrency.
+	MinConcurrency = 2
+	MaxConcurrency = 1000
 	// maxBatchNoWindow is the largest BatchSize without a batching window.
 	maxBatchNoWindow = 10
 )
@@ -39,11 +42,14 @@ type Mapping struct {
 	Function  string `json:"function"`
 	Qualifier string `json:"qualifier,omitempty"`
 	// Queue is the Kappa queue read.
-	Queue          string    `json:"queue"`
-	BatchSize      int       `json:"batchSize"`
-	Window         int       `json:"window"` // MaximumBatchingWindowInSeconds
-	Enabled        bool      `json:"enabled"`
-	ReportFailures bool      `json:"reportFailures"`
+	Queue          string `json:"queue"`
+	BatchSize      int    `json:"batchSize"`
+	Window         int    `json:"window"` // MaximumBatchingWindowInSeconds
+	Enabled        bool   `json:"enabled"`
+	ReportFailures bool   `json:"reportFailures"`
+	// MaxConcurrency is ScalingConfig.MaximumConcurrency: how many batches
+	// may run at once (0: unset, one at a time).
+	MaxConcurrency int       `json:"maxConcurrency,omitempty"`
 	State          string    `json:"state"`
 	LastModified   time.Time `json:"lastModified"`
 	LastResult     string    `json:"lastResult"`
@@ -60,6 +66,8 @@ type Input struct {
 	BatchSize             *int
 	Window                *int
 	FunctionResponseTypes *[]string
+	// MaxConcurrency is ScalingConfig.MaximumConcurrency (0 clears it).
+	MaxConcurrency *int
 	// Unsupported are members of other event source kinds that were set
 	// (StartingPosition, FilterCriteria, …): refused.
 	Unsupported []string
@@ -93,6 +101,10 @@ func (in *Input) check(m *Mapping) error {
 			}
 		}
 	}
+	if in.MaxConcurrency != nil && *in.MaxConcurrency != 0 && (*in.MaxConcurrency < MinConcurrency || *in.MaxConcurrency > MaxConcurrency) {
+		return apierr.New(apierr.Validation,
+			"1 validation error detected: Value '%d' at 'scalingConfig.maximumConcurrency' failed to satisfy constraint: Member must have value between %d and %d", *in.MaxConcurrency, MinConcurrency, MaxConcurrency)
+	}
 	if m.BatchSize > maxBatchNoWindow && m.Window < 1 {
 		return apierr.New(apierr.InvalidParameter,
 			"Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than %d", maxBatchNoWindow)
@@ -115,7 +127,13 @@ func (in *Input) apply(m *Mapping) {
 	if in.FunctionResponseTypes != nil {
 		m.ReportFailures = len(*in.FunctionResponseTypes) > 0
 	}
+	if in.MaxConcurrency != nil {
+		m.MaxConcurrency = *in.MaxConcurrency
+	}
 }
+
+// workers is how many batches the mapping runs at once.
+func (m *Mapping) workers() int { return max(1, m.MaxConcurrency) }
 
 // restingState is the state a mapping settles in.
 func (m *Mapping) restingState() string {

@@ -82,7 +82,7 @@ func (p *poller) consumer() (jetstream.Consumer, error) {
 		AckWait:       ackWait,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: async.QueueSubject(p.m.Queue),
-		MaxAckPending: max(1000, 2*p.m.BatchSize),
+		MaxAckPending: max(1000, 2*p.m.BatchSize*p.m.workers()),
 	})
 }
 
@@ -96,9 +96,23 @@ func (s *Service) deleteConsumer(queue, id string) error {
 	return err
 }
 
-// run polls until stopped.
+// run polls until stopped, with one worker per batch the mapping may run
+// at once (they share the consumer, which hands each message to one).
 func (p *poller) run() {
 	defer p.finish()
+	var wg sync.WaitGroup
+	for range p.m.workers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.work()
+		}()
+	}
+	wg.Wait()
+}
+
+// work gathers and processes batches until the poller stops.
+func (p *poller) work() {
 	var cons jetstream.Consumer
 	warned := false
 	for p.ctx.Err() == nil {

@@ -450,3 +450,50 @@ func FuzzParseBatchItemFailures(f *testing.F) {
 		}
 	})
 }
+
+// TestMaximumConcurrency: ScalingConfig.MaximumConcurrency lets that many
+// batches run at once; without it they run one at a time.
+func TestMaximumConcurrency(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	running, peak := 0, 0
+	release := make(chan struct{})
+	h.inv.handler = func([]sqsRecord) (*invoker.Response, error) {
+		mu.Lock()
+		running++
+		peak = max(peak, running)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return &invoker.Response{Payload: []byte(`null`)}, nil
+	}
+	if _, err := h.queues.Create(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []int{1, 1001, -1} {
+		if _, err := h.svc.Create(ctx, Input{Function: ptr("f"), EventSourceArn: queueARN("c"), MaxConcurrency: ptr(bad)}); !errors.Is(err, apierr.Validation) {
+			t.Errorf("MaximumConcurrency %d: %v, want ValidationException", bad, err)
+		}
+	}
+	m, err := h.svc.Create(ctx, Input{Function: ptr("f"), EventSourceArn: queueARN("c"), BatchSize: ptr(1), MaxConcurrency: ptr(3)})
+	if err != nil || m.MaxConcurrency != 3 {
+		t.Fatalf("create = %+v, %v", m, err)
+	}
+	h.send(t, "c", "1", "2", "3", "4", "5")
+	waitFor(t, "three batches at once", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return running == 3
+	})
+	time.Sleep(200 * time.Millisecond) // a fourth would start now if it could
+	mu.Lock()
+	if peak != 3 {
+		t.Errorf("peak %d batches at once, want MaximumConcurrency 3", peak)
+	}
+	mu.Unlock()
+	close(release)
+	waitFor(t, "all five", func() bool { return len(h.inv.received()) == 5 })
+}

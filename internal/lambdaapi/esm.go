@@ -79,7 +79,13 @@ func (r *esmRequest) input() eventsource.Input {
 	set("FilterCriteria", r.FilterCriteria != nil && len(r.FilterCriteria.Filters) > 0)
 	set("DestinationConfig", r.DestinationConfig != nil && r.DestinationConfig.OnFailure != nil &&
 		r.DestinationConfig.OnFailure.Destination != nil && *r.DestinationConfig.OnFailure.Destination != "")
-	set("ScalingConfig", r.ScalingConfig != nil && r.ScalingConfig.MaximumConcurrency != nil)
+	if r.ScalingConfig != nil {
+		n := 0 // an empty ScalingConfig clears it
+		if r.ScalingConfig.MaximumConcurrency != nil {
+			n = *r.ScalingConfig.MaximumConcurrency
+		}
+		in.MaxConcurrency = &n
+	}
 	return in
 }
 
@@ -96,6 +102,9 @@ type esmWire struct {
 	LastProcessingResult           string   `json:"LastProcessingResult"`
 	State                          string   `json:"State"`
 	StateTransitionReason          string   `json:"StateTransitionReason"`
+	ScalingConfig                  *struct {
+		MaximumConcurrency int `json:"MaximumConcurrency"`
+	} `json:"ScalingConfig,omitempty"`
 }
 
 func (a *API) esmWire(m eventsource.Mapping) esmWire {
@@ -103,7 +112,7 @@ func (a *API) esmWire(m eventsource.Mapping) esmWire {
 	if m.ReportFailures {
 		types = append(types, eventsource.ReportBatchItemFailures)
 	}
-	return esmWire{
+	w := esmWire{
 		UUID:                           m.UUID,
 		EventSourceMappingArn:          eventsource.ARN(a.opts.Region, a.opts.Account, m.UUID),
 		EventSourceArn:                 "arn:aws:sqs:" + a.opts.Region + ":" + a.opts.Account + ":" + m.Queue,
@@ -116,6 +125,12 @@ func (a *API) esmWire(m eventsource.Mapping) esmWire {
 		State:                          m.State,
 		StateTransitionReason:          "USER_INITIATED",
 	}
+	if m.MaxConcurrency > 0 {
+		w.ScalingConfig = &struct {
+			MaximumConcurrency int `json:"MaximumConcurrency"`
+		}{m.MaxConcurrency}
+	}
+	return w
 }
 
 func (a *API) noEventSources(w http.ResponseWriter, r *http.Request) bool {

@@ -86,6 +86,10 @@ func TestEventSourceMappingRequests(t *testing.T) {
 	if len(es.last.Unsupported) != 0 {
 		t.Errorf("empty members refused: %v", es.last.Unsupported)
 	}
+	do(t, a, "POST", base, `{"FunctionName":"f","ScalingConfig":{"MaximumConcurrency":7}}`)
+	if es.last.MaxConcurrency == nil || *es.last.MaxConcurrency != 7 {
+		t.Errorf("ScalingConfig not passed on: %v", es.last.MaxConcurrency)
+	}
 	if !strings.Contains(do(t, a, "GET", base, "").Body.String(), `"EventSourceMappings":[]`) {
 		t.Error("empty list is not []")
 	}

@@ -290,10 +290,16 @@ func TestEventSourceMappings(t *testing.T) {
 		big := func(in *lambda.CreateEventSourceMappingInput) { in.BatchSize = aws.Int32(11) }
 		asWireError(t, create("esm-bad", queueARN(q2), big)).check(t, "BatchSize 11 without a batching window", 400, "InvalidParameterValueException")
 		// With a batching window it is fine.
+		// ScalingConfig.MaximumConcurrency is 2–1,000, and kept.
+		asWireError(t, create("esm-bad", queueARN(q2), func(in *lambda.CreateEventSourceMappingInput) {
+			in.ScalingConfig = &types.ScalingConfig{MaximumConcurrency: aws.Int32(1)}
+		})).check(t, "MaximumConcurrency 1", 400, "ValidationException")
 		out, err := s.Lambda.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("esm-bad"),
-			EventSourceArn: aws.String(queueARN(q2)), BatchSize: aws.Int32(11), MaximumBatchingWindowInSeconds: aws.Int32(1)})
-		if err != nil || aws.ToInt32(out.BatchSize) != 11 || aws.ToInt32(out.MaximumBatchingWindowInSeconds) != 1 {
-			t.Errorf("BatchSize 11 with a 1 s batching window: %v", err)
+			EventSourceArn: aws.String(queueARN(q2)), BatchSize: aws.Int32(11), MaximumBatchingWindowInSeconds: aws.Int32(1),
+			ScalingConfig: &types.ScalingConfig{MaximumConcurrency: aws.Int32(4)}})
+		if err != nil || aws.ToInt32(out.BatchSize) != 11 || aws.ToInt32(out.MaximumBatchingWindowInSeconds) != 1 ||
+			out.ScalingConfig == nil || aws.ToInt32(out.ScalingConfig.MaximumConcurrency) != 4 {
+			t.Errorf("BatchSize 11 with a 1 s batching window and MaximumConcurrency 4: %+v, %v", out, err)
 		} else {
 			s.deleteESM(t, aws.ToString(out.UUID))
 		}
