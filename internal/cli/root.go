@@ -60,7 +60,7 @@ Exit status: 0 success, 1 error, 2 wrong command line (flags, arguments),
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServerCmd(), newPushCmd(), newInvokeCmd(), newFnCmd(), newVersionCmd())
 	root.AddCommand(newRIECmd())
-	root.AddCommand(newQueueCmd(), newScheduleCmd())
+	root.AddCommand(newQueueCmd(), newScheduleCmd(), newESMCmd())
 	root.AddCommand(newAliasCmd(), newLogsCmd())
 	root.AddCommand(newRegistryCmd())
 	root.AddCommand(newBenchCmd())

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -29,7 +30,7 @@ func TestEventSourceMappings(t *testing.T) {
 	s := newServer(t, "--esm-retry-delay", "1s")
 	ctx := context.Background()
 	img := s.pushProbe(t, "probe:esm")
-	for _, fn := range []string{"esm-deliver", "esm-toggle", "esm-error", "esm-list", "esm-list2", "esm-bad", "esm-del", "esm-gone"} {
+	for _, fn := range []string{"esm-deliver", "esm-toggle", "esm-error", "esm-list", "esm-list2", "esm-bad", "esm-del", "esm-gone", "esm-cli"} {
 		s.createFunction(t, fn, img)
 	}
 
@@ -311,6 +312,46 @@ func TestEventSourceMappings(t *testing.T) {
 		asWireError(t, err).check(t, "Update of an unknown UUID", 404, "ResourceNotFoundException")
 		_, err = s.Lambda.DeleteEventSourceMapping(ctx, &lambda.DeleteEventSourceMappingInput{UUID: unknown})
 		asWireError(t, err).check(t, "Delete of an unknown UUID", 404, "ResourceNotFoundException")
+	})
+
+	// kappa esm drives the same API: create from a queue name, list, get,
+	// disable, delete; a message sent with kappa queue send is delivered.
+	t.Run("kappa esm", func(t *testing.T) {
+		run := func(stdin string, args ...string) string {
+			t.Helper()
+			out, errOut, code := s.kappa(t, stdin, args...)
+			if code != 0 {
+				t.Fatalf("kappa %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+			}
+			return out
+		}
+		run("", "queue", "create", "esm-cli-q")
+		var created struct {
+			UUID, State, EventSourceArn string
+			BatchSize                   int
+			ScalingConfig               struct{ MaximumConcurrency int }
+		}
+		out := run("", "esm", "create", "--function", "esm-cli", "--queue", "esm-cli-q", "--batch-size", "4", "--max-concurrency", "2")
+		if err := json.Unmarshal([]byte(out), &created); err != nil || created.State != "Creating" || created.BatchSize != 4 ||
+			created.EventSourceArn != queueARN("esm-cli-q") || created.ScalingConfig.MaximumConcurrency != 2 {
+			t.Fatalf("kappa esm create: %v\n%s", err, out)
+		}
+		s.waitESM(t, created.UUID, "Enabled")
+		if out := run("", "esm", "list", "--function", "esm-cli"); !strings.Contains(out, created.UUID) || !strings.Contains(out, "Enabled") {
+			t.Errorf("kappa esm list:\n%s", out)
+		}
+		run("", "queue", "send", "esm-cli-q", "from-the-cli")
+		s.waitSQS(t, "esm-cli", "the message sent with kappa queue send", func(ls []sqsLine) bool { return len(bodyCounts(ls, "from-the-cli")) > 0 })
+		run("", "esm", "update", created.UUID, "--disable")
+		s.waitESM(t, created.UUID, "Disabled")
+		if out := run("", "esm", "get", created.UUID); !strings.Contains(out, `"LastProcessingResult": "OK"`) {
+			t.Errorf("kappa esm get:\n%s", out)
+		}
+		run("", "esm", "delete", created.UUID)
+		s.waitESMGone(t, created.UUID)
+		if _, errOut, code := s.kappa(t, "", "esm", "create", "--function", "esm-cli", "--queue", "esm-no-such-q"); code == 0 || !strings.Contains(errOut, "not found") {
+			t.Errorf("kappa esm create on a missing queue: exit %d, %s", code, errOut)
+		}
 	})
 
 	// Delete answers Deleting; then the mapping is gone from Get and List.
