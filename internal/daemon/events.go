@@ -110,6 +110,7 @@ func (d *Daemon) startEvents(ctx context.Context, port int, inv async.Invoker) e
 		Region:     cfg.Region,
 		Account:    cfg.Account,
 		RetryDelay: cfg.ESMRetryDelay,
+		Metrics:    d.esmMetrics(),
 		Logger:     d.log.With("svc", "esm"),
 	})
 	return ev.esm.Start(ctx)
@@ -172,6 +173,15 @@ func (t scheduleTarget) InvokeAsync(ctx context.Context, arn, requestID string, 
 		return err
 	}
 	return t.async.Enqueue(ctx, &async.Event{RequestID: requestID, Function: ref.Name, Qualifier: ref.Qualifier, Payload: payload})
+}
+
+// esmMetrics is where event source mappings report to; nil without
+// metrics.
+func (d *Daemon) esmMetrics() eventsource.Metrics {
+	if d.obs == nil || d.obs.metrics == nil {
+		return nil
+	}
+	return d.obs.metrics
 }
 
 // asyncMetrics is where the async queue reports to; nil without metrics.

@@ -260,10 +260,16 @@ func (p *poller) process(msgs []jetstream.Msg) {
 	payload, _ := json.Marshal(struct {
 		Records []sqsRecord `json:"Records"`
 	}{recs})
+	count := func(result string, n int) {
+		if s.opts.Metrics != nil && n > 0 {
+			s.opts.Metrics.ESMMessages(p.m.Function, result, n)
+		}
+	}
 	retry := func(which []jetstream.Msg, result string) {
 		for _, m := range which {
 			m.NakWithDelay(s.opts.RetryDelay)
 		}
+		count("retried", len(which))
 		s.setResult(p.m.UUID, result)
 	}
 
@@ -328,6 +334,7 @@ func (p *poller) process(msgs []jetstream.Msg) {
 				m.Ack()
 			}
 		}
+		count("succeeded", len(msgs)-len(back))
 		if len(back) > 0 {
 			retry(back, "OK")
 			return
@@ -337,6 +344,7 @@ func (p *poller) process(msgs []jetstream.Msg) {
 		for _, m := range msgs {
 			m.Ack()
 		}
+		count("succeeded", len(msgs))
 		s.setResult(p.m.UUID, "OK")
 	}
 }

@@ -39,6 +39,11 @@ type Invoker interface {
 	Invoke(ctx context.Context, req invoker.Request) (*invoker.Response, error)
 }
 
+// Metrics counts what mappings do; *metrics.Metrics implements it.
+type Metrics interface {
+	ESMMessages(function, result string, n int)
+}
+
 // Options configure a Service.
 type Options struct {
 	Bucket    store.Bucket
@@ -51,8 +56,10 @@ type Options struct {
 	// RetryDelay is how long a message whose batch failed waits before it
 	// is delivered again (SQS's visibility timeout). Default 30 s.
 	RetryDelay time.Duration
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Metrics, when set, counts the messages handed to functions.
+	Metrics Metrics
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Service stores mappings and runs their pollers. Safe for concurrent use;

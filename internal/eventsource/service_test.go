@@ -91,7 +91,26 @@ func (f *fakeInvoker) received() []sqsRecord {
 	return out
 }
 
+// fakeMetrics counts messages by result.
+type fakeMetrics struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (f *fakeMetrics) ESMMessages(function, result string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n[function+"/"+result] += n
+}
+
+func (f *fakeMetrics) get(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n[key]
+}
+
 type harness struct {
+	metrics *fakeMetrics
 	js     *jetstream.Store
 	bucket store.Bucket
 	queues *async.Queues
@@ -112,7 +131,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{js: st, bucket: bucket, queues: async.NewQueues(st.JetStream(), region, account),
-		fns: &fakeFunctions{fns: map[string]bool{"f": true, "g": true}}, inv: &fakeInvoker{}}
+		fns: &fakeFunctions{fns: map[string]bool{"f": true, "g": true}}, inv: &fakeInvoker{}, metrics: &fakeMetrics{n: map[string]int{}}}
 	h.start(t)
 	t.Cleanup(func() {
 		h.svc.Close(context.Background())
@@ -125,7 +144,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) start(t *testing.T) {
 	t.Helper()
 	h.svc = New(Options{Bucket: h.bucket, JetStream: h.js.JetStream(), Functions: h.fns, Queues: h.queues,
-		Invoker: h.inv, Region: region, Account: account, RetryDelay: 200 * time.Millisecond})
+		Invoker: h.inv, Region: region, Account: account, RetryDelay: 200 * time.Millisecond, Metrics: h.metrics})
 	if err := h.svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +281,11 @@ counted:
 	time.Sleep(300 * time.Millisecond)
 	if got := len(h.inv.received()) - n; got != 2 {
 		t.Errorf("%d deliveries for boom, want 2", got)
+	}
+	// ok1, ok2, fail1 (second time), boom (second time) succeeded; fail1
+	// and boom were retried once each.
+	if s, r := h.metrics.get("f/succeeded"), h.metrics.get("f/retried"); s != 4 || r != 2 {
+		t.Errorf("metrics: %d succeeded, %d retried; want 4 and 2", s, r)
 	}
 	_ = m
 }

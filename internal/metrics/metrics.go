@@ -98,6 +98,7 @@ type Options struct {
 //	kappa_async_events_received_total{function,version,alias} AsyncEventsReceived
 //	kappa_async_events_dropped_total{function,reason}         AsyncEventsDropped
 //	kappa_async_event_age_seconds{function}                   AsyncEventAge (histogram)
+//	kappa_esm_messages_total{function,result}                 event source mapping messages (result succeeded|retried)
 //	kappa_billed_duration_seconds_total{function}             billed time (1 ms granularity)
 //	kappa_billed_gb_seconds_total{function}                   GB-seconds = billed seconds × MemorySize/1024
 //	kappa_environments_{live,idle,busy,provisioned,spare}     host gauges
@@ -115,6 +116,7 @@ type Metrics struct {
 	asyncRecv    *prometheus.CounterVec
 	asyncDropped *prometheus.CounterVec
 	asyncAge     *prometheus.HistogramVec
+	esmMessages  *prometheus.CounterVec
 	billedSec    *prometheus.CounterVec
 	billedGBs    *prometheus.CounterVec
 
@@ -159,6 +161,9 @@ func New(opts Options) *Metrics {
 		asyncAge: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kappa_async_event_age_seconds",
 			Help:    "Time from queueing an asynchronous event to invoking it (Lambda AsyncEventAge).",
 			Buckets: ageBuckets}, []string{"function"}),
+		esmMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kappa_esm_messages_total",
+			Help: "Queue messages event source mappings handed to functions, by result: succeeded (done) or retried (back to the queue)."},
+			[]string{"function", "result"}),
 		billedSec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kappa_billed_duration_seconds_total",
 			Help: "Billed duration: invoke phase rounded up to 1 ms, plus Init on cold starts."}, []string{"function"}),
 		billedGBs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kappa_billed_gb_seconds_total",
@@ -167,7 +172,7 @@ func New(opts Options) *Metrics {
 		started: opts.Now(),
 	}
 	m.reg.MustRegister(m.invocations, m.errors, m.throttles, m.duration, m.coldStarts, m.initDuration,
-		m.asyncRecv, m.asyncDropped, m.asyncAge, m.billedSec, m.billedGBs, stateCollector{m},
+		m.asyncRecv, m.asyncDropped, m.asyncAge, m.esmMessages, m.billedSec, m.billedGBs, stateCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -277,6 +282,13 @@ func (m *Metrics) AsyncEventDropped(function, reason string) {
 // it. For the async package.
 func (m *Metrics) AsyncEventAge(function string, age time.Duration) {
 	m.asyncAge.WithLabelValues(function).Observe(age.Seconds())
+}
+
+// ESMMessages records n messages of an event source mapping that ended a
+// batch with result: "succeeded" or "retried". For the eventsource
+// package.
+func (m *Metrics) ESMMessages(function, result string, n int) {
+	m.esmMessages.WithLabelValues(function, result).Add(float64(n))
 }
 
 // Billing is one function's billed usage since the server started.

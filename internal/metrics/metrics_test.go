@@ -93,6 +93,7 @@ func TestExposition(t *testing.T) {
 	m.AsyncEventReceived("f", "1", "live")
 	m.AsyncEventDropped("f", "EventAgeExceeded")
 	m.AsyncEventAge("f", 90*time.Second)
+	m.ESMMessages("f", "retried", 3)
 
 	fams := scrape(t, m)
 	fl := map[string]string{"function": "f", "version": "1", "alias": "live"}
@@ -120,6 +121,7 @@ func TestExposition(t *testing.T) {
 		{"async received", "kappa_async_events_received_total", fl, counter, 1},
 		{"async dropped", "kappa_async_events_dropped_total", map[string]string{"reason": "EventAgeExceeded"}, counter, 1},
 		{"async age", "kappa_async_event_age_seconds", map[string]string{"function": "f"}, histSum, 90},
+		{"esm retried", "kappa_esm_messages_total", map[string]string{"function": "f", "result": "retried"}, counter, 3},
 		{"live environments", "kappa_environments_live", nil, gauge, 5},
 		{"idle environments", "kappa_environments_idle", nil, gauge, 3},
 		{"busy environments", "kappa_environments_busy", nil, gauge, 2},

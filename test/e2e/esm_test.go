@@ -102,6 +102,14 @@ func TestEventSourceMappings(t *testing.T) {
 		if !multi {
 			t.Errorf("every batch held a single record; m1…m3 waited together in the queue:\n%s", sqsLinesString(lines))
 		}
+		// /metrics counts them: m1…m5 done, fail-1 (which the probe always
+		// reports failed) retried.
+		fams := s.scrape(t)
+		done, _ := sample(fams, "kappa_esm_messages_total", map[string]string{"function": "esm-deliver", "result": "succeeded"})
+		retried, _ := sample(fams, "kappa_esm_messages_total", map[string]string{"function": "esm-deliver", "result": "retried"})
+		if done != 5 || retried < 1 {
+			t.Errorf("kappa_esm_messages_total: %v succeeded, %v retried; want 5 and ≥ 1", done, retried)
+		}
 		s.deleteESM(t, id)
 	})
 
