@@ -111,12 +111,12 @@ func (f *fakeMetrics) get(key string) int {
 
 type harness struct {
 	metrics *fakeMetrics
-	js     *jetstream.Store
-	bucket store.Bucket
-	queues *async.Queues
-	fns    *fakeFunctions
-	inv    *fakeInvoker
-	svc    *Service
+	js      *jetstream.Store
+	bucket  store.Bucket
+	queues  *async.Queues
+	fns     *fakeFunctions
+	inv     *fakeInvoker
+	svc     *Service
 }
 
 func newHarness(t *testing.T) *harness {
