@@ -206,6 +206,8 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 	d.http = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 30 * time.Second}
 	// Queue long polls must not hold up shutdown either.
 	d.http.RegisterOnShutdown(d.events.async.Queues().StopWaiting)
+	// Event source mappings start no new batch once shutdown begins.
+	d.http.RegisterOnShutdown(d.events.esm.Stop)
 	d.http.RegisterOnShutdown(d.logs.CloseFollowers) // open log tails must not hold up shutdown
 	log.Info("kappa server ready", "listen", addr.String(), "data", cfg.DataDir, "runtime", d.runtime.Name())
 	return d, nil

@@ -23,7 +23,12 @@
 //     the function lists in batchItemFailures go back, and an answer that is
 //     not a valid batch response fails the whole batch, as in Lambda.
 //   - A message is never dropped: without a redrive policy, as in SQS, it is
-//     tried again until the queue's retention ends.
+//     tried again until the queue's retention ends. A mapping has at most
+//     20,000 messages out (in batches or waiting for their retry); past
+//     that, newer messages wait until some succeed.
+//   - Messages a batch has no room for (the size cap) are held for the next
+//     batch rather than sent back, so ApproximateReceiveCount counts only
+//     deliveries to the function.
 //   - Batches of one mapping run one at a time, or up to
 //     ScalingConfig.MaximumConcurrency (2–1,000) at once when it is set.
 //     (Lambda scales an SQS mapping on its own; Kappa leaves the choice to

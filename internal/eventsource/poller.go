@@ -32,6 +32,9 @@ const (
 	// after a crash the message comes again once it passes.
 	ackWait   = 30 * time.Second
 	heartbeat = 10 * time.Second
+	// maxPending bounds the messages a mapping has out (in batches or
+	// waiting for their retry); past it the queue's newer messages wait.
+	maxPending = 20000
 	// fetchSlice bounds one wait for messages, so that a stopped poller
 	// notices within it.
 	fetchSlice = time.Second
@@ -76,13 +79,19 @@ func consumerName(id string) string { return "esm-" + id }
 
 func (p *poller) consumer() (jetstream.Consumer, error) {
 	return p.s.opts.JetStream.CreateOrUpdateConsumer(p.ctx, async.QueueStream(p.m.Queue), jetstream.ConsumerConfig{
-		Durable:       consumerName(p.m.UUID),
-		Description:   "Kappa event source mapping " + p.m.UUID,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
+		Durable:     consumerName(p.m.UUID),
+		Description: "Kappa event source mapping " + p.m.UUID,
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		// A batch's messages are held while it is gathered (up to the
+		// window) and then heartbeaten while the function runs.
+		AckWait:       time.Duration(p.m.Window)*time.Second + ackWait,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: async.QueueSubject(p.m.Queue),
-		MaxAckPending: max(1000, 2*p.m.BatchSize*p.m.workers()),
+		// Messages waiting to be retried stay pending: room for many, so
+		// that failing ones do not hold newer ones back.
+		MaxAckPending: max(maxPending, 2*p.m.BatchSize*p.m.workers()),
+		// One waiting pull request per worker (MaximumConcurrency ≤ 1000).
+		MaxWaiting: 2 * MaxConcurrency,
 	})
 }
 
@@ -114,6 +123,12 @@ func (p *poller) run() {
 // work gathers and processes batches until the poller stops.
 func (p *poller) work() {
 	var cons jetstream.Consumer
+	var carry []jetstream.Msg
+	defer func() {
+		for _, m := range carry {
+			m.Nak() // not processed: at once to the next poller
+		}
+	}()
 	warned := false
 	for p.ctx.Err() == nil {
 		if cons == nil {
@@ -132,7 +147,8 @@ func (p *poller) work() {
 			}
 			cons, warned = c, false
 		}
-		msgs, err := p.gather(cons)
+		msgs, over, err := p.gather(cons, carry)
+		carry = over
 		if err != nil && p.ctx.Err() == nil {
 			p.s.log.Warn("event source mapping: fetching messages", "uuid", p.m.UUID, "err", err)
 			cons = nil // the queue may have been deleted and made again
@@ -142,70 +158,87 @@ func (p *poller) work() {
 			continue
 		}
 		if p.ctx.Err() != nil {
-			for _, m := range msgs {
-				m.Nak() // not processed: at once to the next poller
-			}
+			carry = append(msgs, carry...)
 			return
 		}
-		p.process(msgs)
+		p.process(msgs, carry)
 	}
 }
 
 // gather collects one batch: up to BatchSize messages, waiting up to the
-// batching window (without one: for the first message, then what is
-// there), cut at maxEventBytes.
-func (p *poller) gather(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	var msgs []jetstream.Msg
+// batching window (without one: what is there, else the first message to
+// come and what came with it), cut at maxEventBytes. carry holds messages
+// the previous batch had no room for; what this one has no room for is
+// returned as the next carry (held, not sent back: a message is only sent
+// back for the function's sake, so its receive count stays true).
+func (p *poller) gather(cons jetstream.Consumer, carry []jetstream.Msg) (msgs, over []jetstream.Msg, err error) {
 	size := 0
-	full := false
+	seen := map[uint64]bool{}
+	take := func(m jetstream.Msg) {
+		if md, err := m.Metadata(); err == nil {
+			if seen[md.Sequence.Stream] {
+				return // delivered again while held: one copy is enough
+			}
+			seen[md.Sequence.Stream] = true
+		}
+		n := len(m.Data()) + recordOverhead
+		if len(over) > 0 || len(msgs) >= p.m.BatchSize || len(msgs) > 0 && size+n > maxEventBytes {
+			over = append(over, m)
+			return
+		}
+		msgs = append(msgs, m)
+		size += n
+	}
+	for _, m := range carry {
+		take(m)
+	}
 	add := func(b jetstream.MessageBatch) error {
 		for m := range b.Messages() {
-			n := len(m.Data()) + recordOverhead
-			if full || len(msgs) > 0 && size+n > maxEventBytes {
-				full = true
-				m.Nak() // for the next batch
-				continue
-			}
-			msgs = append(msgs, m)
-			size += n
+			take(m)
 		}
 		if err := b.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
 			return err
 		}
 		return nil
 	}
+	full := func() bool { return len(msgs) >= p.m.BatchSize || len(over) > 0 }
 	window := time.Duration(p.m.Window) * time.Second
+	if window == 0 {
+		// What is there now; else the first message to come, and what
+		// is there with it.
+		for !full() && p.ctx.Err() == nil {
+			b, err := cons.FetchNoWait(p.m.BatchSize - len(msgs))
+			if err == nil {
+				err = add(b)
+			}
+			if err != nil || len(msgs) > 0 {
+				return msgs, over, err
+			}
+			b, err = cons.Fetch(1, jetstream.FetchMaxWait(fetchSlice))
+			if err == nil {
+				err = add(b)
+			}
+			if err != nil {
+				return msgs, over, err
+			}
+		}
+		return msgs, over, nil
+	}
 	deadline := time.Now().Add(window)
-	for len(msgs) < p.m.BatchSize && !full && p.ctx.Err() == nil {
-		wait := fetchSlice
-		if window > 0 {
-			wait = min(time.Until(deadline), fetchSlice)
-			if wait <= 0 {
-				break
-			}
-		}
-		b, err := cons.Fetch(p.m.BatchSize-len(msgs), jetstream.FetchMaxWait(wait))
-		if err != nil {
-			return msgs, err
-		}
-		if err := add(b); err != nil {
-			return msgs, err
-		}
-		if window == 0 && len(msgs) > 0 {
-			// No window: what else is there now, and go.
-			if len(msgs) < p.m.BatchSize && !full {
-				b, err := cons.FetchNoWait(p.m.BatchSize - len(msgs))
-				if err != nil {
-					return msgs, err
-				}
-				if err := add(b); err != nil {
-					return msgs, err
-				}
-			}
+	for !full() && p.ctx.Err() == nil {
+		wait := min(time.Until(deadline), fetchSlice)
+		if wait <= 0 {
 			break
 		}
+		b, err := cons.Fetch(p.m.BatchSize-len(msgs), jetstream.FetchMaxWait(wait))
+		if err == nil {
+			err = add(b)
+		}
+		if err != nil {
+			return msgs, over, err
+		}
 	}
-	return msgs, nil
+	return msgs, over, nil
 }
 
 // sqsRecord is one message of an SQS event.
@@ -230,7 +263,9 @@ func (p *poller) record(m jetstream.Msg, now time.Time) sqsRecord {
 	}
 	sum := md5.Sum(m.Data())
 	return sqsRecord{
-		MessageID:     uuid.NewSHA1(messageIDSpace, []byte(p.m.Queue+"/"+strconv.FormatUint(seq, 10))).String(),
+		// Stable across deliveries; the time the message was stored tells
+		// apart the messages of a queue deleted and made again.
+		MessageID:     uuid.NewSHA1(messageIDSpace, []byte(p.m.Queue+"/"+strconv.FormatUint(seq, 10)+"/"+strconv.FormatInt(sent.UnixNano(), 10))).String(),
 		ReceiptHandle: base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%s/%d/%d", p.m.UUID, seq, count))),
 		Body:          string(m.Data()),
 		Attributes: map[string]string{
@@ -247,8 +282,9 @@ func (p *poller) record(m jetstream.Msg, now time.Time) sqsRecord {
 	}
 }
 
-// process invokes the function with one batch and settles its messages.
-func (p *poller) process(msgs []jetstream.Msg) {
+// process invokes the function with one batch and settles its messages;
+// held are messages kept for the next batch, heartbeaten meanwhile too.
+func (p *poller) process(msgs, held []jetstream.Msg) {
 	s := p.s
 	now := s.opts.Now()
 	recs := make([]sqsRecord, len(msgs))
@@ -280,14 +316,18 @@ func (p *poller) process(msgs []jetstream.Msg) {
 		return
 	}
 	// The messages stay ours while the function runs, however long.
-	beat := make(chan struct{})
+	beat, beaten := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(beaten)
 		t := time.NewTicker(heartbeat)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
 				for _, m := range msgs {
+					m.InProgress()
+				}
+				for _, m := range held {
 					m.InProgress()
 				}
 			case <-beat:
@@ -304,6 +344,7 @@ func (p *poller) process(msgs []jetstream.Msg) {
 		InvokedARN: s.opts.Functions.ARN(p.m.Function, p.m.Qualifier),
 	})
 	close(beat)
+	<-beaten // no heartbeat after the Ack or Nak below
 	if s.ctx.Err() != nil && (err != nil || resp.FunctionError != "") {
 		// The server stopped under it: not the function's failure. The
 		// messages come again after the restart.

@@ -23,7 +23,7 @@ import (
 // Functions resolves the functions mappings invoke; *function.Service
 // implements it.
 type Functions interface {
-	Get(ctx context.Context, name string) (*function.Function, error)
+	Config(ctx context.Context, ref function.Ref) (function.Config, error)
 	Resolve(ctx context.Context, ref function.Ref) (function.Target, error)
 	ARN(name, qualifier string) string
 	UnreservedCached() int
@@ -70,11 +70,15 @@ type Service struct {
 
 	mu       sync.Mutex
 	mappings map[string]*Mapping
-	pollers  map[string]*poller
-	closed   bool
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// pollers holds the poller of each enabled mapping; latest the last
+	// poller made for each mapping, which may still be finishing its batch
+	// after a disable (the next one waits for it).
+	pollers map[string]*poller
+	latest  map[string]*poller
+	closed  bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // New returns a Service.
@@ -90,7 +94,8 @@ func New(opts Options) *Service {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{opts: opts, log: opts.Logger, mappings: map[string]*Mapping{}, pollers: map[string]*poller{},
-		ctx: ctx, cancel: cancel}
+		latest: map[string]*poller{},
+		ctx:    ctx, cancel: cancel}
 }
 
 func key(id string) string { return "esm." + id }
@@ -127,16 +132,22 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
+// Stop makes the pollers start no new batch; the server calls it as its
+// shutdown begins.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, p := range s.latest {
+		p.stop()
+	}
+}
+
 // Close stops the pollers and waits for the batches being invoked until
 // ctx ends; then it interrupts them (their messages come again after the
 // restart).
 func (s *Service) Close(ctx context.Context) {
-	s.mu.Lock()
-	s.closed = true
-	for _, p := range s.pollers {
-		p.stop()
-	}
-	s.mu.Unlock()
+	s.Stop()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -171,11 +182,13 @@ func (s *Service) function(ctx context.Context, name string) (function.Ref, erro
 	if err != nil {
 		return function.Ref{}, err
 	}
-	if _, err := s.opts.Functions.Get(ctx, ref.Name); err != nil {
-		return function.Ref{}, err
-	}
 	if ref.Qualifier == function.LatestVersion {
 		ref.Qualifier = ""
+	}
+	// The version or alias must exist, as in Lambda (a Pending function
+	// is fine: its batches wait until it is Active).
+	if _, err := s.opts.Functions.Config(ctx, ref); err != nil {
+		return function.Ref{}, err
 	}
 	return ref, nil
 }
@@ -342,7 +355,7 @@ func (s *Service) List(ctx context.Context, fn, sourceARN string) ([]Mapping, er
 	if sourceARN != "" {
 		q, err := s.queueOf(sourceARN)
 		if err != nil {
-			return nil, err
+			return nil, nil // no mapping reads what is not a Kappa queue
 		}
 		queue = q
 	}
@@ -396,7 +409,7 @@ func (s *Service) settleLocked(id string) {
 	if !ok {
 		return
 	}
-	prev := s.pollers[id]
+	prev := s.latest[id] // running, or finishing its batch after a disable
 	delete(s.pollers, id)
 	if prev != nil {
 		prev.stop()
@@ -405,6 +418,7 @@ func (s *Service) settleLocked(id string) {
 	if m.Enabled {
 		p = s.newPoller(*m)
 		s.pollers[id] = p
+		s.latest[id] = p
 	}
 	s.wg.Add(1)
 	go func() {
@@ -446,8 +460,9 @@ func (s *Service) settleDeleteLocked(id string) {
 	if s.closed {
 		return
 	}
-	p := s.pollers[id]
+	p := s.latest[id]
 	delete(s.pollers, id)
+	delete(s.latest, id)
 	if p != nil {
 		p.stop()
 	}
@@ -465,6 +480,7 @@ func (s *Service) settleDeleteLocked(id string) {
 		}
 		if err := s.deleteConsumer(m.Queue, id); err != nil {
 			s.log.Warn("delete the consumer of an event source mapping", "uuid", id, "err", err)
+			return // Start tries again
 		}
 		if err := s.opts.Bucket.Delete(s.ctx, key(id)); err != nil {
 			s.log.Warn("delete an event source mapping", "uuid", id, "err", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,17 @@ func (f *fakeFunctions) Get(_ context.Context, name string) (*function.Function,
 		return nil, apierr.New(apierr.NotFound, "Function not found: %s", name)
 	}
 	return &function.Function{Latest: function.Config{Name: name, Version: function.LatestVersion}}, nil
+}
+
+func (f *fakeFunctions) Config(ctx context.Context, ref function.Ref) (function.Config, error) {
+	fn, err := f.Get(ctx, ref.Name)
+	if err != nil {
+		return function.Config{}, err
+	}
+	if ref.Qualifier != "" {
+		return function.Config{}, apierr.New(apierr.NotFound, "Function not found: %s:%s", ref.Name, ref.Qualifier)
+	}
+	return fn.Latest, nil
 }
 
 func (f *fakeFunctions) Resolve(ctx context.Context, ref function.Ref) (function.Target, error) {
@@ -391,6 +403,7 @@ func TestCreateRefusals(t *testing.T) {
 		{"no function", Input{EventSourceArn: queueARN("q")}, apierr.Validation},
 		{"unknown function", Input{Function: ptr("nope"), EventSourceArn: queueARN("q")}, apierr.NotFound},
 		{"bad function name", Input{Function: ptr("a/b"), EventSourceArn: queueARN("q")}, apierr.Validation},
+		{"unknown alias", Input{Function: ptr("g:nope"), EventSourceArn: queueARN("q")}, apierr.NotFound},
 		{"kinesis", Input{Function: ptr("g"), EventSourceArn: "arn:aws:kinesis:us-east-1:000000000000:stream/s"}, apierr.InvalidParameter},
 		{"other region", Input{Function: ptr("g"), EventSourceArn: "arn:aws:sqs:eu-west-1:000000000000:q"}, apierr.InvalidParameter},
 		{"not an ARN", Input{Function: ptr("g"), EventSourceArn: "q"}, apierr.InvalidParameter},
@@ -520,4 +533,85 @@ func TestMaximumConcurrency(t *testing.T) {
 	mu.Unlock()
 	close(release)
 	waitFor(t, "all five", func() bool { return len(h.inv.received()) == 5 })
+}
+
+// TestLargeMessagesSplitBatches: a batch stops short of the 6 MB event
+// limit; the messages it had no room for go in the next batch without
+// being sent back (their receive count stays 1).
+func TestLargeMessagesSplitBatches(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.queues.Create(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Repeat("x", 900<<10)
+	for i := range 8 {
+		h.send(t, "big", fmt.Sprintf("%d%s", i, body))
+	}
+	if _, err := h.svc.Create(ctx, Input{Function: ptr("f"), EventSourceArn: queueARN("big"), BatchSize: ptr(20), Window: ptr(1)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "eight messages", func() bool { return len(h.inv.received()) == 8 })
+	h.inv.mu.Lock()
+	defer h.inv.mu.Unlock()
+	if len(h.inv.batches) < 2 {
+		t.Errorf("%d batches for 7.2 MB of messages, want them split", len(h.inv.batches))
+	}
+	for _, b := range h.inv.batches {
+		size := 0
+		for _, r := range b.recs {
+			size += len(r.Body)
+			if r.Attributes["ApproximateReceiveCount"] != "1" {
+				t.Errorf("message %c received %s times before its first batch", r.Body[0], r.Attributes["ApproximateReceiveCount"])
+			}
+		}
+		if size > maxEventBytes {
+			t.Errorf("a batch of %d bytes of bodies", size)
+		}
+	}
+}
+
+// TestToggleWaitsForTheBatch: disabling and enabling again while a batch
+// runs does not start a second batch beside it.
+func TestToggleWaitsForTheBatch(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	running, peak := 0, 0
+	release := make(chan struct{})
+	h.inv.handler = func([]sqsRecord) (*invoker.Response, error) {
+		mu.Lock()
+		running++
+		peak = max(peak, running)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return &invoker.Response{Payload: []byte(`null`)}, nil
+	}
+	if _, err := h.queues.Create(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := h.svc.Create(ctx, Input{Function: ptr("f"), EventSourceArn: queueARN("t"), BatchSize: ptr(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.send(t, "t", "1", "2")
+	waitFor(t, "the first batch", func() bool { mu.Lock(); defer mu.Unlock(); return running == 1 })
+	if _, err := h.svc.Update(ctx, m.UUID, Input{Enabled: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Update(ctx, m.UUID, Input{Enabled: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // a second batch would start now if it could
+	close(release)
+	waitFor(t, "both messages", func() bool { return len(h.inv.received()) == 2 })
+	h.waitState(t, m.UUID, StateEnabled)
+	mu.Lock()
+	defer mu.Unlock()
+	if peak != 1 {
+		t.Errorf("%d batches at once after a disable and enable, want 1", peak)
+	}
 }
