@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,6 +53,9 @@ type poller struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+	// gen counts the times a worker lost the consumer; a batch gathered
+	// under an older gen is neither acknowledged nor sent back (work).
+	gen atomic.Uint64
 }
 
 func (s *Service) newPoller(m Mapping) *poller {
@@ -124,7 +128,11 @@ func (p *poller) run() {
 func (p *poller) work() {
 	var cons jetstream.Consumer
 	var carry []jetstream.Msg
+	carryGen := p.gen.Load()
 	defer func() {
+		if p.gen.Load() != carryGen {
+			return
+		}
 		for _, m := range carry {
 			m.Nak() // not processed: at once to the next poller
 		}
@@ -147,21 +155,31 @@ func (p *poller) work() {
 			}
 			cons, warned = c, false
 		}
+		gen := p.gen.Load()
+		if gen != carryGen {
+			carry = nil
+		}
 		msgs, over, err := p.gather(cons, carry)
-		carry = over
+		carry, carryGen = over, gen
 		if err != nil && p.ctx.Err() == nil {
 			p.s.log.Warn("event source mapping: fetching messages", "uuid", p.m.UUID, "err", err)
 			cons = nil // the queue may have been deleted and made again
+			// A queue made again numbers its messages from 1 again, and
+			// so does the consumer made for it: an Ack or Nak of what the
+			// old one handed out could settle a new message. Every
+			// worker forgets what it holds (a message still live comes
+			// again after its AckWait).
+			p.gen.Add(1)
 			p.sleep(time.Second)
 		}
-		if len(msgs) == 0 {
+		if len(msgs) == 0 || p.gen.Load() != gen {
 			continue
 		}
 		if p.ctx.Err() != nil {
 			carry = append(msgs, carry...)
 			return
 		}
-		p.process(msgs, carry)
+		p.process(msgs, carry, gen)
 	}
 }
 
@@ -284,8 +302,11 @@ func (p *poller) record(m jetstream.Msg, now time.Time) sqsRecord {
 
 // process invokes the function with one batch and settles its messages;
 // held are messages kept for the next batch, heartbeaten meanwhile too.
-func (p *poller) process(msgs, held []jetstream.Msg) {
+// gen is the consumer generation they came from: once it is gone they are
+// left alone.
+func (p *poller) process(msgs, held []jetstream.Msg, gen uint64) {
 	s := p.s
+	stale := func() bool { return p.gen.Load() != gen }
 	now := s.opts.Now()
 	recs := make([]sqsRecord, len(msgs))
 	ids := make(map[string]int, len(msgs))
@@ -302,6 +323,9 @@ func (p *poller) process(msgs, held []jetstream.Msg) {
 		}
 	}
 	retry := func(which []jetstream.Msg, result string) {
+		if stale() {
+			return
+		}
 		for _, m := range which {
 			m.NakWithDelay(s.opts.RetryDelay)
 		}
@@ -324,6 +348,9 @@ func (p *poller) process(msgs, held []jetstream.Msg) {
 		for {
 			select {
 			case <-t.C:
+				if stale() {
+					continue
+				}
 				for _, m := range msgs {
 					m.InProgress()
 				}
@@ -367,6 +394,9 @@ func (p *poller) process(msgs, held []jetstream.Msg) {
 			retry(msgs, "PROBLEM: Function response was not a valid batch item failures response")
 			return
 		}
+		if stale() {
+			return
+		}
 		var back []jetstream.Msg
 		for i, m := range msgs {
 			if failed[i] {
@@ -382,6 +412,9 @@ func (p *poller) process(msgs, held []jetstream.Msg) {
 		}
 		s.setResult(p.m.UUID, "OK")
 	default:
+		if stale() {
+			return
+		}
 		for _, m := range msgs {
 			m.Ack()
 		}

@@ -615,3 +615,42 @@ func TestToggleWaitsForTheBatch(t *testing.T) {
 		t.Errorf("%d batches at once after a disable and enable, want 1", peak)
 	}
 }
+
+// TestQueueRemadeMidBatch: a batch still running when its queue is
+// deleted and made again settles nothing of the new queue (whose message
+// numbers start over): a new message the function fails comes again even
+// though the old batch succeeded meanwhile.
+func TestQueueRemadeMidBatch(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.queues.Create(ctx, "re"); err != nil {
+		t.Fatal(err)
+	}
+	release, oldDone := make(chan struct{}), make(chan struct{})
+	h.inv.handler = func(recs []sqsRecord) (*invoker.Response, error) {
+		switch r := recs[0]; {
+		case r.Body == "old":
+			<-release
+			close(oldDone)
+		case r.Body == "new" && r.Attributes["ApproximateReceiveCount"] == "1":
+			// Fails, after the old batch succeeded and settled what it
+			// would.
+			<-oldDone
+			time.Sleep(300 * time.Millisecond)
+			return &invoker.Response{Payload: []byte(`{"errorMessage":"x"}`), FunctionError: "Unhandled"}, nil
+		}
+		return &invoker.Response{Payload: []byte(`null`)}, nil
+	}
+	if _, err := h.svc.Create(ctx, Input{Function: ptr("f"), EventSourceArn: queueARN("re"), BatchSize: ptr(1), MaxConcurrency: ptr(2)}); err != nil {
+		t.Fatal(err)
+	}
+	h.send(t, "re", "old")
+	waitFor(t, "old", func() bool { return bodies(h.inv.received())["old"] == 1 })
+	if err := h.queues.Delete(ctx, "re"); err != nil {
+		t.Fatal(err)
+	}
+	h.send(t, "re", "new") // makes the queue again
+	waitFor(t, "new", func() bool { return bodies(h.inv.received())["new"] == 1 })
+	close(release)
+	waitFor(t, "new again after its failure", func() bool { return bodies(h.inv.received())["new"] == 2 })
+}
