@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -122,12 +121,12 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		s.mappings[m.UUID] = &m
-		s.mu.Unlock()
 		if m.State == StateDeleting {
-			s.settleDelete(m.UUID)
+			s.settleDeleteLocked(m.UUID)
 		} else {
-			s.settle(m.UUID)
+			s.settleLocked(m.UUID)
 		}
+		s.mu.Unlock()
 	}
 	return nil
 }
@@ -226,12 +225,8 @@ func (s *Service) Create(ctx context.Context, in Input) (Mapping, error) {
 	if s.closed {
 		return Mapping{}, apierr.New(apierr.Internal, "the server is shutting down")
 	}
-	for _, o := range s.mappings {
-		if o.Queue == m.Queue && o.Function == m.Function && o.Qualifier == m.Qualifier {
-			return Mapping{}, apierr.New(apierr.Conflict,
-				"An event source mapping with SQS arn (\" %s \") and function (\" %s \") already exists. Please update or delete the existing mapping with UUID %s",
-				in.EventSourceArn, m.Function, o.UUID)
-		}
+	if err := s.conflictLocked(&m); err != nil {
+		return Mapping{}, err
 	}
 	if err := s.put(ctx, &m, true); err != nil {
 		return Mapping{}, err
@@ -239,6 +234,19 @@ func (s *Service) Create(ctx context.Context, in Input) (Mapping, error) {
 	s.mappings[m.UUID] = &m
 	s.settleLocked(m.UUID)
 	return m, nil
+}
+
+// conflictLocked refuses a second mapping of one queue to one function
+// (and qualifier), as Lambda does for SQS; s.mu must be held.
+func (s *Service) conflictLocked(m *Mapping) error {
+	for _, o := range s.mappings {
+		if o.UUID != m.UUID && o.Queue == m.Queue && o.Function == m.Function && o.Qualifier == m.Qualifier {
+			return apierr.New(apierr.Conflict,
+				"An event source mapping with SQS arn (\" arn:aws:sqs:%s:%s:%s \") and function (\" %s \") already exists. Please update or delete the existing mapping with UUID %s",
+				s.opts.Region, s.opts.Account, m.Queue, m.Function, o.UUID)
+		}
+	}
+	return nil
 }
 
 // put stores m.
@@ -294,11 +302,8 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (Mapping, err
 	}
 	if ref != nil {
 		m.Function, m.Qualifier = ref.Name, ref.Qualifier
-		for _, o := range s.mappings {
-			if o.UUID != id && o.Queue == m.Queue && o.Function == m.Function && o.Qualifier == m.Qualifier {
-				return Mapping{}, apierr.New(apierr.Conflict,
-					"An event source mapping with this queue and function %s already exists: %s", m.Function, o.UUID)
-			}
+		if err := s.conflictLocked(&m); err != nil {
+			return Mapping{}, err
 		}
 	}
 	switch {
@@ -363,7 +368,7 @@ func (s *Service) List(ctx context.Context, fn, sourceARN string) ([]Mapping, er
 	defer s.mu.Unlock()
 	var out []Mapping
 	for _, m := range s.mappings {
-		if ref != nil && (m.Function != ref.Name || strings.Contains(fn, ":") && ref.Qualifier != "" && m.Qualifier != ref.Qualifier) {
+		if ref != nil && (m.Function != ref.Name || ref.Qualifier != "" && m.Qualifier != ref.Qualifier) {
 			continue
 		}
 		if queue != "" && m.Queue != queue {
@@ -392,15 +397,9 @@ func (s *Service) FunctionDeleted(ctx context.Context, name string) {
 	}
 }
 
-// settle moves a mapping out of its transition: the poller is (re)started
-// for an enabled mapping, stopped for a disabled one, and the mapping is
-// stored in its resting state.
-func (s *Service) settle(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.settleLocked(id)
-}
-
+// settleLocked moves a mapping out of its transition: the poller is
+// (re)started for an enabled mapping, stopped for a disabled one, and the
+// mapping is stored in its resting state; s.mu must be held.
 func (s *Service) settleLocked(id string) {
 	if s.closed {
 		return
@@ -450,12 +449,8 @@ func (s *Service) settleLocked(id string) {
 	}()
 }
 
-func (s *Service) settleDelete(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.settleDeleteLocked(id)
-}
-
+// settleDeleteLocked stops a deleted mapping's poller, then removes its
+// consumer and record; s.mu must be held.
 func (s *Service) settleDeleteLocked(id string) {
 	if s.closed {
 		return

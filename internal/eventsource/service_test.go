@@ -488,25 +488,40 @@ func FuzzParseBatchItemFailures(f *testing.F) {
 	})
 }
 
+// gate holds every batch until release is closed and counts how many run
+// at once.
+type gate struct {
+	mu        sync.Mutex
+	now, most int
+	release   chan struct{}
+}
+
+// gate makes the fake invoker wait at a new gate.
+func (h *harness) gate() *gate {
+	g := &gate{release: make(chan struct{})}
+	h.inv.handler = func([]sqsRecord) (*invoker.Response, error) {
+		g.mu.Lock()
+		g.now++
+		g.most = max(g.most, g.now)
+		g.mu.Unlock()
+		<-g.release
+		g.mu.Lock()
+		g.now--
+		g.mu.Unlock()
+		return &invoker.Response{Payload: []byte(`null`)}, nil
+	}
+	return g
+}
+
+func (g *gate) running() int { g.mu.Lock(); defer g.mu.Unlock(); return g.now }
+func (g *gate) peak() int    { g.mu.Lock(); defer g.mu.Unlock(); return g.most }
+
 // TestMaximumConcurrency: ScalingConfig.MaximumConcurrency lets that many
 // batches run at once; without it they run one at a time.
 func TestMaximumConcurrency(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	var mu sync.Mutex
-	running, peak := 0, 0
-	release := make(chan struct{})
-	h.inv.handler = func([]sqsRecord) (*invoker.Response, error) {
-		mu.Lock()
-		running++
-		peak = max(peak, running)
-		mu.Unlock()
-		<-release
-		mu.Lock()
-		running--
-		mu.Unlock()
-		return &invoker.Response{Payload: []byte(`null`)}, nil
-	}
+	g := h.gate()
 	if _, err := h.queues.Create(ctx, "c"); err != nil {
 		t.Fatal(err)
 	}
@@ -520,18 +535,12 @@ func TestMaximumConcurrency(t *testing.T) {
 		t.Fatalf("create = %+v, %v", m, err)
 	}
 	h.send(t, "c", "1", "2", "3", "4", "5")
-	waitFor(t, "three batches at once", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return running == 3
-	})
+	waitFor(t, "three batches at once", func() bool { return g.running() == 3 })
 	time.Sleep(200 * time.Millisecond) // a fourth would start now if it could
-	mu.Lock()
-	if peak != 3 {
+	if peak := g.peak(); peak != 3 {
 		t.Errorf("peak %d batches at once, want MaximumConcurrency 3", peak)
 	}
-	mu.Unlock()
-	close(release)
+	close(g.release)
 	waitFor(t, "all five", func() bool { return len(h.inv.received()) == 5 })
 }
 
@@ -576,20 +585,7 @@ func TestLargeMessagesSplitBatches(t *testing.T) {
 func TestToggleWaitsForTheBatch(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	var mu sync.Mutex
-	running, peak := 0, 0
-	release := make(chan struct{})
-	h.inv.handler = func([]sqsRecord) (*invoker.Response, error) {
-		mu.Lock()
-		running++
-		peak = max(peak, running)
-		mu.Unlock()
-		<-release
-		mu.Lock()
-		running--
-		mu.Unlock()
-		return &invoker.Response{Payload: []byte(`null`)}, nil
-	}
+	g := h.gate()
 	if _, err := h.queues.Create(ctx, "t"); err != nil {
 		t.Fatal(err)
 	}
@@ -598,7 +594,7 @@ func TestToggleWaitsForTheBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.send(t, "t", "1", "2")
-	waitFor(t, "the first batch", func() bool { mu.Lock(); defer mu.Unlock(); return running == 1 })
+	waitFor(t, "the first batch", func() bool { return g.running() == 1 })
 	if _, err := h.svc.Update(ctx, m.UUID, Input{Enabled: ptr(false)}); err != nil {
 		t.Fatal(err)
 	}
@@ -606,12 +602,10 @@ func TestToggleWaitsForTheBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // a second batch would start now if it could
-	close(release)
+	close(g.release)
 	waitFor(t, "both messages", func() bool { return len(h.inv.received()) == 2 })
 	h.waitState(t, m.UUID, StateEnabled)
-	mu.Lock()
-	defer mu.Unlock()
-	if peak != 1 {
+	if peak := g.peak(); peak != 1 {
 		t.Errorf("%d batches at once after a disable and enable, want 1", peak)
 	}
 }
@@ -653,4 +647,24 @@ func TestQueueRemadeMidBatch(t *testing.T) {
 	waitFor(t, "new", func() bool { return bodies(h.inv.received())["new"] == 1 })
 	close(release)
 	waitFor(t, "new again after its failure", func() bool { return bodies(h.inv.received())["new"] == 2 })
+}
+
+// TestHostileBodies: a message that is not valid UTF-8, or empty, is
+// still delivered (as JSON can carry it) and settled, never stalling the
+// mapping.
+func TestHostileBodies(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.queues.Create(ctx, "odd"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Create(ctx, Input{Function: ptr("f"), EventSourceArn: queueARN("odd")}); err != nil {
+		t.Fatal(err)
+	}
+	h.send(t, "odd", "\xff\xfe\x00bad", "", `"}]{`, "after")
+	waitFor(t, "all four", func() bool { return len(h.inv.received()) == 4 })
+	time.Sleep(500 * time.Millisecond)
+	if got := bodies(h.inv.received()); len(h.inv.received()) != 4 || got["after"] != 1 || got[`"}]{`] != 1 || got[""] != 1 {
+		t.Errorf("delivered %v", got)
+	}
 }

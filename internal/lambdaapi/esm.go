@@ -141,21 +141,40 @@ func (a *API) noEventSources(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-func (a *API) createESM(w http.ResponseWriter, r *http.Request) {
-	if a.noEventSources(w, r) {
-		return
-	}
-	var req esmRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, a.log, err)
-		return
-	}
-	m, err := a.opts.EventSources.Create(r.Context(), req.input())
+// writeESM answers with a mapping, or with err.
+func (a *API) writeESM(w http.ResponseWriter, code int, m eventsource.Mapping, err error) {
 	if err != nil {
 		writeError(w, a.log, err)
 		return
 	}
-	a.writeJSON(w, http.StatusAccepted, a.esmWire(m))
+	a.writeJSON(w, code, a.esmWire(m))
+}
+
+func (a *API) createESM(w http.ResponseWriter, r *http.Request) {
+	var req esmRequest
+	if a.noEventSources(w, r) || !a.decodeESM(w, r, &req) {
+		return
+	}
+	m, err := a.opts.EventSources.Create(r.Context(), req.input())
+	a.writeESM(w, http.StatusAccepted, m, err)
+}
+
+func (a *API) updateESM(w http.ResponseWriter, r *http.Request) {
+	var req esmRequest
+	if a.noEventSources(w, r) || !a.decodeESM(w, r, &req) {
+		return
+	}
+	m, err := a.opts.EventSources.Update(r.Context(), r.PathValue("uuid"), req.input())
+	a.writeESM(w, http.StatusAccepted, m, err)
+}
+
+// decodeESM reads a Create or Update body; false when it answered an error.
+func (a *API) decodeESM(w http.ResponseWriter, r *http.Request, req *esmRequest) bool {
+	if err := decode(r, req); err != nil {
+		writeError(w, a.log, err)
+		return false
+	}
+	return true
 }
 
 func (a *API) getESM(w http.ResponseWriter, r *http.Request) {
@@ -163,28 +182,7 @@ func (a *API) getESM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := a.opts.EventSources.Get(r.Context(), r.PathValue("uuid"))
-	if err != nil {
-		writeError(w, a.log, err)
-		return
-	}
-	a.writeJSON(w, http.StatusOK, a.esmWire(m))
-}
-
-func (a *API) updateESM(w http.ResponseWriter, r *http.Request) {
-	if a.noEventSources(w, r) {
-		return
-	}
-	var req esmRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, a.log, err)
-		return
-	}
-	m, err := a.opts.EventSources.Update(r.Context(), r.PathValue("uuid"), req.input())
-	if err != nil {
-		writeError(w, a.log, err)
-		return
-	}
-	a.writeJSON(w, http.StatusAccepted, a.esmWire(m))
+	a.writeESM(w, http.StatusOK, m, err)
 }
 
 func (a *API) deleteESM(w http.ResponseWriter, r *http.Request) {
@@ -192,11 +190,7 @@ func (a *API) deleteESM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := a.opts.EventSources.Delete(r.Context(), r.PathValue("uuid"))
-	if err != nil {
-		writeError(w, a.log, err)
-		return
-	}
-	a.writeJSON(w, http.StatusAccepted, a.esmWire(m))
+	a.writeESM(w, http.StatusAccepted, m, err)
 }
 
 func (a *API) listESMs(w http.ResponseWriter, r *http.Request) {
