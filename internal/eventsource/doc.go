@@ -35,6 +35,14 @@
 //     the user, so that a backlog never takes more of the function's
 //     concurrency than asked for.)
 //
+// A change answers in a transition state (Creating, Enabling, Disabling,
+// Updating, Deleting) and settles on Enabled or Disabled once the batch in
+// flight, if any, has ended. As in Lambda, a mapping in transition refuses
+// UpdateEventSourceMapping and DeleteEventSourceMapping with
+// ResourceInUseException (a mapping disabled during a long batch stays
+// Disabling until the batch ends).
+//
 // Mappings are stored in the "esm" bucket and survive restarts; deleting a
-// function deletes its mappings (their messages stay in the queue).
+// function deletes its mappings (their messages stay in the queue), in
+// transition or not.
 package eventsource

@@ -160,6 +160,17 @@ func (s *Service) Close(ctx context.Context) {
 	<-done
 }
 
+// inUse refuses to op a mapping in transition, as Lambda does: a change
+// waits until the last one has settled (a disable, until the batch in
+// flight has ended).
+func inUse(m *Mapping, op string) error {
+	if m.State == m.restingState() {
+		return nil
+	}
+	return apierr.New(apierr.InUse, "Cannot %s the event source mapping %s while it is %s; retry when it is %s.",
+		op, m.UUID, m.State, m.restingState())
+}
+
 func notFound(id string) error {
 	return apierr.New(apierr.NotFound, "The resource you requested does not exist. (Service: Lambda, Status Code: 404, Request ID: %s)", id)
 }
@@ -295,6 +306,9 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (Mapping, err
 	if !ok || cur.State == StateDeleting {
 		return Mapping{}, notFound(id)
 	}
+	if err := inUse(cur, "update"); err != nil {
+		return Mapping{}, err
+	}
 	m := *cur
 	in.apply(&m)
 	if err := in.check(&m); err != nil {
@@ -325,12 +339,25 @@ func (s *Service) Update(ctx context.Context, id string, in Input) (Mapping, err
 
 // Delete removes a mapping: it answers in state Deleting; the poller stops
 // and its consumer is removed right after (the queue keeps its messages).
+// As in Lambda, a mapping in transition (Creating, Enabling, Disabling,
+// Updating) cannot be deleted yet: ResourceInUseException.
 func (s *Service) Delete(ctx context.Context, id string) (Mapping, error) {
+	return s.delete(ctx, id, false)
+}
+
+// delete is Delete; force deletes a mapping in transition too (its
+// function is gone).
+func (s *Service) delete(ctx context.Context, id string, force bool) (Mapping, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.mappings[id]
 	if !ok || cur.State == StateDeleting {
 		return Mapping{}, notFound(id)
+	}
+	if !force {
+		if err := inUse(cur, "delete"); err != nil {
+			return Mapping{}, err
+		}
 	}
 	m := *cur
 	m.State, m.LastModified = StateDeleting, s.opts.Now().UTC()
@@ -391,7 +418,7 @@ func (s *Service) FunctionDeleted(ctx context.Context, name string) {
 	}
 	s.mu.Unlock()
 	for _, id := range ids {
-		if _, err := s.Delete(ctx, id); err != nil && !errors.Is(err, apierr.NotFound) {
+		if _, err := s.delete(ctx, id, true); err != nil && !errors.Is(err, apierr.NotFound) {
 			s.log.Warn("delete the event source mapping of a deleted function", "uuid", id, "function", name, "err", err)
 		}
 	}

@@ -580,8 +580,10 @@ func TestLargeMessagesSplitBatches(t *testing.T) {
 	}
 }
 
-// TestToggleWaitsForTheBatch: disabling and enabling again while a batch
-// runs does not start a second batch beside it.
+// TestToggleWaitsForTheBatch: a mapping disabled while a batch runs stays
+// Disabling until the batch ends and, as in Lambda, refuses changes and
+// deletion meanwhile (ResourceInUseException); enabled again, it never
+// runs a second batch beside the first.
 func TestToggleWaitsForTheBatch(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
@@ -598,11 +600,20 @@ func TestToggleWaitsForTheBatch(t *testing.T) {
 	if _, err := h.svc.Update(ctx, m.UUID, Input{Enabled: ptr(false)}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := h.svc.Update(ctx, m.UUID, Input{Enabled: ptr(true)}); !errors.Is(err, apierr.InUse) {
+		t.Errorf("enable while Disabling: %v, want ResourceInUseException", err)
+	}
+	if _, err := h.svc.Delete(ctx, m.UUID); !errors.Is(err, apierr.InUse) {
+		t.Errorf("delete while Disabling: %v, want ResourceInUseException", err)
+	}
+	if got, _ := h.svc.Get(ctx, m.UUID); got.State != StateDisabling {
+		t.Errorf("state %s while the batch runs, want Disabling", got.State)
+	}
+	close(g.release)
+	h.waitState(t, m.UUID, StateDisabled)
 	if _, err := h.svc.Update(ctx, m.UUID, Input{Enabled: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // a second batch would start now if it could
-	close(g.release)
 	waitFor(t, "both messages", func() bool { return len(h.inv.received()) == 2 })
 	h.waitState(t, m.UUID, StateEnabled)
 	if peak := g.peak(); peak != 1 {

@@ -30,7 +30,7 @@ func TestEventSourceMappings(t *testing.T) {
 	s := newServer(t, "--esm-retry-delay", "1s")
 	ctx := context.Background()
 	img := s.pushProbe(t, "probe:esm")
-	for _, fn := range []string{"esm-deliver", "esm-toggle", "esm-error", "esm-list", "esm-list2", "esm-bad", "esm-del", "esm-gone", "esm-cli"} {
+	for _, fn := range []string{"esm-deliver", "esm-toggle", "esm-error", "esm-list", "esm-list2", "esm-bad", "esm-del", "esm-gone", "esm-cli", "esm-slow"} {
 		s.createFunction(t, fn, img)
 	}
 
@@ -160,6 +160,40 @@ func TestEventSourceMappings(t *testing.T) {
 				t.Errorf("%s delivered with receive counts %v, want once with 1", b, c)
 			}
 		}
+	})
+
+	// A mapping disabled while its batch runs stays Disabling until the
+	// batch ends and, as in Lambda, refuses updates and deletion meanwhile
+	// with ResourceInUseException.
+	t.Run("changes wait for the batch in flight", func(t *testing.T) {
+		q := "esm-slow-q"
+		s.createQueue(t, q)
+		out, err := s.Lambda.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
+			FunctionName: aws.String("esm-slow"), EventSourceArn: aws.String(queueARN(q)),
+		})
+		if err != nil {
+			t.Fatalf("CreateEventSourceMapping: %v", err)
+		}
+		id := aws.ToString(out.UUID)
+		s.waitESM(t, id, "Enabled")
+		s.sendMessages(t, q, "slow") // the probe sleeps 5 s on it
+		s.waitSQS(t, "esm-slow", "the slow batch", func(ls []sqsLine) bool { return len(bodyCounts(ls, "slow")) > 0 })
+		s.updateESM(t, "disable", &lambda.UpdateEventSourceMappingInput{UUID: aws.String(id), Enabled: aws.Bool(false)}, "Disabling")
+		_, err = s.Lambda.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(id), BatchSize: aws.Int32(2)})
+		asWireError(t, err).check(t, "UpdateEventSourceMapping while Disabling", 400, "ResourceInUseException")
+		_, err = s.Lambda.DeleteEventSourceMapping(ctx, &lambda.DeleteEventSourceMappingInput{UUID: aws.String(id)})
+		asWireError(t, err).check(t, "DeleteEventSourceMapping while Disabling", 400, "ResourceInUseException")
+		if got, err := s.Lambda.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: aws.String(id)}); err != nil || aws.ToString(got.State) != "Disabling" {
+			t.Errorf("GetEventSourceMapping while the batch runs: %v, want Disabling", err)
+			if err == nil {
+				t.Logf("got %s", esmString(*got))
+			}
+		}
+		if got := s.waitESM(t, id, "Disabled"); aws.ToInt32(got.BatchSize) != 10 {
+			t.Errorf("mapping after the refused update = %s, want BatchSize 10", esmString(*got))
+		}
+		s.deleteESM(t, id)
+		s.waitESMGone(t, id)
 	})
 
 	// A function error fails the whole batch, reported failures or not:

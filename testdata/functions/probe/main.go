@@ -81,6 +81,9 @@ func sqsBatch(recs []sqsRecord) (map[string]any, error) {
 		if r.Body == "error" {
 			return nil, errors.New("probe fails the batch on purpose")
 		}
+		if r.Body == "slow" {
+			time.Sleep(5 * time.Second) // a batch long enough to act on while it runs
+		}
 		if strings.HasPrefix(r.Body, "fail") {
 			failures = append(failures, map[string]string{"itemIdentifier": r.MessageID})
 		}
