@@ -53,6 +53,8 @@ type Mapping struct {
 	State          string    `json:"state"`
 	LastModified   time.Time `json:"lastModified"`
 	LastResult     string    `json:"lastResult"`
+	// Tags are the mapping's own (ListTags on its ARN), as in Lambda.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // Input is what CreateEventSourceMapping and UpdateEventSourceMapping set;
@@ -68,6 +70,9 @@ type Input struct {
 	FunctionResponseTypes *[]string
 	// MaxConcurrency is ScalingConfig.MaximumConcurrency (0 clears it).
 	MaxConcurrency *int
+	// Tags are CreateEventSourceMapping's (checked by the caller);
+	// Update leaves them to TagResource and UntagResource.
+	Tags map[string]string
 	// Unsupported are members of other event source kinds that were set
 	// (StartingPosition, FilterCriteria, …): refused.
 	Unsupported []string

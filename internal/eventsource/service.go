@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -230,6 +231,9 @@ func (s *Service) Create(ctx context.Context, in Input) (Mapping, error) {
 		return Mapping{}, err
 	}
 	m.Function, m.Qualifier, m.Queue = ref.Name, ref.Qualifier, queue
+	if len(in.Tags) > 0 {
+		m.Tags = maps.Clone(in.Tags)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

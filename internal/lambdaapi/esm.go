@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/kappa-run/kappa/internal/eventsource"
+	"github.com/kappa-run/kappa/internal/function"
 )
 
 // EventSources stores event source mappings and runs them;
@@ -16,6 +17,8 @@ type EventSources interface {
 	Update(ctx context.Context, id string, in eventsource.Input) (eventsource.Mapping, error)
 	Delete(ctx context.Context, id string) (eventsource.Mapping, error)
 	List(ctx context.Context, function, sourceARN string) ([]eventsource.Mapping, error)
+	// The tagging operations, with a mapping's UUID for resource.
+	Tagger
 }
 
 // esmRequest is CreateEventSourceMapping's and UpdateEventSourceMapping's
@@ -28,6 +31,8 @@ type esmRequest struct {
 	BatchSize                      *int     `json:"BatchSize"`
 	MaximumBatchingWindowInSeconds *int     `json:"MaximumBatchingWindowInSeconds"`
 	FunctionResponseTypes          []string `json:"FunctionResponseTypes"`
+	// Tags is create-only, as in Lambda (TagResource changes them after).
+	Tags map[string]string `json:"Tags"`
 
 	StartingPosition           *string         `json:"StartingPosition"`
 	StartingPositionTimestamp  json.RawMessage `json:"StartingPositionTimestamp"`
@@ -55,7 +60,7 @@ type esmRequest struct {
 
 func (r *esmRequest) input() eventsource.Input {
 	in := eventsource.Input{Function: r.FunctionName, EventSourceArn: r.EventSourceArn, Enabled: r.Enabled,
-		BatchSize: r.BatchSize, Window: r.MaximumBatchingWindowInSeconds}
+		BatchSize: r.BatchSize, Window: r.MaximumBatchingWindowInSeconds, Tags: r.Tags}
 	if r.FunctionResponseTypes != nil {
 		t := r.FunctionResponseTypes
 		in.FunctionResponseTypes = &t
@@ -155,6 +160,10 @@ func (a *API) createESM(w http.ResponseWriter, r *http.Request) {
 	if a.noEventSources(w, r) || !a.decodeESM(w, r, &req) {
 		return
 	}
+	if err := function.ValidateTags(req.Tags); err != nil {
+		writeError(w, a.log, err)
+		return
+	}
 	m, err := a.opts.EventSources.Create(r.Context(), req.input())
 	a.writeESM(w, http.StatusAccepted, m, err)
 }
@@ -164,6 +173,7 @@ func (a *API) updateESM(w http.ResponseWriter, r *http.Request) {
 	if a.noEventSources(w, r) || !a.decodeESM(w, r, &req) {
 		return
 	}
+	req.Tags = nil // not a member of UpdateEventSourceMapping
 	m, err := a.opts.EventSources.Update(r.Context(), r.PathValue("uuid"), req.input())
 	a.writeESM(w, http.StatusAccepted, m, err)
 }

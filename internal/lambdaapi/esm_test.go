@@ -3,6 +3,8 @@ package lambdaapi
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -12,7 +14,36 @@ import (
 
 // fakeEventSources records what the API hands it; the eventsource package
 // tests the mappings themselves, the e2e tests the whole path.
-type fakeEventSources struct{ last eventsource.Input }
+type fakeEventSources struct {
+	last eventsource.Input
+	tags map[string]map[string]string // by UUID
+}
+
+func (f *fakeEventSources) Tags(_ context.Context, id string) (map[string]string, error) {
+	t, ok := f.tags[id]
+	if !ok {
+		return nil, apierr.New(apierr.NotFound, "no mapping %s", id)
+	}
+	return t, nil
+}
+
+func (f *fakeEventSources) TagResource(_ context.Context, id string, tags map[string]string) error {
+	if _, ok := f.tags[id]; !ok {
+		return apierr.New(apierr.NotFound, "no mapping %s", id)
+	}
+	maps.Copy(f.tags[id], tags)
+	return nil
+}
+
+func (f *fakeEventSources) UntagResource(_ context.Context, id string, keys []string) error {
+	if _, ok := f.tags[id]; !ok {
+		return apierr.New(apierr.NotFound, "no mapping %s", id)
+	}
+	for _, k := range keys {
+		delete(f.tags[id], k)
+	}
+	return nil
+}
 
 func (f *fakeEventSources) Create(_ context.Context, in eventsource.Input) (eventsource.Mapping, error) {
 	f.last = in
@@ -92,5 +123,51 @@ func TestEventSourceMappingRequests(t *testing.T) {
 	}
 	if !strings.Contains(do(t, a, "GET", base, "").Body.String(), `"EventSourceMappings":[]`) {
 		t.Error("empty list is not []")
+	}
+}
+
+// TestEventSourceMappingTags: tags on CreateEventSourceMapping go to the
+// mapping, checked as a function's; TagResource, UntagResource and ListTags
+// on a mapping's ARN go to the mappings, not to the functions.
+func TestEventSourceMappingTags(t *testing.T) {
+	a, _, _ := newTestAPI(t)
+	createF(t, a)
+	const id = "11111111-1111-1111-1111-111111111111"
+	es := &fakeEventSources{tags: map[string]map[string]string{id: {}}}
+	a.opts.EventSources = es
+	const base = "/2015-03-31/event-source-mappings"
+	do(t, a, "POST", base, `{"FunctionName":"f","EventSourceArn":"arn:aws:sqs:us-east-1:000000000000:q","Tags":{"team":"a"}}`)
+	if es.last.Tags["team"] != "a" {
+		t.Errorf("create passed tags %v", es.last.Tags)
+	}
+	es.last = eventsource.Input{}
+	do(t, a, "PUT", base+"/"+id, `{"Tags":{"team":"b"}}`)
+	if es.last.Tags != nil {
+		t.Errorf("update passed tags %v; Tags is create-only", es.last.Tags)
+	}
+	arn := "arn:aws:lambda:us-east-1:000000000000:event-source-mapping:" + id
+	path := "/2017-03-31/tags/" + url.PathEscape(arn)
+	for _, tt := range []struct {
+		name, method, path, body string
+		status                   int
+		typ, want                string
+	}{
+		{"create with a reserved key", "POST", base, `{"FunctionName":"f","EventSourceArn":"arn:aws:sqs:us-east-1:000000000000:q","Tags":{"aws:x":"1"}}`, 400, "InvalidParameterValueException", ""},
+		{"create with a control character", "POST", base, `{"FunctionName":"f","EventSourceArn":"arn:aws:sqs:us-east-1:000000000000:q","Tags":{"k":"\u0007"}}`, 400, "ValidationException", ""},
+		{"tag", "POST", path, `{"Tags":{"env":"dev"}}`, 204, "", ""},
+		{"list", "GET", path, "", 200, "", `{"Tags":{"env":"dev"}}`},
+		{"unescaped", "GET", "/2017-03-31/tags/" + arn, "", 200, "", `"env":"dev"`},
+		{"untag", "DELETE", path + "?tagKeys=env", "", 204, "", ""},
+		{"list after untag", "GET", path, "", 200, "", `{"Tags":{}}`},
+		{"function tags untouched", "GET", "/2017-03-31/tags/" + url.PathEscape(fArn), "", 200, "", `{"Tags":{"team":"a"}}`},
+		{"unknown mapping", "GET", path[:len(path)-1] + "2", "", 404, "ResourceNotFoundException", ""},
+		{"hostile uuid", "POST", "/2017-03-31/tags/" + url.PathEscape("arn:aws:lambda:us-east-1:000000000000:event-source-mapping:../../x"), `{"Tags":{"a":"b"}}`, 404, "ResourceNotFoundException", ""},
+		{"other region", "GET", "/2017-03-31/tags/" + url.PathEscape("arn:aws:lambda:eu-west-1:000000000000:event-source-mapping:"+id), "", 404, "ResourceNotFoundException", ""},
+		{"other account", "GET", "/2017-03-31/tags/" + url.PathEscape("arn:aws:lambda:us-east-1:111111111111:event-source-mapping:"+id), "", 404, "ResourceNotFoundException", ""},
+	} {
+		rec := do(t, a, tt.method, tt.path, tt.body)
+		if rec.Code != tt.status || rec.Header().Get("X-Amzn-ErrorType") != tt.typ || !strings.Contains(rec.Body.String(), tt.want) {
+			t.Errorf("%s: %d %q %s; want %d %q %q", tt.name, rec.Code, rec.Header().Get("X-Amzn-ErrorType"), rec.Body, tt.status, tt.typ, tt.want)
+		}
 	}
 }
