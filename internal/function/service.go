@@ -23,7 +23,8 @@ import (
 type Images interface {
 	Pull(ctx context.Context, imageURI, arch string) (*image.Image, error)
 	// CheckPlatform refuses at once an image that cannot run on arch (an
-	// index without it); every other problem is left to Pull.
+	// index without it: image.ErrInvalid) or that the registry does not
+	// have (image.ErrNotFound); every other problem is left to Pull.
 	CheckPlatform(ctx context.Context, imageURI, arch string) error
 }
 
@@ -651,8 +652,9 @@ func failureReason(uri string, err error) (code, reason string) {
 }
 
 // checkPlatform turns an image that cannot run on the function's
-// architecture into an InvalidParameterValueException, as CreateFunction
-// and UpdateFunctionCode answer in Lambda.
+// architecture, or that its registry does not have, into an
+// InvalidParameterValueException, as CreateFunction and UpdateFunctionCode
+// answer in Lambda.
 func (s *Service) checkPlatform(ctx context.Context, uri string, archs []string) error {
 	arch := "x86_64"
 	if len(archs) == 1 {
@@ -660,8 +662,13 @@ func (s *Service) checkPlatform(ctx context.Context, uri string, archs []string)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := s.opts.Images.CheckPlatform(ctx, uri, Arch(arch)); errors.Is(err, image.ErrInvalid) {
+	switch err := s.opts.Images.CheckPlatform(ctx, uri, Arch(arch)); {
+	case errors.Is(err, image.ErrInvalid):
 		return apierr.New(apierr.InvalidParameter, "The image %s cannot run on architecture %s: %s", uri, arch, errorCause(err))
+	case errors.Is(err, image.ErrNotFound):
+		// As Lambda answers CreateFunction and UpdateFunctionCode; an image
+		// that goes away later fails the deploy (ImageDeleted).
+		return apierr.New(apierr.InvalidParameter, "Source image %s does not exist. Provide a valid source image.", uri)
 	}
 	return nil
 }

@@ -281,6 +281,53 @@ func TestPullIndex(t *testing.T) {
 	}
 }
 
+// TestCheckPlatform: what CreateFunction refuses at once (no image for the
+// architecture, no such repository or tag) and what it leaves to the
+// deploy (a registry that refuses Kappa's credentials, or is not there).
+func TestCheckPlatform(t *testing.T) {
+	host := newRegistry(t, nil)
+	arm := buildImage(t, "arm64", lambdaConfig, gzLayer(t, file("arch", "arm64")))
+	armOnly := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	ref, _ := name.ParseReference(host + "/armonly:1")
+	if err := remote.WriteIndex(ref, armOnly); err != nil {
+		t.Fatal(err)
+	}
+	locked := newRegistry(t, basicAuth("u", "p"))
+	s := newTestStore(t, Options{})
+	for _, tt := range []struct {
+		name, uri, arch string
+		want            error // nil: left to the deploy
+	}{
+		{"runs", host + "/armonly:1", "arm64", nil},
+		{"no image for the architecture", host + "/armonly:1", "x86_64", ErrInvalid},
+		{"no such tag", host + "/armonly:2", "arm64", ErrNotFound},
+		{"no such repository", host + "/nothing:1", "arm64", ErrNotFound},
+		{"no such digest", host + "/armonly@sha256:" + strings.Repeat("0", 64), "arm64", ErrNotFound},
+		{"credentials refused", locked + "/armonly:1", "arm64", nil},
+		{"nothing listening", closedAddr(t) + "/armonly:1", "arm64", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := s.CheckPlatform(context.Background(), tt.uri, tt.arch)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("CheckPlatform = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
 // basicAuth requires user:pass on every request, as a registry with basic
 // auth does.
 func basicAuth(user, pass string) func(http.Handler) http.Handler {

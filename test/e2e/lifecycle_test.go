@@ -215,47 +215,61 @@ func TestFunctionLifecycle(t *testing.T) {
 	})
 }
 
-// TestDeployFailures creates functions whose image cannot be deployed: they
-// end Failed with the reason Lambda gives, and the FunctionActiveV2 waiter
-// gives up on them.
+// TestDeployFailures: an image its registry does not have is refused at
+// once by CreateFunction and UpdateFunctionCode, as Lambda does; an image
+// that cannot be pulled once the function exists (its registry is not
+// there) makes the function Failed with the reason Lambda gives, and the
+// FunctionActiveV2 waiter gives up on it.
 func TestDeployFailures(t *testing.T) {
 	s := newServer(t)
 	ctx := context.Background()
-	s.pushProbe(t, "probe:v1")
+	img := s.pushProbe(t, "probe:v1")
 
-	tests := []struct {
-		name    string
-		image   string
-		reasons []types.StateReasonCode
-	}{
-		{"missing tag", s.registry() + "/probe:no-such-tag", []types.StateReasonCode{types.StateReasonCodeImageDeleted}},
-		{"missing repository", s.registry() + "/no-such-repo:v1", []types.StateReasonCode{types.StateReasonCodeImageDeleted}},
-		{"nothing listening", freeLoopbackAddr(t) + "/probe:v1",
-			[]types.StateReasonCode{types.StateReasonCodeInternalError, types.StateReasonCodeImageAccessDenied}},
-	}
-	for i, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			fname := "failed-" + string(rune('a'+i))
-			out := s.createPending(t, fname, tc.image)
-			if out.State != types.StatePending {
-				t.Errorf("CreateFunction State = %s, want Pending", out.State)
-			}
-			w := lambda.NewFunctionActiveV2Waiter(s.Lambda, func(o *lambda.FunctionActiveV2WaiterOptions) {
-				o.MinDelay, o.MaxDelay = 50*time.Millisecond, 500*time.Millisecond
-			})
-			if err := w.Wait(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(fname)}, 2*time.Minute); err == nil {
-				t.Fatal("FunctionActiveV2 waiter succeeded on a function whose image cannot be pulled")
-			}
-			fn, err := s.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(fname)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := fn.Configuration
-			if c.State != types.StateFailed || !slices.Contains(tc.reasons, c.StateReasonCode) || aws.ToString(c.StateReason) == "" {
-				t.Errorf("State %s, StateReasonCode %s, StateReason %q; want Failed with one of %v and a reason",
-					c.State, c.StateReasonCode, aws.ToString(c.StateReason), tc.reasons)
-			}
+	for _, missing := range []string{s.registry() + "/probe:no-such-tag", s.registry() + "/no-such-repo:v1",
+		s.registry() + "/probe@sha256:" + strings.Repeat("0", 64)} {
+		_, err := s.Lambda.CreateFunction(ctx, &lambda.CreateFunctionInput{
+			FunctionName: aws.String("never"), PackageType: types.PackageTypeImage, Role: aws.String(testRole),
+			Code: &types.FunctionCode{ImageUri: aws.String(missing)},
 		})
+		w := asWireError(t, err)
+		w.check(t, "CreateFunction of "+missing, 400, "InvalidParameterValueException")
+		if want := "Source image " + missing + " does not exist. Provide a valid source image."; w.message != want {
+			t.Errorf("CreateFunction of %s: message %q, want %q", missing, w.message, want)
+		}
+	}
+	_, err := s.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("never")})
+	asWireError(t, err).check(t, "GetFunction of a refused function", 404, "ResourceNotFoundException")
+
+	s.createFunction(t, "deployed", img)
+	_, err = s.Lambda.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{
+		FunctionName: aws.String("deployed"), ImageUri: aws.String(s.registry() + "/probe:no-such-tag"),
+	})
+	asWireError(t, err).check(t, "UpdateFunctionCode to a missing tag", 400, "InvalidParameterValueException")
+	if c, err := s.Lambda.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("deployed")}); err != nil ||
+		c.LastUpdateStatus != types.LastUpdateStatusSuccessful {
+		t.Errorf("after the refused update: %v; want the function as it was, its last update Successful", err)
+	}
+
+	fname := "failed-unreachable"
+	out := s.createPending(t, fname, freeLoopbackAddr(t)+"/probe:v1")
+	if out.State != types.StatePending {
+		t.Errorf("CreateFunction State = %s, want Pending", out.State)
+	}
+	w := lambda.NewFunctionActiveV2Waiter(s.Lambda, func(o *lambda.FunctionActiveV2WaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 500*time.Millisecond
+	})
+	if err := w.Wait(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(fname)}, 2*time.Minute); err == nil {
+		t.Fatal("FunctionActiveV2 waiter succeeded on a function whose image cannot be pulled")
+	}
+	fn, err := s.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(fname)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fn.Configuration
+	reasons := []types.StateReasonCode{types.StateReasonCodeInternalError, types.StateReasonCodeImageAccessDenied}
+	if c.State != types.StateFailed || !slices.Contains(reasons, c.StateReasonCode) || aws.ToString(c.StateReason) == "" {
+		t.Errorf("State %s, StateReasonCode %s, StateReason %q; want Failed with one of %v and a reason",
+			c.State, c.StateReasonCode, aws.ToString(c.StateReason), reasons)
 	}
 }
 
