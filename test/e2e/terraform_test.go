@@ -47,14 +47,35 @@ provider "aws" {
 
 resource "aws_lambda_function" "fn" {
   function_name = "tf-fn"
+  description   = "made by Terraform"
   package_type  = "Image"
   image_uri     = var.image
   role          = "arn:aws:iam::000000000000:role/kappa-test"
   memory_size   = var.memory
   timeout       = 10
+  architectures = ["x86_64"]
   publish       = true
+  reserved_concurrent_executions = 20
   environment {
     variables = { GREETING = var.greeting }
+  }
+  image_config {
+    entry_point       = ["/bootstrap"]
+    working_directory = "/tmp"
+  }
+  ephemeral_storage {
+    size = 1024
+  }
+  logging_config {
+    log_format            = "JSON"
+    application_log_level = "INFO"
+    system_log_level      = "WARN"
+  }
+  tracing_config {
+    mode = "PassThrough"
+  }
+  dead_letter_config {
+    target_arn = "arn:aws:sqs:us-east-1:000000000000:tf-dlq"
   }
   tags = { team = "kappa" }
 }
@@ -76,6 +97,11 @@ resource "aws_lambda_permission" "events" {
 resource "aws_lambda_function_url" "url" {
   function_name      = aws_lambda_function.fn.function_name
   authorization_type = "NONE"
+  cors {
+    allow_origins = ["https://example.com"]
+    allow_methods = ["GET", "POST"]
+    max_age       = 600
+  }
 }
 
 resource "aws_lambda_function_event_invoke_config" "async" {
@@ -99,7 +125,20 @@ resource "aws_lambda_event_source_mapping" "queue" {
   tags                               = { owner = var.owner }
 }
 
+resource "aws_lambda_invocation" "hello" {
+  function_name = aws_lambda_function.fn.function_name
+  qualifier     = aws_lambda_alias.live.name
+  input         = jsonencode({ op = "echo", text = "from terraform" })
+}
+
+data "aws_lambda_function" "live" {
+  function_name = aws_lambda_function.fn.function_name
+  qualifier     = aws_lambda_alias.live.name
+}
+
 output "version" { value = aws_lambda_function.fn.version }
+output "invocation" { value = aws_lambda_invocation.hello.result }
+output "data_version" { value = data.aws_lambda_function.live.version }
 output "url" { value = aws_lambda_function_url.url.function_url }
 `
 
@@ -115,6 +154,7 @@ func TestTerraform(t *testing.T) {
 	s := newServer(t)
 	img := s.pushProbe(t, "probe:tf")
 	s.createQueue(t, "tf-q")
+	s.createQueue(t, "tf-dlq")
 	ctx := context.Background()
 	vars := func(memory int, greeting string, batch int, owner string) []string {
 		return []string{"-var", "endpoint=http://" + s.addr, "-var", "image=" + img,
@@ -131,6 +171,12 @@ func TestTerraform(t *testing.T) {
 	if u := tf.output(t, "url"); !strings.HasPrefix(u, "http://") || !strings.Contains(u, ".lambda-url.us-east-1.") {
 		t.Errorf("output url = %q, want the function URL", u)
 	}
+	if inv := tf.output(t, "invocation"); !strings.Contains(inv, `"text":"from terraform"`) || !strings.Contains(inv, ":live") {
+		t.Errorf("output invocation = %s, want the probe's echo through the alias", inv)
+	}
+	if v := tf.output(t, "data_version"); v != "1" {
+		t.Errorf("data source version = %q, want 1", v)
+	}
 	mapping := tfCheck(t, s, "1", 256, "hi", 5, "esm")
 
 	fn, err := s.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("tf-fn")})
@@ -140,13 +186,23 @@ func TestTerraform(t *testing.T) {
 	if fn.Tags["team"] != "kappa" {
 		t.Errorf("function tags %v, want team=kappa", fn.Tags)
 	}
+	if c := fn.Configuration; aws.ToString(c.Description) != "made by Terraform" || c.ImageConfigResponse == nil ||
+		c.ImageConfigResponse.ImageConfig == nil || aws.ToString(c.ImageConfigResponse.ImageConfig.WorkingDirectory) != "/tmp" ||
+		c.EphemeralStorage == nil || aws.ToInt32(c.EphemeralStorage.Size) != 1024 ||
+		c.LoggingConfig == nil || c.LoggingConfig.LogFormat != types.LogFormatJson ||
+		c.DeadLetterConfig == nil || aws.ToString(c.DeadLetterConfig.TargetArn) != queueARN("tf-dlq") {
+		t.Errorf("tf-fn's configuration lost some of what Terraform set: %+v", c)
+	}
+	if fn.Concurrency == nil || aws.ToInt32(fn.Concurrency.ReservedConcurrentExecutions) != 20 {
+		t.Errorf("GetFunction Concurrency %+v, want 20 reserved", fn.Concurrency)
+	}
 	pol, err := s.Lambda.GetPolicy(ctx, &lambda.GetPolicyInput{FunctionName: aws.String("tf-fn"), Qualifier: aws.String("live")})
 	if err != nil || !strings.Contains(aws.ToString(pol.Policy), "AllowEvents") || !strings.Contains(aws.ToString(pol.Policy), "events.amazonaws.com") {
 		t.Errorf("GetPolicy(live) = %v; want the AllowEvents statement", err)
 	}
 	url, err := s.Lambda.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String("tf-fn")})
-	if err != nil || url.AuthType != types.FunctionUrlAuthTypeNone {
-		t.Errorf("GetFunctionUrlConfig = %v; want AuthType NONE", err)
+	if err != nil || url.AuthType != types.FunctionUrlAuthTypeNone || url.Cors == nil || aws.ToInt32(url.Cors.MaxAge) != 600 {
+		t.Errorf("GetFunctionUrlConfig = %v; want AuthType NONE and the CORS settings", err)
 	}
 	ev, err := s.Lambda.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("tf-fn")})
 	if err != nil || aws.ToInt32(ev.MaximumRetryAttempts) != 1 || aws.ToInt32(ev.MaximumEventAgeInSeconds) != 600 {
