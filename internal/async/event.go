@@ -21,6 +21,10 @@ type Event struct {
 	TraceID   string
 	// Accepted is when the event was stored; Enqueue sets it.
 	Accepted time.Time
+	// Chain counts the invocations before this event in its chain: an
+	// event a destination sends to a function is one further along than
+	// the event whose record it carries (see function.MaxChain).
+	Chain int
 
 	// Delivery state, carried across retries.
 	Invokes   int       // invocations so far (approximateInvokeCount)
@@ -55,6 +59,7 @@ const (
 	hLastVersion   = "Kappa-Last-Version"
 	hLastError     = "Kappa-Last-Function-Error"
 	hPayloadObject = "Kappa-Payload-Object"
+	hChain         = "Kappa-Chain"
 )
 
 // header encodes ev's metadata (everything but the payload).
@@ -74,6 +79,9 @@ func (ev *Event) header() nats.Header {
 	}
 	if ev.Errors > 0 {
 		h.Set(hErrors, strconv.Itoa(ev.Errors))
+	}
+	if ev.Chain > 0 {
+		h.Set(hChain, strconv.Itoa(ev.Chain))
 	}
 	if !ev.NotBefore.IsZero() {
 		// Rounded up: an attempt never comes early.
@@ -126,7 +134,7 @@ func decodeEvent(h nats.Header, body []byte) (*Event, error) {
 	ints := []struct {
 		key string
 		dst *int
-	}{{hInvokes, &ev.Invokes}, {hErrors, &ev.Errors}, {hLastStatus, &ev.Last.StatusCode}}
+	}{{hInvokes, &ev.Invokes}, {hErrors, &ev.Errors}, {hLastStatus, &ev.Last.StatusCode}, {hChain, &ev.Chain}}
 	for _, f := range ints {
 		if v := h.Get(f.key); v != "" {
 			n, err := strconv.Atoi(v)

@@ -10,6 +10,13 @@ const (
 	Success          = "Success"
 	RetriesExhausted = "RetriesExhausted"
 	EventAgeExceeded = "EventAgeExceeded"
+	// RecursiveInvocation ends an event that would have been invocation
+	// number function.MaxChain+1 of one chain, at a function whose
+	// recursive loop detection is Terminate. Lambda sends such an event to
+	// the on-failure destination or dead-letter queue without naming a
+	// condition Kappa could copy; this one is named after the exception a
+	// synchronous caller gets, RecursiveInvocationException.
+	RecursiveInvocation = "RecursiveInvocationException"
 )
 
 // Record is Lambda's destination record (LAMBDA_SURFACE §2).

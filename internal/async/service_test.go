@@ -679,3 +679,65 @@ func TestAgedOutEventKeepsItsStoredPayload(t *testing.T) {
 		}
 	}
 }
+
+// TestRecursiveLoopStopped: a function whose success destination is itself
+// runs function.MaxChain times for one event; the next invocation of the
+// chain is stopped and the event goes to the on-failure destination (as a
+// RecursiveInvocationException record) and the dead-letter queue, as in
+// Lambda.
+func TestRecursiveLoopStopped(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.DeadLetter = func(context.Context, string, string) string { return *queueARN("loop-dead") }
+	})
+	self := "arn:aws:lambda:us-east-1:000000000000:function:f"
+	h.configure(t, "f", ConfigInput{OnSuccess: &self, OnFailure: queueARN("loops")})
+	id := h.enqueue(t, "f", `{"start":1}`)
+	r := h.records(t, "loops", 1)[0]
+	if r.RequestContext.Condition != RecursiveInvocation || r.ResponseContext.StatusCode != 400 {
+		t.Errorf("record %+v %+v, want condition %s and status 400", r.RequestContext, r.ResponseContext, RecursiveInvocation)
+	}
+	if n := h.inv.count(); n != function.MaxChain {
+		t.Errorf("%d invocations of the loop, want %d", n, function.MaxChain)
+	}
+	// The stopped event carries the chain back to the first one.
+	inner := r
+	for range function.MaxChain {
+		var next Record
+		if err := json.Unmarshal(inner.RequestPayload, &next); err != nil {
+			break
+		}
+		inner = next
+	}
+	if inner.RequestContext.RequestID != id {
+		t.Errorf("innermost record of request %s, want the first event %s", inner.RequestContext.RequestID, id)
+	}
+	eventually(t, "the stopped event in the dead-letter queue", func() bool {
+		msgs, _ := h.svc.Queues().Read(context.Background(), "loop-dead", 0, 10, 100*time.Millisecond)
+		return len(msgs) == 1
+	})
+}
+
+// TestRecursiveLoopAllowed: with RecursiveLoop Allow the chain goes on past
+// function.MaxChain (until, here, the function fails).
+func TestRecursiveLoopAllowed(t *testing.T) {
+	h := newHarness(t)
+	h.fns.mu.Lock()
+	h.fns.fns["f"].RecursiveLoop = function.RecursiveLoopAllow
+	h.fns.mu.Unlock()
+	stop := function.MaxChain + 4
+	h.inv.handler = func(req invoker.Request, n int) (*invoker.Response, error) {
+		if n == stop {
+			return fnError(), nil
+		}
+		return ok(req.Payload), nil
+	}
+	self := "arn:aws:lambda:us-east-1:000000000000:function:f"
+	h.configure(t, "f", ConfigInput{MaximumRetryAttempts: ptr(0), OnSuccess: &self, OnFailure: queueARN("allowed")})
+	h.enqueue(t, "f", `{}`)
+	if r := h.records(t, "allowed", 1)[0]; r.RequestContext.Condition != RetriesExhausted {
+		t.Errorf("condition %s, want the function's own failure, %s", r.RequestContext.Condition, RetriesExhausted)
+	}
+	if n := h.inv.count(); n != stop {
+		t.Errorf("%d invocations, want %d", n, stop)
+	}
+}

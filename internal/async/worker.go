@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -275,6 +276,13 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 		s.backOff(d, msg, ev, cfg, deadline, 500, err)
 		return
 	}
+	if ev.Chain >= function.MaxChain && s.terminates(ctx, ev.Function) {
+		log.Warn("recursive loop detected: this event would be invocation number "+strconv.Itoa(ev.Chain+1)+
+			" of one chain of destinations; it is stopped (PutFunctionRecursionConfig RecursiveLoop=Allow lets it run)", "chain", ev.Chain+1)
+		ev.Last.StatusCode = 400
+		s.finish(ctx, msg, ev, cfg, RecursiveInvocation, nil)
+		return
+	}
 	resp, err := s.opts.Invoker.Invoke(ctx, invoker.Request{
 		Config:     target.Config,
 		Reserved:   target.Reserved,
@@ -328,6 +336,13 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 	s.ack(ctx, msg, nil)
 }
 
+// terminates reports whether function fn stops recursive loops (its
+// RecursiveLoop is not Allow); one it cannot read does.
+func (s *Service) terminates(ctx context.Context, fn string) bool {
+	f, err := s.opts.Functions.Get(ctx, fn)
+	return err != nil || f.Recursion() != function.RecursiveLoopAllow
+}
+
 // backOff returns an event that could not run (throttle, platform error)
 // to the queue after an exponential back-off, or ends it when that would
 // take it past its maximum age.
@@ -372,6 +387,13 @@ func (s *Service) finish(ctx context.Context, msg jetstream.Msg, ev *Event, cfg 
 	// destinations work "in addition to or instead of" a DLQ. A delivery
 	// is tried a few times before the record is given up for lost: a
 	// failed one is not worth running the function again for.
+	if dest != "" && condition == RecursiveInvocation {
+		// A function destination would carry the chain on.
+		if d, err := ParseDestination(dest, s.opts.Region, s.opts.Account); err == nil && d.Function != "" {
+			log.Warn("the stopped event's on-failure destination is a function, which would go on with the loop; not sent", "destination", dest)
+			dest = ""
+		}
+	}
 	if dest != "" {
 		rec := newRecord(ev, s.opts.Functions.ARN(ev.Function, qualifierOrLatest(ev.Qualifier)), condition, response, s.opts.Now())
 		if err := s.tryDelivery(ctx, func() error { return s.deliver(ctx, dest, rec, ev) }); err != nil {
@@ -483,7 +505,8 @@ func (s *Service) deliver(ctx context.Context, arn string, rec *Record, ev *Even
 	if dropped {
 		s.log.Warn("destination record larger than an event payload; payloads dropped", "requestId", ev.RequestID)
 	}
-	return s.Enqueue(ctx, &Event{RequestID: uuid.NewString(), Function: d.Function, Qualifier: d.Qualifier, Payload: b, TraceID: ev.TraceID})
+	return s.Enqueue(ctx, &Event{RequestID: uuid.NewString(), Function: d.Function, Qualifier: d.Qualifier, Payload: b, TraceID: ev.TraceID,
+		Chain: ev.Chain + 1})
 }
 
 // deadLetter sends the bare event payload to a dead-letter queue.

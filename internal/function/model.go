@@ -124,6 +124,9 @@ type Function struct {
 	// qualifier ("" for the function itself, a version or an alias); they
 	// go when the function does.
 	Policies map[string]Policy `json:"policies,omitempty"`
+	// RecursiveLoop is PutFunctionRecursionConfig's value ("" is the
+	// default, Terminate); see recursion.go.
+	RecursiveLoop string `json:"recursiveLoop,omitempty"`
 }
 
 // Alias is a named pointer to a published version, optionally splitting

@@ -42,6 +42,7 @@ type Functions interface {
 	DeleteAlias(ctx context.Context, fn, name string) error
 	Aliases(ctx context.Context, fn, version string) ([]*function.Alias, error)
 	PutReservedConcurrency(ctx context.Context, name string, n int) (int, error)
+	PutRecursion(ctx context.Context, name string, loop *string) (string, error)
 	DeleteReservedConcurrency(ctx context.Context, name string) error
 	Unreserved(ctx context.Context) (int, error)
 	UnreservedCached() int
@@ -122,6 +123,8 @@ func New(opts Options) *API {
 	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invoke)
 	m.HandleFunc("POST /2021-11-15/functions/{name}/response-streaming-invocations", a.invokeStream)
 	m.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", a.getConcurrency)
+	m.HandleFunc("PUT /2024-08-31/functions/{name}/recursion-config", a.putRecursion)
+	m.HandleFunc("GET /2024-08-31/functions/{name}/recursion-config", a.getRecursion)
 	m.HandleFunc("GET /2016-08-19/account-settings", a.accountSettings)
 	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.accountSettings)
 	m.HandleFunc("GET /2017-03-31/tags/{arn}", a.listTags)

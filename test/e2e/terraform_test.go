@@ -125,6 +125,11 @@ resource "aws_lambda_event_source_mapping" "queue" {
   tags                               = { owner = var.owner }
 }
 
+resource "aws_lambda_function_recursion_config" "loops" {
+  function_name  = aws_lambda_function.fn.function_name
+  recursive_loop = "Allow"
+}
+
 resource "aws_lambda_invocation" "hello" {
   function_name = aws_lambda_function.fn.function_name
   qualifier     = aws_lambda_alias.live.name
@@ -195,6 +200,10 @@ func TestTerraform(t *testing.T) {
 	}
 	if fn.Concurrency == nil || aws.ToInt32(fn.Concurrency.ReservedConcurrentExecutions) != 20 {
 		t.Errorf("GetFunction Concurrency %+v, want 20 reserved", fn.Concurrency)
+	}
+	rc, err := s.Lambda.GetFunctionRecursionConfig(ctx, &lambda.GetFunctionRecursionConfigInput{FunctionName: aws.String("tf-fn")})
+	if err != nil || rc.RecursiveLoop != types.RecursiveLoopAllow {
+		t.Errorf("GetFunctionRecursionConfig = %v; want Allow", err)
 	}
 	pol, err := s.Lambda.GetPolicy(ctx, &lambda.GetPolicyInput{FunctionName: aws.String("tf-fn"), Qualifier: aws.String("live")})
 	if err != nil || !strings.Contains(aws.ToString(pol.Policy), "AllowEvents") || !strings.Contains(aws.ToString(pol.Policy), "events.amazonaws.com") {
