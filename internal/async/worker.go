@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
