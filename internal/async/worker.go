@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -277,8 +276,8 @@ func (s *Service) handle(d *dispatcher, msg jetstream.Msg) {
 		return
 	}
 	if ev.Chain >= function.MaxChain && s.terminates(ctx, ev.Function) {
-		log.Warn("recursive loop detected: this event would be invocation number "+strconv.Itoa(ev.Chain+1)+
-			" of one chain of destinations; it is stopped (PutFunctionRecursionConfig RecursiveLoop=Allow lets it run)", "chain", ev.Chain+1)
+		log.Warn("recursive loop detected in a chain of destinations; the event is stopped (PutFunctionRecursionConfig RecursiveLoop=Allow lets it run)",
+			"invocationInChain", ev.Chain+1)
 		ev.Last.StatusCode = 400
 		s.finish(ctx, msg, ev, cfg, RecursiveInvocation, nil)
 		return
@@ -383,10 +382,6 @@ func (s *Service) finish(ctx context.Context, msg jetstream.Msg, ev *Event, cfg 
 			dest = cfg.Destinations.OnSuccess
 		}
 	}
-	// A destination and a dead-letter queue both get theirs: Lambda's
-	// destinations work "in addition to or instead of" a DLQ. A delivery
-	// is tried a few times before the record is given up for lost: a
-	// failed one is not worth running the function again for.
 	if dest != "" && condition == RecursiveInvocation {
 		// A function destination would carry the chain on.
 		if d, err := ParseDestination(dest, s.opts.Region, s.opts.Account); err == nil && d.Function != "" {
@@ -394,6 +389,10 @@ func (s *Service) finish(ctx context.Context, msg jetstream.Msg, ev *Event, cfg 
 			dest = ""
 		}
 	}
+	// A destination and a dead-letter queue both get theirs: Lambda's
+	// destinations work "in addition to or instead of" a DLQ. A delivery
+	// is tried a few times before the record is given up for lost: a
+	// failed one is not worth running the function again for.
 	if dest != "" {
 		rec := newRecord(ev, s.opts.Functions.ARN(ev.Function, qualifierOrLatest(ev.Qualifier)), condition, response, s.opts.Now())
 		if err := s.tryDelivery(ctx, func() error { return s.deliver(ctx, dest, rec, ev) }); err != nil {
