@@ -157,18 +157,19 @@ func TestTerraform(t *testing.T) {
 	requireEnv(t)
 	tf := newTerraform(t)
 	s := newServer(t)
-	img := s.pushProbe(t, "probe:tf")
+	img1 := s.pushProbe(t, "probe:tf", "PROBE_VERSION=1")
+	img2 := s.pushProbe(t, "probe:tf2", "PROBE_VERSION=2")
 	s.createQueue(t, "tf-q")
 	s.createQueue(t, "tf-dlq")
 	ctx := context.Background()
-	vars := func(memory int, greeting string, batch int, owner string) []string {
+	vars := func(img string, memory int, greeting string, batch int, owner string) []string {
 		return []string{"-var", "endpoint=http://" + s.addr, "-var", "image=" + img,
 			"-var", fmt.Sprint("memory=", memory), "-var", "greeting=" + greeting,
 			"-var", fmt.Sprint("batch_size=", batch), "-var", "owner=" + owner}
 	}
 
 	tf.run(t, "init", "-input=false")
-	first := vars(256, "hi", 5, "esm")
+	first := vars(img1, 256, "hi", 5, "esm")
 	tf.run(t, append([]string{"apply", "-auto-approve", "-input=false"}, first...)...)
 	if v := tf.output(t, "version"); v != "1" {
 		t.Errorf("output version = %q, want 1", v)
@@ -227,10 +228,15 @@ func TestTerraform(t *testing.T) {
 
 	tf.run(t, append([]string{"plan", "-input=false", "-detailed-exitcode"}, first...)...)
 
-	second := vars(512, "hello", 3, "esm2")
+	// A new image and new settings: Terraform updates the code and the
+	// configuration, publishes version 2 and moves the alias.
+	second := vars(img2, 512, "hello", 3, "esm2")
 	tf.run(t, append([]string{"apply", "-auto-approve", "-input=false"}, second...)...)
 	if v := tf.output(t, "version"); v != "2" {
 		t.Errorf("output version after the update = %q, want 2", v)
+	}
+	if _, res := invoke(t, s, "tf-fn:live", map[string]any{"op": "echo"}); res["version"] != "2" {
+		t.Errorf("tf-fn:live runs the image of PROBE_VERSION %v, want the new image's 2", res["version"])
 	}
 	if m := tfCheck(t, s, "2", 512, "hello", 3, "esm2"); m != mapping {
 		t.Errorf("the update replaced mapping %s with %s, want it updated in place", mapping, m)
