@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kappa-run/kappa/internal/config"
+	"github.com/kappa-run/kappa/internal/cwlogs"
 	"github.com/kappa-run/kappa/internal/function"
 	"github.com/kappa-run/kappa/internal/image"
 	"github.com/kappa-run/kappa/internal/invoker"
@@ -48,6 +49,7 @@ type Daemon struct {
 	listenHost string
 	logs       *logs.Store
 	obs        *observability
+	cwlogs     *cwlogs.Handler
 	invoker    *invoker.Invoker
 	functions  *function.Service
 	events     *events
@@ -189,6 +191,8 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 			d.reconcile(fn.Latest.Name)
 		}
 	}
+	d.cwlogs = cwlogs.New(cwlogs.Options{Store: d.logs, Groups: logGroups{d.functions},
+		Region: cfg.Region, Account: cfg.Account, Logger: log.With("svc", "logs")})
 	d.api = lambdaapi.New(lambdaapi.Options{
 		Functions:      d.functions,
 		Invoker:        d.obs.wrap(d.invoker),
@@ -300,6 +304,8 @@ func (d *Daemon) routes() http.Handler {
 			admin.ServeHTTP(w, r)
 		case !d.cfg.Insecure && !loopbackPeer(r):
 			refuseRemote(w)
+		case cwlogs.Owns(r):
+			d.cwlogs.ServeHTTP(w, r)
 		case d.obs.owns(p):
 			d.obs.ServeHTTP(w, r)
 		case strings.HasPrefix(p, "/debug/pprof/") && d.cfg.Pprof:
@@ -313,6 +319,26 @@ func (d *Daemon) routes() http.Handler {
 			d.api.ServeHTTP(w, r)
 		}
 	})
+}
+
+// logGroups tells the CloudWatch Logs API which functions write to which
+// log group (their LoggingConfig.LogGroup).
+type logGroups struct{ fns *function.Service }
+
+func (g logGroups) LogGroups(ctx context.Context) (map[string][]string, error) {
+	fns, err := g.fns.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, fn := range fns {
+		group := fn.Latest.LoggingConfig.LogGroup
+		if group == "" {
+			group = "/aws/lambda/" + fn.Latest.Name
+		}
+		out[group] = append(out[group], fn.Latest.Name)
+	}
+	return out, nil
 }
 
 // Run serves until ctx ends, then drains running invocations (up to

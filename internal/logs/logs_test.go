@@ -462,3 +462,21 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestSinceTheLastLine: a query from the exact stamp of a segment's last
+// line finds it, although the file's modification time (the kernel's
+// coarse clock) may be earlier than that stamp.
+func TestSinceTheLastLine(t *testing.T) {
+	st := openStore(t, Options{})
+	s := openStream(t, st, "f", "2026/11/27/[$LATEST]0123")
+	for _, l := range []string{"first", "last"} {
+		s.WriteLine([]byte(l))
+	}
+	evs := all(t, st, "f", Query{})
+	if len(evs) != 2 {
+		t.Fatalf("%d lines, want 2", len(evs))
+	}
+	if got := messages(all(t, st, "f", Query{Since: evs[1].Time})); len(got) != 1 || got[0] != "last" {
+		t.Errorf("since the last line's stamp: %v, want [last]", got)
+	}
+}

@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// mtimeSlack is how much earlier than its last line's stamp a segment's
+// modification time may be.
+const mtimeSlack = time.Second
+
 // MaxLimit bounds Query.Limit through the API: the last lines are held in
 // memory until the query ends (CloudWatch's GetLogEvents has the same cap).
 const MaxLimit = 10_000
@@ -200,7 +204,11 @@ func (s *Store) query(ctx context.Context, fn string, q Query, emit func(Event) 
 			return nil
 		}
 		if !q.Since.IsZero() {
-			if info, err := d.Info(); err != nil || info.ModTime().Before(q.Since) {
+			// A file's modification time comes from the kernel's coarse
+			// clock (a tick, several milliseconds) and can be earlier than
+			// the stamp of the last line written to it: only a segment
+			// last written well before the window is skipped.
+			if info, err := d.Info(); err != nil || info.ModTime().Before(q.Since.Add(-mtimeSlack)) {
 				return nil // written to last before the window
 			}
 		}

@@ -172,6 +172,29 @@ func TestAWSCLI(t *testing.T) {
 		}
 	})
 
+	// The function's logs through the CloudWatch Logs API: its output and
+	// its REPORT lines, found by a filter pattern.
+	t.Run("logs", func(t *testing.T) {
+		var out struct {
+			Events []struct {
+				LogStreamName, Message string
+				Timestamp              int64
+			}
+		}
+		if !eventually(10*time.Second, func() bool {
+			cli.call(t, &out, "logs", "filter-log-events", "--log-group-name", "/aws/lambda/cli-fn", "--filter-pattern", "REPORT")
+			return len(out.Events) >= 2
+		}) {
+			t.Fatalf("logs filter-log-events REPORT: %d events, want one per invocation so far", len(out.Events))
+		}
+		for _, e := range out.Events {
+			if !strings.HasPrefix(e.Message, "REPORT RequestId: ") || e.LogStreamName == "" || e.Timestamp == 0 {
+				t.Errorf("event %+v, want a REPORT line with its stream and time", e)
+			}
+		}
+		cli.fails(t, "ResourceNotFoundException", "logs", "filter-log-events", "--log-group-name", "/aws/lambda/does-not-exist")
+	})
+
 	t.Run("delete", func(t *testing.T) {
 		var del struct{ StatusCode int }
 		cli.call(t, &del, "lambda", "delete-function", "--function-name", "cli-fn")
