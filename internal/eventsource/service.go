@@ -456,17 +456,7 @@ func (s *Service) settleLocked(id string) {
 		if prev != nil {
 			<-prev.done // its batch in flight ends first
 		}
-		s.mu.Lock()
-		cur, ok := s.mappings[id]
-		if ok && cur.State != StateDeleting && cur.State != cur.restingState() {
-			next := *cur
-			next.State = cur.restingState()
-			if err := s.put(s.ctx, &next, false); err != nil {
-				s.log.Warn("settle an event source mapping", "uuid", id, "err", err)
-			} else {
-				s.mappings[id] = &next
-			}
-		}
+		s.storeResting(id)
 		start := p != nil && s.pollers[id] == p && !s.closed
 		s.mu.Unlock()
 		if p == nil {
@@ -478,6 +468,38 @@ func (s *Service) settleLocked(id string) {
 		}
 		p.run()
 	}()
+}
+
+// storeResting stores mapping id in its resting state, retrying a write
+// that failed: a mapping left in a transition would refuse every change
+// (ResourceInUseException). It returns with s.mu held; a server closing
+// meanwhile leaves the write to Start after the restart.
+func (s *Service) storeResting(id string) {
+	delay := 100 * time.Millisecond
+	for {
+		s.mu.Lock()
+		cur, ok := s.mappings[id]
+		if !ok || cur.State == StateDeleting || cur.State == cur.restingState() {
+			return
+		}
+		next := *cur
+		next.State = cur.restingState()
+		err := s.put(s.ctx, &next, false)
+		if err == nil {
+			s.mappings[id] = &next
+			return
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.mu.Unlock()
+		s.log.Warn("settle an event source mapping; retrying", "uuid", id, "err", err, "retryIn", delay)
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }
 
 // settleDeleteLocked stops a deleted mapping's poller, then removes its

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -677,5 +678,50 @@ func TestHostileBodies(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if got := bodies(h.inv.received()); len(h.inv.received()) != 4 || got["after"] != 1 || got[`"}]{`] != 1 || got[""] != 1 {
 		t.Errorf("delivered %v", got)
+	}
+}
+
+// failingPuts fails Put number failAt (counting from 1) once.
+type failingPuts struct {
+	store.Bucket
+	n, failAt atomic.Int32
+}
+
+func (b *failingPuts) Put(ctx context.Context, k string, v []byte) (uint64, error) {
+	if b.n.Add(1) == b.failAt.Load() {
+		return 0, errors.New("nats: timeout")
+	}
+	return b.Bucket.Put(ctx, k, v)
+}
+
+// TestSettleWriteRetried: a mapping whose settling write fails once still
+// settles (the write is retried), so that it does not refuse every later
+// change with ResourceInUseException.
+func TestSettleWriteRetried(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	fb := &failingPuts{Bucket: h.bucket}
+	h.svc.Close(ctx)
+	h.bucket = fb
+	h.start(t)
+	if _, err := h.queues.Create(ctx, "sq"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := h.svc.Create(ctx, Input{Function: ptr("f"), EventSourceArn: queueARN("sq")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitState(t, m.UUID, StateEnabled)
+	fb.n.Store(0)
+	fb.failAt.Store(2) // the Update's own write passes, the settling one fails
+	if _, err := h.svc.Update(ctx, m.UUID, Input{BatchSize: ptr(5)}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState(t, m.UUID, StateEnabled)
+	if fb.n.Load() < 3 {
+		t.Errorf("%d writes; want the failed settling write retried", fb.n.Load())
+	}
+	if _, err := h.svc.Update(ctx, m.UUID, Input{BatchSize: ptr(6)}); err != nil {
+		t.Errorf("update after the retried settle: %v", err)
 	}
 }
