@@ -13,9 +13,14 @@
 //
 // The protocol is AWS JSON 1.1: POST / with X-Amz-Target
 // Logs_20140328.<Operation>, errors as {"__type","message"} with status
-// 400. Filter patterns are CloudWatch's term patterns (every term, a
-// "quoted phrase" as one term, ?term for any of them); JSON and
-// space-delimited patterns are refused. Nothing here writes: Kappa's logs
+// 400. Filter patterns are CloudWatch's term patterns (every term, -term
+// for none of it, a "quoted phrase" as one term, ?term for any of them);
+// JSON and space-delimited patterns are refused. A page of events holds at
+// most 10,000 of them and 1 MB, as in CloudWatch.
+//
+// A log group is the LoggingConfig.LogGroup of the functions writing to it
+// now (package daemon lists them), or /aws/lambda/<function> for logs whose
+// function was deleted: a function's logs follow its current group. Nothing here writes: Kappa's logs
 // are the functions' own output and START/END/REPORT lines (package logs).
 package cwlogs
 
@@ -27,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -45,6 +51,14 @@ const (
 	maxStreams = 50     // DescribeLogStreams limit
 	maxGroups  = 50     // DescribeLogGroups limit
 	maxBody    = 1 << 20
+	// maxPage is the most message bytes one page of events holds (each
+	// event counted with eventOverhead more), as CloudWatch caps a
+	// response at 1 MB; a page always holds at least one event.
+	maxPage       = 1 << 20
+	eventOverhead = 26
+	// maxMillis is the latest time a request may name: nanoseconds past
+	// it do not fit an int64.
+	maxMillis = math.MaxInt64/int64(time.Millisecond) - 1
 )
 
 // Groups tells which functions write to which log group.
@@ -188,6 +202,30 @@ func (h *Handler) groupARN(group string) string {
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// window turns startTime and endTime into the store's bounds; endTime is
+// exclusive (GetLogEvents) or inclusive (FilterLogEvents).
+func window(start, end *int64, endInclusive bool) (since, until time.Time, err error) {
+	for _, v := range []*int64{start, end} {
+		if v != nil && (*v < 0 || *v > maxMillis) {
+			return since, until, invalid("1 validation error detected: Value '%d' at 'startTime' or 'endTime' failed to satisfy constraint: Member must have value between 0 and %d", *v, maxMillis)
+		}
+	}
+	if start != nil {
+		since = time.UnixMilli(*start)
+	}
+	if end != nil {
+		e := *end
+		if endInclusive {
+			e++
+		}
+		until = time.UnixMilli(e).Add(-time.Nanosecond)
+	}
+	return since, until, nil
+}
+
+// size is what an event counts against maxPage.
+func size(e logs.Event) int { return len(e.Message) + eventOverhead }
 
 func checkLimit(limit *int, max, def int) (int, error) {
 	if limit == nil {
@@ -368,7 +406,7 @@ type getEventsIn struct {
 func parseToken(tok string) (forward bool, stamp int64, err error) {
 	dir, n, ok := strings.Cut(tok, "/")
 	if ok && (dir == "f" || dir == "b") {
-		if stamp, err = strconv.ParseInt(n, 10, 64); err == nil && stamp >= 0 {
+		if stamp, err = strconv.ParseInt(n, 10, 64); err == nil && stamp >= 0 && stamp < math.MaxInt64 {
 			return dir == "f", stamp, nil
 		}
 	}
@@ -392,12 +430,8 @@ func (h *Handler) getEvents(ctx context.Context, in getEventsIn) (any, error) {
 		return nil, err
 	}
 	q := logs.Query{Stream: in.LogStreamName}
-	if in.StartTime != nil {
-		q.Since = time.UnixMilli(*in.StartTime)
-	}
-	if in.EndTime != nil {
-		// endTime is exclusive in CloudWatch; the store's Until is not.
-		q.Until = time.UnixMilli(*in.EndTime).Add(-time.Nanosecond)
+	if q.Since, q.Until, err = window(in.StartTime, in.EndTime, false); err != nil {
+		return nil, err
 	}
 	forward := in.StartFromHead != nil && *in.StartFromHead
 	var after, before int64 = -1, -1
@@ -419,11 +453,11 @@ func (h *Handler) getEvents(ctx context.Context, in getEventsIn) (any, error) {
 	if before >= 0 && (q.Until.IsZero() || q.Until.UnixNano() >= before) {
 		q.Until = time.Unix(0, before-1)
 	}
-	if !forward {
-		q.Limit = limit // the newest
-	}
 	found := false
+	// Forward: the oldest events, up to limit and maxPage. Backward: the
+	// newest, kept as a window that drops its oldest past either bound.
 	var evs []logs.Event
+	bytes := 0
 	for _, fn := range fns {
 		sts, err := h.opts.Store.Streams(fn)
 		if err != nil {
@@ -438,10 +472,13 @@ func (h *Handler) getEvents(ctx context.Context, in getEventsIn) (any, error) {
 		}
 		found = true
 		err = h.opts.Store.Query(ctx, fn, q, func(e logs.Event) error {
-			if forward && len(evs) == limit {
+			if forward && (len(evs) == limit || len(evs) > 0 && bytes+size(e) > maxPage) {
 				return errEnough
 			}
-			evs = append(evs, e)
+			evs, bytes = append(evs, e), bytes+size(e)
+			for !forward && (len(evs) > limit || len(evs) > 1 && bytes > maxPage) {
+				evs, bytes = evs[1:], bytes-size(evs[0])
+			}
 			return nil
 		})
 		if err != nil && !errors.Is(err, errEnough) {
@@ -505,7 +542,7 @@ func parseFilterToken(tok string) (int64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err == nil {
 		if n, ok := strings.CutPrefix(string(b), "kappa:"); ok {
-			if v, err := strconv.ParseInt(n, 10, 64); err == nil && v >= 0 {
+			if v, err := strconv.ParseInt(n, 10, 64); err == nil && v >= 0 && v < math.MaxInt64 {
 				return v, nil
 			}
 		}
@@ -534,11 +571,8 @@ func (h *Handler) filterEvents(ctx context.Context, in filterEventsIn) (any, err
 		return nil, err
 	}
 	var q logs.Query
-	if in.StartTime != nil {
-		q.Since = time.UnixMilli(*in.StartTime)
-	}
-	if in.EndTime != nil {
-		q.Until = time.UnixMilli(*in.EndTime).Add(-time.Nanosecond)
+	if q.Since, q.Until, err = window(in.StartTime, in.EndTime, true); err != nil {
+		return nil, err
 	}
 	if in.NextToken != nil {
 		after, err := parseFilterToken(*in.NextToken)
@@ -560,20 +594,23 @@ func (h *Handler) filterEvents(ctx context.Context, in filterEventsIn) (any, err
 		}
 		return strings.HasPrefix(name, in.LogStreamNamePrefix)
 	}
-	// Each function's events come oldest first; with several functions in
-	// one group, the first limit+1 of each are merged by time.
+	// Each function's events come oldest first. Each is read up to limit+1
+	// events or maxPage bytes; one cut short so ends the page at its last
+	// event read (every function's events up to there are all read),
+	// which the page then trims to limit and maxPage.
 	var evs []logs.Event
+	cutoff := int64(math.MaxInt64)
 	for _, fn := range fns {
-		n := 0
+		n, bytes := 0, 0
 		err := h.opts.Store.Query(ctx, fn, q, func(e logs.Event) error {
 			if !streamOK(e.Stream) || !match(e.Message) {
 				return nil
 			}
-			if n > limit {
+			if n > limit || n > 0 && bytes+size(e) > maxPage {
+				cutoff = min(cutoff, stampOf(evs[len(evs)-1]))
 				return errEnough
 			}
-			evs = append(evs, e)
-			n++
+			evs, n, bytes = append(evs, e), n+1, bytes+size(e)
 			return nil
 		})
 		if err != nil && !errors.Is(err, errEnough) {
@@ -586,9 +623,15 @@ func (h *Handler) filterEvents(ctx context.Context, in filterEventsIn) (any, err
 		SearchedLogStreams []string `json:"searchedLogStreams"`
 		NextToken          *string  `json:"nextToken,omitempty"`
 	}{Events: []event{}, SearchedLogStreams: []string{}}
-	if len(evs) > limit {
-		evs = evs[:limit]
-		tok := filterToken(stampOf(evs[limit-1]))
+	keep, bytes := 0, 0
+	for keep < len(evs) && keep < limit && stampOf(evs[keep]) <= cutoff &&
+		(keep == 0 || bytes+size(evs[keep]) <= maxPage) {
+		bytes += size(evs[keep])
+		keep++
+	}
+	if keep < len(evs) || cutoff != math.MaxInt64 {
+		evs = evs[:keep]
+		tok := filterToken(stampOf(evs[keep-1]))
 		out.NextToken = &tok
 	}
 	for _, e := range evs {
@@ -599,36 +642,39 @@ func (h *Handler) filterEvents(ctx context.Context, in filterEventsIn) (any, err
 }
 
 // parsePattern compiles a CloudWatch term pattern: space-separated terms
-// a message must all contain (case-sensitive), "a quoted phrase" as one
-// term, or, when every term starts with ?, any one of them. "" matches
-// everything.
+// a message must all contain (case-sensitive), -term for one it must not,
+// "a quoted phrase" as one term, or, when every term starts with ?, any
+// one of them. "" matches everything.
 func parsePattern(p string) (func(string) bool, error) {
 	p = strings.TrimSpace(p)
-	if p == "" {
-		return func(string) bool { return true }, nil
-	}
 	if strings.HasPrefix(p, "{") || strings.HasPrefix(p, "[") || strings.HasPrefix(p, "%") {
-		return nil, invalid("Kappa supports CloudWatch's term patterns (terms, \"quoted phrases\", ?any): JSON, space-delimited and regular-expression patterns are not supported")
+		return nil, invalid("Kappa supports CloudWatch's term patterns (terms, -terms, \"quoted phrases\", ?any): JSON, space-delimited and regular-expression patterns are not supported")
 	}
-	var terms []string
+	type term struct {
+		text    string
+		exclude bool
+	}
+	var terms []term
 	anyOf := 0
 	for p != "" {
-		var t string
-		any := strings.HasPrefix(p, "?")
-		if any {
+		var t term
+		switch {
+		case strings.HasPrefix(p, "?"):
 			p = p[1:]
 			anyOf++
+		case strings.HasPrefix(p, "-") && len(p) > 1:
+			p, t.exclude = p[1:], true
 		}
 		if strings.HasPrefix(p, `"`) {
 			end := strings.Index(p[1:], `"`)
 			if end < 0 {
 				return nil, invalid("Invalid filter pattern: unterminated quoted phrase")
 			}
-			t, p = p[1:1+end], p[2+end:]
+			t.text, p = p[1:1+end], p[2+end:]
 		} else {
-			t, p, _ = strings.Cut(p, " ")
+			t.text, p, _ = strings.Cut(p, " ")
 		}
-		if t != "" {
+		if t.text != "" {
 			terms = append(terms, t)
 		}
 		p = strings.TrimLeft(p, " ")
@@ -636,19 +682,16 @@ func parsePattern(p string) (func(string) bool, error) {
 	if anyOf > 0 && anyOf != len(terms) {
 		return nil, invalid("Invalid filter pattern: ?terms cannot be mixed with other terms")
 	}
-	if len(terms) == 0 {
-		return func(string) bool { return true }, nil
-	}
 	return func(msg string) bool {
 		for _, t := range terms {
-			hit := strings.Contains(msg, t)
-			if anyOf > 0 && hit {
+			hit := strings.Contains(msg, t.text)
+			switch {
+			case anyOf > 0 && hit:
 				return true
-			}
-			if anyOf == 0 && !hit {
+			case anyOf == 0 && hit == t.exclude:
 				return false
 			}
 		}
-		return anyOf == 0
+		return anyOf == 0 || len(terms) == 0
 	}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -368,4 +369,142 @@ func FuzzRequests(f *testing.F) {
 			t.Fatalf("%s %q = %d %s", ops[int(op)%len(ops)], body, rec.Code, rec.Body)
 		}
 	})
+}
+
+// TestPagesAreBounded: pages stop at 1 MB of messages however large the
+// limit, in both directions of GetLogEvents and in FilterLogEvents, and
+// the tokens then lead through every event exactly once.
+func TestPagesAreBounded(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	big := strings.Repeat("x", 200<<10)
+	var lines []string
+	for i := range 12 {
+		lines = append(lines, fmt.Sprintf("%02d %s", i, big))
+	}
+	f.write(t, "a", s1, lines...)
+	msg := func(e types.OutputLogEvent) *string { return e.Message }
+	pageBytes := func(ms []string) (n int) {
+		for _, m := range ms {
+			n += len(m)
+		}
+		return n
+	}
+
+	newest, err := f.client.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String("/aws/lambda/a"), LogStreamName: aws.String(s1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := messages(newest.Events, msg)
+	if len(got) == 0 || len(got) == 12 || pageBytes(got) > maxPage || got[len(got)-1][:2] != "11" {
+		t.Errorf("newest page: %d events, %d bytes; want the newest ones under 1 MB", len(got), pageBytes(got))
+	}
+	var all []string
+	in := &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String("/aws/lambda/a"), LogStreamName: aws.String(s1), StartFromHead: aws.Bool(true)}
+	for range 20 {
+		out, err := f.client.GetLogEvents(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := messages(out.Events, msg)
+		if pageBytes(page) > maxPage {
+			t.Errorf("a forward page of %d bytes", pageBytes(page))
+		}
+		all = append(all, page...)
+		if in.NextToken != nil && aws.ToString(out.NextForwardToken) == *in.NextToken {
+			break
+		}
+		in.NextToken = out.NextForwardToken
+	}
+	if len(all) != 12 || all[0][:2] != "00" || all[11][:2] != "11" {
+		t.Errorf("forward through the stream: %d events", len(all))
+	}
+
+	var filtered []string
+	p := cloudwatchlogs.NewFilterLogEventsPaginator(f.client, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/aws/lambda/a")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := messages(page.Events, func(e types.FilteredLogEvent) *string { return e.Message })
+		if pageBytes(ms) > maxPage {
+			t.Errorf("a filter page of %d bytes", pageBytes(ms))
+		}
+		filtered = append(filtered, ms...)
+	}
+	if len(filtered) != 12 {
+		t.Errorf("FilterLogEvents pages: %d events, want all 12 once", len(filtered))
+	}
+}
+
+// TestFilterAcrossFunctions: a group written by two functions pages in
+// time order at a small limit, every event once.
+func TestFilterAcrossFunctions(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.write(t, "b", s1, "b1", "b2", "b3")
+	f.write(t, "c", s2, "c1", "c2", "c3")
+	f.write(t, "b", s1, "b4")
+	var got []string
+	p := cloudwatchlogs.NewFilterLogEventsPaginator(f.client, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/shared"), Limit: aws.Int32(2)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, messages(page.Events, func(e types.FilteredLogEvent) *string { return e.Message })...)
+	}
+	if !slices.Equal(got, []string{"b1", "b2", "b3", "c1", "c2", "c3", "b4"}) {
+		t.Errorf("paged across functions: %v", got)
+	}
+}
+
+// TestPatternsAndTimes: -term excludes; FilterLogEvents' endTime includes
+// its millisecond (GetLogEvents' excludes it); out-of-range times and
+// tokens are refused rather than wrapping around.
+func TestPatternsAndTimes(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.write(t, "a", s1, "[ERROR] boom", "Exiting with ERRORCODE: -1", "fine")
+	out, err := f.client.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/aws/lambda/a"), FilterPattern: aws.String("ERROR -Exiting")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := messages(out.Events, func(e types.FilteredLogEvent) *string { return e.Message }); !slices.Equal(got, []string{"[ERROR] boom"}) {
+		t.Errorf("ERROR -Exiting: %v", got)
+	}
+	first := aws.ToInt64(out.Events[0].Timestamp)
+	at, err := f.client.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/aws/lambda/a"),
+		StartTime: aws.Int64(first), EndTime: aws.Int64(first), FilterPattern: aws.String("boom")})
+	if err != nil || len(at.Events) != 1 {
+		t.Errorf("FilterLogEvents with startTime = endTime = the event's time: %v, %v; want the event", at, err)
+	}
+	for _, tt := range []struct {
+		name string
+		call func() error
+	}{
+		{"negative startTime", func() error {
+			_, err := f.client.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/aws/lambda/a"), StartTime: aws.Int64(-1)})
+			return err
+		}},
+		{"endTime past 2262", func() error {
+			_, err := f.client.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String("/aws/lambda/a"), LogStreamName: aws.String(s1), EndTime: aws.Int64(math.MaxInt64)})
+			return err
+		}},
+		{"largest forward token", func() error {
+			_, err := f.client.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String("/aws/lambda/a"), LogStreamName: aws.String(s1),
+				NextToken: aws.String(fmt.Sprintf("f/%d", int64(math.MaxInt64)))})
+			return err
+		}},
+		{"largest filter token", func() error {
+			_, err := f.client.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/aws/lambda/a"),
+				NextToken: aws.String(filterToken(math.MaxInt64))})
+			return err
+		}},
+	} {
+		if err := tt.call(); apiCode(err) != "InvalidParameterException" {
+			t.Errorf("%s: %v, want InvalidParameterException", tt.name, err)
+		}
+	}
 }

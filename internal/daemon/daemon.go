@@ -191,7 +191,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 			d.reconcile(fn.Latest.Name)
 		}
 	}
-	d.cwlogs = cwlogs.New(cwlogs.Options{Store: d.logs, Groups: logGroups{d.functions},
+	d.cwlogs = cwlogs.New(cwlogs.Options{Store: d.logs, Groups: logGroups{d.functions, d.logs},
 		Region: cfg.Region, Account: cfg.Account, Logger: log.With("svc", "logs")})
 	d.api = lambdaapi.New(lambdaapi.Options{
 		Functions:      d.functions,
@@ -322,8 +322,12 @@ func (d *Daemon) routes() http.Handler {
 }
 
 // logGroups tells the CloudWatch Logs API which functions write to which
-// log group (their LoggingConfig.LogGroup).
-type logGroups struct{ fns *function.Service }
+// log group: their LoggingConfig.LogGroup, or /aws/lambda/<function> for
+// the logs of a function deleted since (they stay until retention ends).
+type logGroups struct {
+	fns  *function.Service
+	logs *logs.Store
+}
 
 func (g logGroups) LogGroups(ctx context.Context) (map[string][]string, error) {
 	fns, err := g.fns.List(ctx)
@@ -331,12 +335,24 @@ func (g logGroups) LogGroups(ctx context.Context) (map[string][]string, error) {
 		return nil, err
 	}
 	out := map[string][]string{}
+	live := map[string]bool{}
 	for _, fn := range fns {
 		group := fn.Latest.LoggingConfig.LogGroup
 		if group == "" {
 			group = "/aws/lambda/" + fn.Latest.Name
 		}
 		out[group] = append(out[group], fn.Latest.Name)
+		live[fn.Latest.Name] = true
+	}
+	stored, err := g.logs.Functions()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range stored {
+		if !live[name] {
+			group := "/aws/lambda/" + name
+			out[group] = append(out[group], name)
+		}
 	}
 	return out, nil
 }

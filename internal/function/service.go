@@ -332,11 +332,15 @@ func (s *Service) UpdateCode(ctx context.Context, name string, in UpdateCodeInpu
 		return nil, err
 	}
 	if !in.DryRun {
+		// The function first (ResourceNotFoundException before anything
+		// about the image), then the image, before the write below.
+		cur, err := s.Get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
 		archs := in.Architectures
 		if archs == nil {
-			if cur, err := s.Get(ctx, name); err == nil {
-				archs = cur.Latest.Architectures
-			}
+			archs = cur.Latest.Architectures
 		}
 		if err := s.checkPlatform(ctx, in.ImageURI, archs); err != nil {
 			return nil, err

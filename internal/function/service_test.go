@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,8 @@ type fakeImages struct {
 	mu    sync.Mutex
 	errs  map[string]error
 	gates map[string]chan struct{}
+	// checks are CheckPlatform's answers by image (nil: fine).
+	checks map[string]error
 }
 
 func (f *fakeImages) Pull(ctx context.Context, uri, arch string) (*image.Image, error) {
@@ -40,7 +43,11 @@ func (f *fakeImages) Pull(ctx context.Context, uri, arch string) (*image.Image, 
 		Config: image.Config{Entrypoint: []string{"/bootstrap"}}}, nil
 }
 
-func (f *fakeImages) CheckPlatform(context.Context, string, string) error { return nil }
+func (f *fakeImages) CheckPlatform(_ context.Context, uri, _ string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.checks[uri]
+}
 
 func newTestService(t *testing.T, imgs *fakeImages) *Service {
 	t.Helper()
@@ -348,5 +355,34 @@ func TestOddQualifiersAreClientErrors(t *testing.T) {
 	}
 	if err := s.DeleteAlias(ctx, "hello", "absent"); err != nil {
 		t.Errorf("DeleteAlias of an absent alias = %v, want success as in Lambda", err)
+	}
+}
+
+// TestMissingImageRefused: an image its registry does not have is refused
+// by Create and UpdateCode at once, as Lambda does; an update of a
+// function that does not exist says so first.
+func TestMissingImageRefused(t *testing.T) {
+	const missing = "localhost:9070/gone:v1"
+	imgs := &fakeImages{checks: map[string]error{missing: fmt.Errorf("%w: MANIFEST_UNKNOWN", image.ErrNotFound)}}
+	s := newTestService(t, imgs)
+	ctx := context.Background()
+	in := validInput()
+	in.ImageURI = missing
+	_, err := s.Create(ctx, in)
+	if !errors.Is(err, apierr.InvalidParameter) || !strings.Contains(err.Error(), "Source image "+missing+" does not exist. Provide a valid source image.") {
+		t.Errorf("Create with a missing image: %v", err)
+	}
+	if _, err := s.Get(ctx, in.FunctionName); !errors.Is(err, apierr.NotFound) {
+		t.Errorf("the refused function exists: %v", err)
+	}
+	if _, err := s.UpdateCode(ctx, "nope", UpdateCodeInput{ImageURI: missing}); !errors.Is(err, apierr.NotFound) {
+		t.Errorf("UpdateCode of an unknown function to a missing image: %v, want not found", err)
+	}
+	if _, err := s.Create(ctx, validInput()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "hello", func(fn *Function) bool { return fn.Latest.State == StateActive })
+	if _, err := s.UpdateCode(ctx, "hello", UpdateCodeInput{ImageURI: missing}); !errors.Is(err, apierr.InvalidParameter) {
+		t.Errorf("UpdateCode to a missing image: %v", err)
 	}
 }

@@ -89,6 +89,16 @@ func TestCloudWatchLogsAPI(t *testing.T) {
 		}
 	}
 
+	// A deleted function's logs stay readable in its default group.
+	if _, err := s.Lambda.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("cw-default")}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := cw.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{
+		LogGroupName: aws.String("/aws/lambda/cw-default"), FilterPattern: aws.String(`"hello from cw-default"`)})
+	if err != nil || len(after.Events) != 1 {
+		t.Errorf("FilterLogEvents of a deleted function's group = %+v, %v; want its line", after, err)
+	}
+
 	_, err = cw.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/aws/lambda/no-such-function")})
 	var ae smithy.APIError
 	if !errors.As(err, &ae) || ae.ErrorCode() != "ResourceNotFoundException" {
