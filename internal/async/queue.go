@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kappa-run/kappa/internal/apierr"
@@ -155,6 +157,18 @@ func (q *Queues) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// Purge removes every message of a queue; the queue stays.
+func (q *Queues) Purge(ctx context.Context, name string) error {
+	s, err := q.stream(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := s.Purge(ctx); err != nil {
+		return apierr.Wrap(apierr.Internal, err, "purge queue")
+	}
+	return nil
+}
+
 // List returns every queue, sorted by name.
 func (q *Queues) List(ctx context.Context) ([]QueueInfo, error) {
 	l := q.js.ListStreams(ctx, jetstream.WithStreamListSubject(queueSubjectPrefix+"*"))
@@ -188,6 +202,35 @@ func (q *Queues) Send(ctx context.Context, name string, body []byte) (uint64, er
 		return 0, apierr.Wrap(apierr.Internal, err, "send to queue "+name)
 	}
 	return ack.Sequence, nil
+}
+
+// SendStored is Send that also returns the time the message was stored,
+// which with its sequence number identifies it (MessageID).
+func (q *Queues) SendStored(ctx context.Context, name string, body []byte) (uint64, time.Time, error) {
+	seq, err := q.Send(ctx, name, body)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	s, err := q.stream(ctx, name)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return 0, time.Time{}, apierr.Wrap(apierr.Internal, err, "read back the message sent to queue "+name)
+	}
+	return seq, m.Time, nil
+}
+
+// messageIDSpace derives stable message ids (one per queue message).
+var messageIDSpace = uuid.MustParse("9d3f6e2a-4c1b-4f0e-9a57-6b2f8c1d0e43")
+
+// MessageID is the SQS message id of a queue's message: the same for
+// SendMessage's answer and every delivery by an event source mapping. The
+// time the message was stored tells apart the messages of a queue deleted
+// and made again.
+func MessageID(queue string, seq uint64, stored time.Time) string {
+	return uuid.NewSHA1(messageIDSpace, []byte(queue+"/"+strconv.FormatUint(seq, 10)+"/"+strconv.FormatInt(stored.UnixNano(), 10))).String()
 }
 
 func isNoResponders(err error) bool {

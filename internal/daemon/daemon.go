@@ -25,6 +25,7 @@ import (
 	"github.com/kappa-run/kappa/internal/logs"
 	"github.com/kappa-run/kappa/internal/registry"
 	"github.com/kappa-run/kappa/internal/sandbox/oci"
+	"github.com/kappa-run/kappa/internal/sqsapi"
 	"github.com/kappa-run/kappa/internal/store/jetstream"
 )
 
@@ -50,6 +51,7 @@ type Daemon struct {
 	logs       *logs.Store
 	obs        *observability
 	cwlogs     *cwlogs.Handler
+	sqs        *sqsapi.Handler
 	invoker    *invoker.Invoker
 	functions  *function.Service
 	events     *events
@@ -191,6 +193,12 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (_ *Daemon, e
 			d.reconcile(fn.Latest.Name)
 		}
 	}
+	sqsBucket, err := d.store.Bucket(ctx, "sqs")
+	if err != nil {
+		return nil, err
+	}
+	d.sqs = sqsapi.New(sqsapi.Options{Queues: d.events.async.Queues(), Bucket: sqsBucket,
+		Region: cfg.Region, Account: cfg.Account, Logger: log.With("svc", "sqs")})
 	d.cwlogs = cwlogs.New(cwlogs.Options{Store: d.logs, Groups: logGroups{d.functions, d.logs},
 		Region: cfg.Region, Account: cfg.Account, Logger: log.With("svc", "logs")})
 	d.api = lambdaapi.New(lambdaapi.Options{
@@ -306,6 +314,8 @@ func (d *Daemon) routes() http.Handler {
 			refuseRemote(w)
 		case cwlogs.Owns(r):
 			d.cwlogs.ServeHTTP(w, r)
+		case sqsapi.Owns(r):
+			d.sqs.ServeHTTP(w, r)
 		case d.obs.owns(p):
 			d.obs.ServeHTTP(w, r)
 		case strings.HasPrefix(p, "/debug/pprof/") && d.cfg.Pprof:

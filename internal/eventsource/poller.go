@@ -41,10 +41,6 @@ const (
 	fetchSlice = time.Second
 )
 
-// messageIDSpace derives stable message ids (one per queue message, the
-// same on every delivery).
-var messageIDSpace = uuid.MustParse("9d3f6e2a-4c1b-4f0e-9a57-6b2f8c1d0e43")
-
 // poller feeds one enabled mapping's queue to its function.
 type poller struct {
 	s      *Service
@@ -283,7 +279,7 @@ func (p *poller) record(m jetstream.Msg, now time.Time) sqsRecord {
 	return sqsRecord{
 		// Stable across deliveries; the time the message was stored tells
 		// apart the messages of a queue deleted and made again.
-		MessageID:     uuid.NewSHA1(messageIDSpace, []byte(p.m.Queue+"/"+strconv.FormatUint(seq, 10)+"/"+strconv.FormatInt(sent.UnixNano(), 10))).String(),
+		MessageID:     async.MessageID(p.m.Queue, seq, sent),
 		ReceiptHandle: base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%s/%d/%d", p.m.UUID, seq, count))),
 		Body:          string(m.Data()),
 		Attributes: map[string]string{

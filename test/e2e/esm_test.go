@@ -570,7 +570,7 @@ func (s *server) waitESMGone(t *testing.T, id string) {
 
 // sqsLine is one line the probe prints per record of an SQS batch:
 // "sqs-record body=<body> count=<ApproximateReceiveCount>
-// source=<eventSourceARN> batch=<records in the batch>".
+// source=<eventSourceARN> batch=<records in the batch> id=<messageId>".
 type sqsLine struct {
 	raw       string
 	requestID string
@@ -578,9 +578,10 @@ type sqsLine struct {
 	count     int
 	source    string
 	batch     int
+	id        string
 }
 
-var sqsLineRE = regexp.MustCompile(`^sqs-record body=(.*) count=(\d+) source=(\S*) batch=(\d+)$`)
+var sqsLineRE = regexp.MustCompile(`^sqs-record body=(.*) count=(\d+) source=(\S*) batch=(\d+) id=(\S*)$`)
 
 // sqsLines returns the probe's sqs-record lines in fname's log, oldest
 // first.
@@ -596,7 +597,7 @@ func (s *server) sqsLines(t *testing.T, fname string) []sqsLine {
 		}
 		count, _ := strconv.Atoi(m[2])
 		batch, _ := strconv.Atoi(m[4])
-		out = append(out, sqsLine{raw: msg, requestID: e.RequestID, body: m[1], count: count, source: m[3], batch: batch})
+		out = append(out, sqsLine{raw: msg, requestID: e.RequestID, body: m[1], count: count, source: m[3], batch: batch, id: m[5]})
 	}
 	return out
 }

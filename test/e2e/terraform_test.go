@@ -42,7 +42,18 @@ provider "aws" {
   skip_region_validation      = true
   endpoints {
     lambda = var.endpoint
+    sqs    = var.endpoint
   }
+}
+
+resource "aws_sqs_queue" "orders" {
+  name                       = "tf-q"
+  visibility_timeout_seconds = 60
+  tags                       = { team = "kappa" }
+}
+
+resource "aws_sqs_queue" "dlq" {
+  name = "tf-dlq"
 }
 
 resource "aws_lambda_function" "fn" {
@@ -75,7 +86,7 @@ resource "aws_lambda_function" "fn" {
     mode = "PassThrough"
   }
   dead_letter_config {
-    target_arn = "arn:aws:sqs:us-east-1:000000000000:tf-dlq"
+    target_arn = aws_sqs_queue.dlq.arn
   }
   tags = { team = "kappa" }
 }
@@ -118,7 +129,7 @@ resource "aws_lambda_provisioned_concurrency_config" "warm" {
 
 resource "aws_lambda_event_source_mapping" "queue" {
   function_name                      = aws_lambda_alias.live.arn
-  event_source_arn                   = "arn:aws:sqs:us-east-1:000000000000:tf-q"
+  event_source_arn                   = aws_sqs_queue.orders.arn
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = 1
   function_response_types            = ["ReportBatchItemFailures"]
@@ -148,8 +159,9 @@ output "url" { value = aws_lambda_function_url.url.function_url }
 `
 
 // TestTerraform applies a configuration of every Lambda resource Kappa
-// serves with the real Terraform and hashicorp/aws provider, unchanged but
-// for the provider's endpoint: create, a plan that finds nothing to change
+// serves, and the SQS queues that feed and catch its events, with the real
+// Terraform and hashicorp/aws provider, unchanged but for the provider's
+// endpoints: create, a plan that finds nothing to change
 // (what Terraform reads back matches what it wrote), an update that
 // publishes a new version and moves the alias, another empty plan, and
 // destroy. Kappa's own state is checked through the SDK at each step.
@@ -159,8 +171,6 @@ func TestTerraform(t *testing.T) {
 	s := newServer(t)
 	img1 := s.pushProbe(t, "probe:tf", "PROBE_VERSION=1")
 	img2 := s.pushProbe(t, "probe:tf2", "PROBE_VERSION=2")
-	s.createQueue(t, "tf-q")
-	s.createQueue(t, "tf-dlq")
 	ctx := context.Background()
 	vars := func(img string, memory int, greeting string, batch int, owner string) []string {
 		return []string{"-var", "endpoint=http://" + s.addr, "-var", "image=" + img,

@@ -70,14 +70,15 @@ type sqsRecord struct {
 }
 
 // sqsBatch prints a line per record, "sqs-record body=<body>
-// count=<ApproximateReceiveCount> source=<eventSourceARN> batch=<n>", and
+// count=<ApproximateReceiveCount> source=<eventSourceARN> batch=<n>
+// id=<messageId>", and
 // reports the records whose body starts with "fail" as batch item
 // failures (ReportBatchItemFailures); a body "error" fails the whole
 // batch with a function error.
 func sqsBatch(recs []sqsRecord) (map[string]any, error) {
 	failures := []map[string]string{}
 	for _, r := range recs {
-		fmt.Printf("sqs-record body=%s count=%s source=%s batch=%d\n", r.Body, r.Attributes["ApproximateReceiveCount"], r.EventSourceARN, len(recs))
+		fmt.Printf("sqs-record body=%s count=%s source=%s batch=%d id=%s\n", r.Body, r.Attributes["ApproximateReceiveCount"], r.EventSourceARN, len(recs), r.MessageID)
 		if r.Body == "error" {
 			return nil, errors.New("probe fails the batch on purpose")
 		}

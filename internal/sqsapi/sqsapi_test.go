@@ -1,0 +1,308 @@
+package sqsapi
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/kappa-run/kappa/internal/async"
+	"github.com/kappa-run/kappa/internal/store/jetstream"
+)
+
+const account = "000000000000"
+
+// fixture is the handler on a real embedded JetStream, and the SDK's SQS
+// client talking to it over loopback.
+type fixture struct {
+	queues *async.Queues
+	client *sqs.Client
+	url    string
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := jetstream.Open(ctx, jetstream.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	bucket, err := st.Bucket(ctx, "sqs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queues := async.NewQueues(st.JetStream(), "us-east-1", account)
+	srv := httptest.NewServer(New(Options{Queues: queues, Bucket: bucket, Region: "us-east-1", Account: account}))
+	t.Cleanup(srv.Close)
+	c := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")})
+	return &fixture{queues: queues, client: c, url: srv.URL}
+}
+
+func code(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return fmt.Sprint(err)
+}
+
+// TestSendReachesTheQueue: what SendMessage and SendMessageBatch send is in
+// the Kappa queue, with the MD5 the SDK checks and the message id an event
+// source mapping will show.
+func TestSendReachesTheQueue(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	created, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("orders")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := aws.ToString(created.QueueUrl)
+	if url != f.url+"/"+account+"/orders" {
+		t.Errorf("QueueUrl %s", url)
+	}
+	got, err := f.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("orders")})
+	if err != nil || aws.ToString(got.QueueUrl) != url {
+		t.Errorf("GetQueueUrl = %v, %v", got, err)
+	}
+	one, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(`{"order":1}`)})
+	if err != nil {
+		t.Fatal(err) // the SDK checks MD5OfMessageBody itself
+	}
+	batch, err := f.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: []types.SendMessageBatchRequestEntry{
+		{Id: aws.String("a"), MessageBody: aws.String("two")},
+		{Id: aws.String("b"), MessageBody: aws.String("three")},
+		{Id: aws.String("c"), MessageBody: aws.String("late"), DelaySeconds: 5},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(batch.Successful) != 2 || len(batch.Failed) != 1 || aws.ToString(batch.Failed[0].Id) != "c" || !batch.Failed[0].SenderFault {
+		t.Errorf("batch: %d sent, failed %+v; want a and b sent and c refused (DelaySeconds)", len(batch.Successful), batch.Failed)
+	}
+	msgs, err := f.queues.Read(ctx, "orders", 0, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, m := range msgs {
+		bodies = append(bodies, string(m.Body))
+	}
+	if strings.Join(bodies, "|") != `{"order":1}|two|three` {
+		t.Errorf("queue holds %v", bodies)
+	}
+	if want := async.MessageID("orders", msgs[0].Seq, msgs[0].Time); aws.ToString(one.MessageId) != want {
+		t.Errorf("MessageId %s, want the one a mapping shows, %s", aws.ToString(one.MessageId), want)
+	}
+	sum := md5.Sum([]byte("two"))
+	if aws.ToString(batch.Successful[0].MD5OfMessageBody) != hex.EncodeToString(sum[:]) {
+		t.Errorf("MD5 of a batch entry %s", aws.ToString(batch.Successful[0].MD5OfMessageBody))
+	}
+	attrs, err := f.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &url,
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
+	if err != nil || attrs.Attributes["ApproximateNumberOfMessages"] != "3" || attrs.Attributes["QueueArn"] != "arn:aws:sqs:us-east-1:"+account+":orders" ||
+		attrs.Attributes["VisibilityTimeout"] != "30" {
+		t.Errorf("GetQueueAttributes = %v, %v", attrs, err)
+	}
+	if _, err := f.client.PurgeQueue(ctx, &sqs.PurgeQueueInput{QueueUrl: &url}); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _ := f.queues.Read(ctx, "orders", 0, 10, 0); len(msgs) != 0 {
+		t.Errorf("%d messages after PurgeQueue", len(msgs))
+	}
+}
+
+// TestQueueManagement: attributes and tags as set are read back (as
+// Terraform does), an existing name is idempotent only with the same
+// attributes, and delete removes the queue.
+func TestQueueManagement(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	in := &sqs.CreateQueueInput{QueueName: aws.String("jobs"),
+		Attributes: map[string]string{"VisibilityTimeout": "60", "MessageRetentionPeriod": "86400"},
+		Tags:       map[string]string{"team": "kappa"}}
+	created, err := f.client.CreateQueue(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := created.QueueUrl
+	if _, err := f.client.CreateQueue(ctx, in); err != nil {
+		t.Errorf("CreateQueue again with the same attributes: %v", err)
+	}
+	_, err = f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("jobs"), Attributes: map[string]string{"VisibilityTimeout": "61"}})
+	if code(err) != "QueueNameExists" && code(err) != "QueueAlreadyExists" {
+		t.Errorf("CreateQueue with other attributes: %v", err)
+	}
+	if _, err := f.client.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: url, Attributes: map[string]string{"VisibilityTimeout": "90"}}); err != nil {
+		t.Fatal(err)
+	}
+	attrs, err := f.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: url,
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout, types.QueueAttributeNameMessageRetentionPeriod}})
+	if err != nil || len(attrs.Attributes) != 2 || attrs.Attributes["VisibilityTimeout"] != "90" || attrs.Attributes["MessageRetentionPeriod"] != "86400" {
+		t.Errorf("attributes %v, %v", attrs, err)
+	}
+	if _, err := f.client.TagQueue(ctx, &sqs.TagQueueInput{QueueUrl: url, Tags: map[string]string{"env": "dev"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.UntagQueue(ctx, &sqs.UntagQueueInput{QueueUrl: url, TagKeys: []string{"team"}}); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := f.client.ListQueueTags(ctx, &sqs.ListQueueTagsInput{QueueUrl: url})
+	if err != nil || len(tags.Tags) != 1 || tags.Tags["env"] != "dev" {
+		t.Errorf("tags %v, %v", tags, err)
+	}
+	for _, name := range []string{"a-1", "a-2", "b-1"} {
+		if _, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var urls []string
+	p := sqs.NewListQueuesPaginator(f.client, &sqs.ListQueuesInput{QueueNamePrefix: aws.String("a-"), MaxResults: aws.Int32(1)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		urls = append(urls, page.QueueUrls...)
+	}
+	if len(urls) != 2 || !strings.HasSuffix(urls[0], "/a-1") || !strings.HasSuffix(urls[1], "/a-2") {
+		t.Errorf("paged list of a-: %v", urls)
+	}
+	if _, err := f.client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: url}); err != nil {
+		t.Fatal(err)
+	}
+	// As with SQS, the SDK gives the typed error and the legacy query code.
+	_, err = f.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("jobs")})
+	var gone *types.QueueDoesNotExist
+	if !errors.As(err, &gone) || code(err) != "AWS.SimpleQueueService.NonExistentQueue" {
+		t.Errorf("GetQueueUrl after DeleteQueue: %v", err)
+	}
+}
+
+// TestRefusals: what a Kappa queue cannot do is refused with SQS's errors,
+// never dropped silently.
+func TestRefusals(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	created, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("q")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := created.QueueUrl
+	missing := aws.String(f.url + "/" + account + "/none")
+	for _, tt := range []struct {
+		name string
+		call func() error
+		code string
+	}{
+		{"FIFO queue", func() error {
+			_, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("q.fifo"), Attributes: map[string]string{"FifoQueue": "true"}})
+			return err
+		}, "InvalidParameterValue"},
+		{"bad name", func() error {
+			_, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("a/../b")})
+			return err
+		}, "InvalidParameterValue"},
+		{"unknown attribute", func() error {
+			_, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("x"), Attributes: map[string]string{"Colour": "red"}})
+			return err
+		}, "InvalidAttributeName"},
+		{"visibility out of range", func() error {
+			_, err := f.client.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: url, Attributes: map[string]string{"VisibilityTimeout": "50000"}})
+			return err
+		}, "InvalidParameterValue"},
+		{"send to a missing queue", func() error {
+			_, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: missing, MessageBody: aws.String("x")})
+			return err
+		}, "AWS.SimpleQueueService.NonExistentQueue"},
+		{"another account's queue", func() error {
+			_, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(f.url + "/111111111111/q"), MessageBody: aws.String("x")})
+			return err
+		}, "AWS.SimpleQueueService.NonExistentQueue"},
+		{"empty body", func() error {
+			_, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("")})
+			return err
+		}, "InvalidParameterValue"},
+		{"message attributes", func() error {
+			_, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("x"),
+				MessageAttributes: map[string]types.MessageAttributeValue{"k": {DataType: aws.String("String"), StringValue: aws.String("v")}}})
+			return err
+		}, "InvalidParameterValue"},
+		{"delay", func() error {
+			_, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("x"), DelaySeconds: 3})
+			return err
+		}, "InvalidParameterValue"},
+		{"eleven in a batch", func() error {
+			var es []types.SendMessageBatchRequestEntry
+			for i := range 11 {
+				es = append(es, types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint("e", i)), MessageBody: aws.String("x")})
+			}
+			_, err := f.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: url, Entries: es})
+			return err
+		}, "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"},
+		{"repeated batch ids", func() error {
+			_, err := f.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: url, Entries: []types.SendMessageBatchRequestEntry{
+				{Id: aws.String("a"), MessageBody: aws.String("x")}, {Id: aws.String("a"), MessageBody: aws.String("y")}}})
+			return err
+		}, "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"},
+		{"ReceiveMessage", func() error {
+			_, err := f.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: url})
+			return err
+		}, "AWS.SimpleQueueService.UnsupportedOperation"},
+	} {
+		if err := tt.call(); code(err) != tt.code {
+			t.Errorf("%s: %v, want %s", tt.name, err, tt.code)
+		}
+	}
+	if msgs, _ := f.queues.Read(ctx, "q", 0, 10, 0); len(msgs) != 0 {
+		t.Errorf("refused sends left %d messages", len(msgs))
+	}
+}
+
+// FuzzRequests sends arbitrary bodies to every operation: the answer is a
+// 200 or an SQS-shaped 400, never a server error.
+func FuzzRequests(f *testing.F) {
+	ops := []string{"CreateQueue", "GetQueueUrl", "ListQueues", "DeleteQueue", "PurgeQueue", "GetQueueAttributes",
+		"SetQueueAttributes", "SendMessage", "SendMessageBatch", "TagQueue", "UntagQueue", "ListQueueTags", "ReceiveMessage"}
+	for i := range ops {
+		f.Add(uint8(i), []byte(`{"QueueName":"q","QueueUrl":"http://h/000000000000/q","MessageBody":"x","Entries":[{"Id":"a","MessageBody":"b"}],"Attributes":{"VisibilityTimeout":"10"},"Tags":{"a":"b"},"TagKeys":["a"],"AttributeNames":["All"]}`))
+	}
+	f.Add(uint8(7), []byte(`{"QueueUrl":"http://h/000000000000/../../x","MessageBody":"\u0000"}`))
+	fx := newFixture(f)
+	if _, err := fx.client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("q")}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, op uint8, body []byte) {
+		req, _ := http.NewRequest("POST", fx.url+"/", strings.NewReader(string(body)))
+		req.Header.Set("X-Amz-Target", TargetPrefix+ops[int(op)%len(ops)])
+		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct {
+			Type string `json:"__type"`
+		}
+		if resp.StatusCode != 200 && (resp.StatusCode != 400 || json.NewDecoder(resp.Body).Decode(&e) != nil ||
+			!strings.HasPrefix(e.Type, "com.amazonaws.sqs#") || resp.Header.Get("X-Amzn-Query-Error") == "") {
+			t.Fatalf("%s %q = %d %s", ops[int(op)%len(ops)], body, resp.StatusCode, e.Type)
+		}
+	})
+}
