@@ -204,22 +204,27 @@ func (q *Queues) Send(ctx context.Context, name string, body []byte) (uint64, er
 	return ack.Sequence, nil
 }
 
-// SendStored is Send that also returns the time the message was stored,
-// which with its sequence number identifies it (MessageID).
+// SendStored appends body to an existing queue (it never creates one, so a
+// send racing the queue's deletion cannot bring it back) and returns its
+// sequence number and the time it was stored, which identify it
+// (MessageID).
 func (q *Queues) SendStored(ctx context.Context, name string, body []byte) (uint64, time.Time, error) {
-	seq, err := q.Send(ctx, name, body)
-	if err != nil {
-		return 0, time.Time{}, err
-	}
 	s, err := q.stream(ctx, name)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	m, err := s.GetMsg(ctx, seq)
+	ack, err := q.js.Publish(ctx, queueSubjectPrefix+name, body, jetstream.WithExpectStream(queueStreamPrefix+name))
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) || isNoResponders(err) {
+		return 0, time.Time{}, q.notFound(name)
+	}
+	if err != nil {
+		return 0, time.Time{}, apierr.Wrap(apierr.Internal, err, "send to queue "+name)
+	}
+	m, err := s.GetMsg(ctx, ack.Sequence)
 	if err != nil {
 		return 0, time.Time{}, apierr.Wrap(apierr.Internal, err, "read back the message sent to queue "+name)
 	}
-	return seq, m.Time, nil
+	return ack.Sequence, m.Time, nil
 }
 
 // messageIDSpace derives stable message ids (one per queue message).

@@ -50,18 +50,25 @@ const TargetPrefix = "AmazonSQS."
 
 // Limits, as SQS has them.
 const (
-	maxBody        = 2 << 20
+	// maxBody bounds a request: a batch's 1 MiB of message bodies is up
+	// to 3 MiB once JSON-escaped (\uXXXX for every non-ASCII character).
+	maxBody        = 4 << 20
 	maxMessage     = 1 << 20 // MaximumMessageSize's largest value
 	maxBatch       = 10
 	maxBatchBytes  = 1 << 20
 	maxListResults = 1000
 	maxTags        = 50
+	maxTagKey      = 128
+	maxTagValue    = 256
+	// maxAttribute bounds one attribute's value (policies are the long
+	// ones; SQS takes up to 20 KB of policy).
+	maxAttribute = 64 << 10
 )
 
 // defaults are the attributes of a queue nobody set, as SQS reports them.
 var defaults = map[string]string{
 	"DelaySeconds":                  "0",
-	"MaximumMessageSize":            "262144",
+	"MaximumMessageSize":            "1048576",
 	"MessageRetentionPeriod":        "345600",
 	"ReceiveMessageWaitTimeSeconds": "0",
 	"VisibilityTimeout":             "30",
@@ -87,7 +94,7 @@ var settable = map[string]func(string) bool{
 func intIn(lo, hi int) func(string) bool {
 	return func(v string) bool {
 		n, err := strconv.Atoi(v)
-		return err == nil && n >= lo && n <= hi
+		return err == nil && n >= lo && n <= hi && strconv.Itoa(n) == v
 	}
 }
 
@@ -148,8 +155,11 @@ func missing(param string) error {
 	return &sqsError{"MissingParameter", "MissingParameter", "The request must contain the parameter " + param + "."}
 }
 
-// record is what the bucket keeps of a queue.
+// record is what the bucket keeps of a queue. Created is the queue's
+// stream's creation time: a record of an earlier queue of the same name
+// (deleted through Kappa's own API, not this one) does not apply.
 type record struct {
+	Created    int64             `json:"created"`
 	Attributes map[string]string `json:"attributes,omitempty"`
 	Tags       map[string]string `json:"tags,omitempty"`
 }
@@ -196,6 +206,10 @@ func (h *Handler) do(ctx context.Context, op, base string, body []byte) (any, er
 	if len(strings.TrimSpace(string(body))) == 0 {
 		body = []byte("{}")
 	}
+	if !rawBodyOK(body) {
+		return nil, &sqsError{"InvalidMessageContents", "InvalidMessageContents",
+			"Invalid characters found: the request is not valid UTF-8, or holds an unpaired surrogate"}
+	}
 	var in request
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, &sqsError{"InvalidParameterValue", "InvalidParameterValue", "the request body is not valid JSON for " + op}
@@ -213,6 +227,10 @@ func (h *Handler) do(ctx context.Context, op, base string, body []byte) (any, er
 	case "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch", "ChangeMessageVisibility", "ChangeMessageVisibilityBatch":
 		return nil, &sqsError{"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation",
 			"Kappa's queues are consumed by event source mappings (CreateEventSourceMapping); " + op + " is not served"}
+	case "DeleteQueue", "PurgeQueue", "GetQueueAttributes", "SetQueueAttributes", "SendMessage", "SendMessageBatch",
+		"TagQueue", "UntagQueue", "ListQueueTags":
+	default:
+		return nil, &sqsError{"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", "Kappa does not serve the SQS operation " + op}
 	}
 	name, err := h.queueOf(in.QueueURL)
 	if err != nil {
@@ -239,35 +257,33 @@ func (h *Handler) do(ctx context.Context, op, base string, body []byte) (any, er
 		}
 		return h.send(ctx, name, entry{MessageBody: in.MessageBody, DelaySeconds: in.DelaySeconds,
 			MessageAttributes: in.MessageAttributes, MessageSystemAttributes: in.MessageSystemAttributes,
-			MessageGroupID: in.MessageGroupID})
+			MessageGroupID: in.MessageGroupID, MessageDeduplicationID: in.MessageDeduplicationID})
 	case "SendMessageBatch":
 		return h.sendBatch(ctx, name, in.Entries)
 	case "TagQueue":
-		return struct{}{}, h.retag(ctx, name, func(t map[string]string) error {
-			if len(in.Tags) == 0 {
-				return missing("Tags")
-			}
-			maps.Copy(t, in.Tags)
-			return nil
-		})
+		if len(in.Tags) == 0 {
+			return nil, missing("Tags")
+		}
+		if err := checkTags(in.Tags); err != nil {
+			return nil, err
+		}
+		return struct{}{}, h.retag(ctx, name, func(t map[string]string) { maps.Copy(t, in.Tags) })
 	case "UntagQueue":
-		return struct{}{}, h.retag(ctx, name, func(t map[string]string) error {
-			if len(in.TagKeys) == 0 {
-				return missing("TagKeys")
-			}
+		if len(in.TagKeys) == 0 {
+			return nil, missing("TagKeys")
+		}
+		return struct{}{}, h.retag(ctx, name, func(t map[string]string) {
 			for _, k := range in.TagKeys {
 				delete(t, k)
 			}
-			return nil
 		})
-	case "ListQueueTags":
-		rec, err := h.record(ctx, name)
+	default: // ListQueueTags
+		_, rec, _, err := h.load(ctx, name)
 		if err != nil {
 			return nil, err
 		}
 		return map[string]any{"Tags": rec.Tags}, nil
 	}
-	return nil, &sqsError{"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", "Kappa does not serve the SQS operation " + op}
 }
 
 // request holds the members of every operation served.
@@ -286,6 +302,7 @@ type request struct {
 	MessageAttributes       json.RawMessage   `json:"MessageAttributes"`
 	MessageSystemAttributes json.RawMessage   `json:"MessageSystemAttributes"`
 	MessageGroupID          *string           `json:"MessageGroupId"`
+	MessageDeduplicationID  *string           `json:"MessageDeduplicationId"`
 	Entries                 []entry           `json:"Entries"`
 }
 
@@ -313,6 +330,7 @@ type entry struct {
 	MessageAttributes       json.RawMessage `json:"MessageAttributes"`
 	MessageSystemAttributes json.RawMessage `json:"MessageSystemAttributes"`
 	MessageGroupID          *string         `json:"MessageGroupId"`
+	MessageDeduplicationID  *string         `json:"MessageDeduplicationId"`
 }
 
 func (h *Handler) url(base, name string) string { return base + "/" + h.opts.Account + "/" + name }
@@ -346,48 +364,101 @@ func (h *Handler) exists(ctx context.Context, name string) error {
 }
 
 func (h *Handler) record(ctx context.Context, name string) (record, error) {
-	if err := h.exists(ctx, name); err != nil {
-		return record{}, err
+	_, rec, _, err := h.load(ctx, name)
+	return rec, err
+}
+
+// load returns queue name, its record (empty when it has none, or only a
+// stale one of an earlier queue of that name) and the record's revision
+// (0: none stored).
+func (h *Handler) load(ctx context.Context, name string) (async.QueueInfo, record, uint64, error) {
+	info, err := h.opts.Queues.Get(ctx, name)
+	if err != nil {
+		return info, record{}, 0, err
 	}
-	var rec record
 	e, err := h.opts.Bucket.Get(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return rec, nil
+		return info, record{}, 0, nil
 	}
 	if err != nil {
-		return rec, err
+		return info, record{}, 0, err
 	}
-	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		return rec, fmt.Errorf("queue %s record: %w", name, err)
+	var rec record
+	if err := json.Unmarshal(e.Value, &rec); err != nil || rec.Created != info.Created.UnixNano() {
+		rec = record{}
 	}
-	return rec, nil
+	return info, rec, e.Revision, nil
 }
 
-func (h *Handler) put(ctx context.Context, name string, rec record) error {
-	b, _ := json.Marshal(rec)
-	_, err := h.opts.Bucket.Put(ctx, name, b)
-	return err
+// change applies edit to queue name's record and stores it, again when
+// another change was stored in between (Terraform sets a queue's policies
+// and tags in parallel).
+func (h *Handler) change(ctx context.Context, name string, edit func(*record)) error {
+	for range 100 {
+		info, rec, rev, err := h.load(ctx, name)
+		if err != nil {
+			return err
+		}
+		edit(&rec)
+		rec.Created = info.Created.UnixNano()
+		b, _ := json.Marshal(rec)
+		if rev == 0 {
+			_, err = h.opts.Bucket.Create(ctx, name, b)
+		} else {
+			_, err = h.opts.Bucket.Update(ctx, name, b, rev)
+		}
+		if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrRevision) {
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("queue %s: its record kept changing under this change", name)
 }
 
-// checkAttributes validates attributes a request sets.
+// checkTags validates tags as SQS does.
+func checkTags(tags map[string]string) error {
+	if len(tags) > maxTags {
+		return invalidParam("Too many tags: a queue has at most %d.", maxTags)
+	}
+	for k, v := range tags {
+		if k == "" || utf8.RuneCountInString(k) > maxTagKey || utf8.RuneCountInString(v) > maxTagValue {
+			return invalidParam("Tag keys must be 1 to %d characters and values at most %d.", maxTagKey, maxTagValue)
+		}
+		if strings.HasPrefix(strings.ToLower(k), "aws:") {
+			return invalidParam("Tag keys starting with 'aws:' are reserved.")
+		}
+	}
+	return nil
+}
+
+// checkAttributes validates attributes a request sets. FifoQueue=false is
+// accepted (and not kept: every Kappa queue is a standard one).
 func checkAttributes(attrs map[string]string) error {
 	for _, k := range sortedKeys(attrs) {
 		ok, known := settable[k]
 		switch {
+		case k == "FifoQueue" && attrs[k] == "false":
 		case k == "FifoQueue" || k == "ContentBasedDeduplication" || k == "DeduplicationScope" || k == "FifoThroughputLimit":
-			if attrs[k] != "false" || k != "FifoQueue" {
-				return invalidParam("Kappa's queues are standard queues; %s does not apply.", k)
-			}
+			return invalidParam("Kappa's queues are standard queues; %s does not apply.", k)
 		case !known:
 			return invalidAttr(k)
+		case len(attrs[k]) > maxAttribute:
+			return &sqsError{"InvalidAttributeValue", "InvalidAttributeValue", fmt.Sprintf("Value for %s is longer than Kappa's %d bytes.", k, maxAttribute)}
 		case !ok(attrs[k]):
 			if k == "DelaySeconds" {
-				return invalidParam("Kappa delivers messages at once: DelaySeconds must be 0.")
+				return &sqsError{"InvalidAttributeValue", "InvalidAttributeValue", "Kappa delivers messages at once: DelaySeconds must be 0."}
 			}
-			return invalidParam("Invalid value for the parameter %s.", k)
+			return &sqsError{"InvalidAttributeValue", "InvalidAttributeValue", "Invalid value for the parameter " + k + "."}
 		}
 	}
 	return nil
+}
+
+// kept is what of attrs a record keeps.
+func kept(attrs map[string]string) map[string]string {
+	out := maps.Clone(attrs)
+	delete(out, "FifoQueue")
+	return out
 }
 
 func (h *Handler) createQueue(ctx context.Context, base string, in request) (any, error) {
@@ -403,9 +474,10 @@ func (h *Handler) createQueue(ctx context.Context, base string, in request) (any
 	if err := checkAttributes(in.Attributes); err != nil {
 		return nil, err
 	}
-	if len(in.Tags) > maxTags {
-		return nil, invalidParam("Too many tags: a queue has at most %d.", maxTags)
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
 	}
+	attrs := kept(in.Attributes)
 	if _, err := h.opts.Queues.Get(ctx, in.QueueName); err == nil {
 		// As SQS: creating an existing queue is fine with the same
 		// attributes, refused with different ones.
@@ -413,7 +485,7 @@ func (h *Handler) createQueue(ctx context.Context, base string, in request) (any
 		if err != nil {
 			return nil, err
 		}
-		for k, v := range in.Attributes {
+		for k, v := range attrs {
 			if current(rec, k) != v {
 				return nil, &sqsError{"QueueNameExists", "QueueAlreadyExists",
 					"A queue already exists with the same name and a different value for attribute " + k}
@@ -424,7 +496,14 @@ func (h *Handler) createQueue(ctx context.Context, base string, in request) (any
 	if _, err := h.opts.Queues.Create(ctx, in.QueueName); err != nil {
 		return nil, err
 	}
-	if err := h.put(ctx, in.QueueName, record{Attributes: in.Attributes, Tags: in.Tags}); err != nil {
+	err := h.change(ctx, in.QueueName, func(rec *record) {
+		rec.Attributes, rec.Tags = attrs, in.Tags
+	})
+	if err != nil {
+		// No queue without its attributes: a retry starts afresh.
+		if derr := h.opts.Queues.Delete(ctx, in.QueueName); derr != nil {
+			h.log.Warn("sqs api: removing a queue whose attributes were not stored", "queue", in.QueueName, "err", derr)
+		}
 		return nil, err
 	}
 	return map[string]string{"QueueUrl": h.url(base, in.QueueName)}, nil
@@ -523,32 +602,32 @@ func (h *Handler) setAttributes(ctx context.Context, name string, attrs map[stri
 	if err := checkAttributes(attrs); err != nil {
 		return err
 	}
-	rec, err := h.record(ctx, name)
-	if err != nil {
-		return err
-	}
-	if rec.Attributes == nil {
-		rec.Attributes = map[string]string{}
-	}
-	maps.Copy(rec.Attributes, attrs)
-	return h.put(ctx, name, rec)
+	return h.change(ctx, name, func(rec *record) {
+		if rec.Attributes == nil {
+			rec.Attributes = map[string]string{}
+		}
+		maps.Copy(rec.Attributes, kept(attrs))
+	})
 }
 
-func (h *Handler) retag(ctx context.Context, name string, edit func(map[string]string) error) error {
-	rec, err := h.record(ctx, name)
-	if err != nil {
-		return err
-	}
-	if rec.Tags == nil {
-		rec.Tags = map[string]string{}
-	}
-	if err := edit(rec.Tags); err != nil {
-		return err
-	}
-	if len(rec.Tags) > maxTags {
+// retag changes queue name's tags with edit; a queue keeps at most
+// maxTags.
+func (h *Handler) retag(ctx context.Context, name string, edit func(map[string]string)) error {
+	var tooMany bool
+	err := h.change(ctx, name, func(rec *record) {
+		tags := maps.Clone(rec.Tags)
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		edit(tags)
+		if tooMany = len(tags) > maxTags; !tooMany {
+			rec.Tags = tags
+		}
+	})
+	if err == nil && tooMany {
 		return invalidParam("Too many tags: a queue has at most %d.", maxTags)
 	}
-	return h.put(ctx, name, rec)
+	return err
 }
 
 // checkEntry refuses what a Kappa queue cannot carry rather than drop it.
@@ -560,8 +639,9 @@ func checkEntry(e entry) error {
 		return invalidParam("The request must contain a non-empty message body.")
 	case len(*e.MessageBody) > maxMessage:
 		return invalidParam("One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", maxMessage)
-	case !utf8.ValidString(*e.MessageBody):
-		return invalidParam("Invalid binary character in the message body.")
+	case strings.ContainsFunc(*e.MessageBody, disallowed):
+		return &sqsError{"InvalidMessageContents", "InvalidMessageContents",
+			"Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF"}
 	case e.DelaySeconds != nil && *e.DelaySeconds != 0:
 		return invalidParam("Kappa delivers messages at once: DelaySeconds must be 0.")
 	case len(e.MessageAttributes) > 0 && string(e.MessageAttributes) != "null" && string(e.MessageAttributes) != "{}":
@@ -570,8 +650,64 @@ func checkEntry(e entry) error {
 		return invalidParam("Kappa's queues carry message bodies only: MessageSystemAttributes are not kept.")
 	case e.MessageGroupID != nil:
 		return invalidParam("The request include parameter that is not valid for this queue type: MessageGroupId.")
+	case e.MessageDeduplicationID != nil:
+		return invalidParam("The request include parameter that is not valid for this queue type: MessageDeduplicationId.")
 	}
 	return nil
+}
+
+// disallowed reports a character SQS does not take in a message body
+// (U+FFFD is allowed, but it is also what JSON decoding made of invalid
+// UTF-8 and lone surrogates, which the request's raw bytes are checked
+// for first: see rawBodyOK).
+func disallowed(r rune) bool {
+	return !(r == 0x9 || r == 0xA || r == 0xD || r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF)
+}
+
+// rawBodyOK reports whether a request is valid UTF-8 with no escaped
+// surrogate that is not part of a pair: what JSON decoding would turn into
+// U+FFFD, hiding it from the character check.
+func rawBodyOK(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	// The escapes, in order: a high surrogate must be followed at once by
+	// a low one, and a low one never comes first.
+	pendingHigh := false
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			if pendingHigh {
+				return false
+			}
+			continue
+		}
+		if b[i+1] != 'u' || i+6 > len(b) {
+			if pendingHigh {
+				return false
+			}
+			i++ // an escaped character
+			continue
+		}
+		v, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 32)
+		i += 5
+		switch {
+		case err != nil:
+			return false
+		case v >= 0xD800 && v <= 0xDBFF:
+			if pendingHigh {
+				return false
+			}
+			pendingHigh = true
+		case v >= 0xDC00 && v <= 0xDFFF:
+			if !pendingHigh {
+				return false
+			}
+			pendingHigh = false
+		case pendingHigh:
+			return false
+		}
+	}
+	return !pendingHigh
 }
 
 type sent struct {

@@ -224,7 +224,43 @@ func TestRefusals(t *testing.T) {
 		{"visibility out of range", func() error {
 			_, err := f.client.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: url, Attributes: map[string]string{"VisibilityTimeout": "50000"}})
 			return err
+		}, "InvalidAttributeValue"},
+		{"a number not in canonical form", func() error {
+			_, err := f.client.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: url, Attributes: map[string]string{"VisibilityTimeout": "030"}})
+			return err
+		}, "InvalidAttributeValue"},
+		{"a policy over 64 KB", func() error {
+			_, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("big"), Attributes: map[string]string{"Policy": `{"a":"` + strings.Repeat("x", 70<<10) + `"}`}})
+			return err
+		}, "InvalidAttributeValue"},
+		{"an empty tag key", func() error {
+			_, err := f.client.TagQueue(ctx, &sqs.TagQueueInput{QueueUrl: url, Tags: map[string]string{"": "v"}})
+			return err
 		}, "InvalidParameterValue"},
+		{"a reserved tag key", func() error {
+			_, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("t"), Tags: map[string]string{"aws:owner": "v"}})
+			return err
+		}, "InvalidParameterValue"},
+		{"a long tag value", func() error {
+			_, err := f.client.TagQueue(ctx, &sqs.TagQueueInput{QueueUrl: url, Tags: map[string]string{"k": strings.Repeat("v", 257)}})
+			return err
+		}, "InvalidParameterValue"},
+		{"a NUL in the body", func() error {
+			_, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("a\x00b")})
+			return err
+		}, "InvalidMessageContents"},
+		{"U+FFFF in the body", func() error {
+			_, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("a\uffffb")})
+			return err
+		}, "InvalidMessageContents"},
+		{"a deduplication id on a standard queue", func() error {
+			_, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("x"), MessageDeduplicationId: aws.String("d")})
+			return err
+		}, "InvalidParameterValue"},
+		{"an operation Kappa does not serve", func() error {
+			_, err := f.client.ListMessageMoveTasks(ctx, &sqs.ListMessageMoveTasksInput{SourceArn: aws.String("arn:aws:sqs:us-east-1:000000000000:q")})
+			return err
+		}, "AWS.SimpleQueueService.UnsupportedOperation"},
 		{"send to a missing queue", func() error {
 			_, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: missing, MessageBody: aws.String("x")})
 			return err
@@ -270,6 +306,159 @@ func TestRefusals(t *testing.T) {
 	}
 	if msgs, _ := f.queues.Read(ctx, "q", 0, 10, 0); len(msgs) != 0 {
 		t.Errorf("refused sends left %d messages", len(msgs))
+	}
+	if _, err := f.queues.Get(ctx, "big"); err == nil {
+		t.Error("a refused CreateQueue left its queue")
+	}
+}
+
+// TestBodies: the characters and sizes SQS takes are taken, whatever the
+// JSON escaping; what it does not is refused, even where JSON decoding
+// would hide it (raw invalid UTF-8, an unpaired surrogate escape).
+func TestBodies(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	created, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := created.QueueUrl
+	for _, body := range []string{
+		"tab\tnewline\ncr\r", "emoji 🎉 and \U0001F600", `text that says \ud800 literally`,
+		strings.Repeat("д", 360_000), // 720,000 bytes, ~2.2 MB once the CLI escapes each as \uXXXX
+	} {
+		if _, err := f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String(body)}); err != nil {
+			t.Errorf("body %.40q: %v", body, err)
+		}
+	}
+	escaped := `{"QueueUrl":"` + f.url + `/` + account + `/b","MessageBody":"` + strings.Repeat(`\u0434`, 360_000) + `"}`
+	if code, status := rawPost(t, f.url, "SendMessage", escaped); status != 200 {
+		t.Errorf("720,000 bytes of Cyrillic escaped as \\uXXXX: %d %s", status, code)
+	}
+	for name, raw := range map[string]string{
+		"lone high surrogate": `{"QueueUrl":"` + f.url + `/` + account + `/b","MessageBody":"a\ud800b"}`,
+		"lone low surrogate":  `{"QueueUrl":"` + f.url + `/` + account + `/b","MessageBody":"a\udc00b"}`,
+		"invalid UTF-8":       `{"QueueUrl":"` + f.url + `/` + account + `/b","MessageBody":"a` + "\xff\xfe" + `b"}`,
+	} {
+		if code, status := rawPost(t, f.url, "SendMessage", raw); status != 400 || code != "com.amazonaws.sqs#InvalidMessageContents" {
+			t.Errorf("%s: %d %s, want 400 InvalidMessageContents", name, status, code)
+		}
+	}
+	pair := `{"QueueUrl":"` + f.url + `/` + account + `/b","MessageBody":"a\ud83d\ude00b"}`
+	if code, status := rawPost(t, f.url, "SendMessage", pair); status != 200 {
+		t.Errorf("a surrogate pair: %d %s", status, code)
+	}
+}
+
+// rawPost sends an SQS request as bytes and returns its error type and
+// status.
+func rawPost(t *testing.T, url, op, body string) (string, int) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+"/", strings.NewReader(body))
+	req.Header.Set("X-Amz-Target", TargetPrefix+op)
+	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Type string `json:"__type"`
+	}
+	json.NewDecoder(resp.Body).Decode(&e)
+	return e.Type, resp.StatusCode
+}
+
+// TestConcurrentChanges: parallel changes to one queue's attributes and
+// tags all land (Terraform applies a queue's policies in parallel), a send
+// racing DeleteQueue never brings the queue back, and a queue deleted by
+// Kappa's own API and made again starts with no attributes or tags.
+func TestConcurrentChanges(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	created, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := created.QueueUrl
+	changes := []func() error{
+		func() error {
+			_, err := f.client.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: url, Attributes: map[string]string{"Policy": `{"p":1}`}})
+			return err
+		},
+		func() error {
+			_, err := f.client.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: url, Attributes: map[string]string{"RedrivePolicy": `{"r":1}`}})
+			return err
+		},
+		func() error {
+			_, err := f.client.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: url, Attributes: map[string]string{"VisibilityTimeout": "45"}})
+			return err
+		},
+		func() error {
+			_, err := f.client.TagQueue(ctx, &sqs.TagQueueInput{QueueUrl: url, Tags: map[string]string{"t": "1"}})
+			return err
+		},
+	}
+	errs := make(chan error, len(changes))
+	for _, c := range changes {
+		go func() { errs <- c() }()
+	}
+	for range changes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	attrs, _ := f.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: url, AttributeNames: []types.QueueAttributeName{"All"}})
+	tags, _ := f.client.ListQueueTags(ctx, &sqs.ListQueueTagsInput{QueueUrl: url})
+	if attrs.Attributes["Policy"] != `{"p":1}` || attrs.Attributes["RedrivePolicy"] != `{"r":1}` || attrs.Attributes["VisibilityTimeout"] != "45" || tags.Tags["t"] != "1" {
+		t.Errorf("after parallel changes: attributes %v, tags %v; want all four changes", attrs.Attributes, tags.Tags)
+	}
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("x")})
+			}
+		}
+	}()
+	if _, err := f.client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: url}); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		f.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("y")})
+	}
+	close(stop)
+	<-done
+	if _, err := f.queues.Get(ctx, "c"); err == nil {
+		t.Error("sends after DeleteQueue brought the queue back")
+	}
+
+	if _, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("re"), Tags: map[string]string{"owner": "old"},
+		Attributes: map[string]string{"VisibilityTimeout": "99"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.queues.Delete(ctx, "re"); err != nil { // Kappa's own API, not DeleteQueue
+		t.Fatal(err)
+	}
+	if _, err := f.queues.Create(ctx, "re"); err != nil {
+		t.Fatal(err)
+	}
+	reURL := aws.String(f.url + "/" + account + "/re")
+	attrs, _ = f.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: reURL, AttributeNames: []types.QueueAttributeName{"VisibilityTimeout"}})
+	tags, _ = f.client.ListQueueTags(ctx, &sqs.ListQueueTagsInput{QueueUrl: reURL})
+	if attrs.Attributes["VisibilityTimeout"] != "30" || len(tags.Tags) != 0 {
+		t.Errorf("a queue made again kept its predecessor's attributes %v and tags %v", attrs.Attributes, tags.Tags)
+	}
+	// FifoQueue=false is a standard queue: creating it again is fine.
+	in := &sqs.CreateQueueInput{QueueName: aws.String("re"), Attributes: map[string]string{"FifoQueue": "false"}}
+	if _, err := f.client.CreateQueue(ctx, in); err != nil {
+		t.Errorf("CreateQueue with FifoQueue=false of an existing queue: %v", err)
 	}
 }
 
