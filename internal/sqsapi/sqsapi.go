@@ -22,6 +22,9 @@
 //     (async.QueueRetention), a failed batch comes again after the
 //     server's --esm-retry-delay. DelaySeconds other than 0 and message
 //     attributes are refused rather than dropped.
+//   - A queue keeps a message for its retention period whether or not a
+//     mapping has handled it, so ApproximateNumberOfMessages counts the
+//     messages kept, not the ones waiting.
 package sqsapi
 
 import (
