@@ -258,9 +258,7 @@ func (h *Handler) do(ctx context.Context, op, base string, body []byte) (any, er
 		if err := h.exists(ctx, name); err != nil {
 			return nil, err
 		}
-		return h.send(ctx, name, entry{MessageBody: in.MessageBody, DelaySeconds: in.DelaySeconds,
-			MessageAttributes: in.MessageAttributes, MessageSystemAttributes: in.MessageSystemAttributes,
-			MessageGroupID: in.MessageGroupID, MessageDeduplicationID: in.MessageDeduplicationID})
+		return h.send(ctx, name, entry{message: in.message})
 	case "SendMessageBatch":
 		return h.sendBatch(ctx, name, in.Entries)
 	case "TagQueue":
@@ -291,22 +289,18 @@ func (h *Handler) do(ctx context.Context, op, base string, body []byte) (any, er
 
 // request holds the members of every operation served.
 type request struct {
-	QueueName               string            `json:"QueueName"`
-	QueueURL                string            `json:"QueueUrl"`
-	QueueNamePrefix         string            `json:"QueueNamePrefix"`
-	MaxResults              *int              `json:"MaxResults"`
-	NextToken               string            `json:"NextToken"`
-	Attributes              map[string]string `json:"Attributes"`
-	AttributeNames          []string          `json:"AttributeNames"`
-	Tags                    map[string]string `json:"tags"`
-	TagKeys                 []string          `json:"TagKeys"`
-	MessageBody             *string           `json:"MessageBody"`
-	DelaySeconds            *int              `json:"DelaySeconds"`
-	MessageAttributes       json.RawMessage   `json:"MessageAttributes"`
-	MessageSystemAttributes json.RawMessage   `json:"MessageSystemAttributes"`
-	MessageGroupID          *string           `json:"MessageGroupId"`
-	MessageDeduplicationID  *string           `json:"MessageDeduplicationId"`
-	Entries                 []entry           `json:"Entries"`
+	QueueName       string            `json:"QueueName"`
+	QueueURL        string            `json:"QueueUrl"`
+	QueueNamePrefix string            `json:"QueueNamePrefix"`
+	MaxResults      *int              `json:"MaxResults"`
+	NextToken       string            `json:"NextToken"`
+	Attributes      map[string]string `json:"Attributes"`
+	AttributeNames  []string          `json:"AttributeNames"`
+	Tags            map[string]string `json:"tags"`
+	TagKeys         []string          `json:"TagKeys"`
+	Entries         []entry           `json:"Entries"`
+	// SendMessage's members.
+	message
 }
 
 // UnmarshalJSON takes TagQueue's "Tags" as well as CreateQueue's "tags".
@@ -326,14 +320,19 @@ func (r *request) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-type entry struct {
-	ID                      string          `json:"Id"`
+// message is what SendMessage and each SendMessageBatch entry send.
+type message struct {
 	MessageBody             *string         `json:"MessageBody"`
 	DelaySeconds            *int            `json:"DelaySeconds"`
 	MessageAttributes       json.RawMessage `json:"MessageAttributes"`
 	MessageSystemAttributes json.RawMessage `json:"MessageSystemAttributes"`
 	MessageGroupID          *string         `json:"MessageGroupId"`
 	MessageDeduplicationID  *string         `json:"MessageDeduplicationId"`
+}
+
+type entry struct {
+	ID string `json:"Id"`
+	message
 }
 
 func (h *Handler) url(base, name string) string { return base + "/" + h.opts.Account + "/" + name }
