@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -19,8 +20,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/kappa-run/kappa/internal/leakcheck"
 	"github.com/kappa-run/kappa/internal/logs"
 )
+
+// TestMain fails the package when goroutines outlive the tests.
+func TestMain(m *testing.M) { os.Exit(leakcheck.Run(m)) }
 
 type staticGroups map[string][]string
 

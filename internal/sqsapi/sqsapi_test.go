@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,12 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/kappa-run/kappa/internal/async"
+	"github.com/kappa-run/kappa/internal/leakcheck"
 	"github.com/kappa-run/kappa/internal/store/jetstream"
 )
+
+// TestMain fails the package when goroutines outlive the tests.
+func TestMain(m *testing.M) { os.Exit(leakcheck.Run(m)) }
 
 const account = "000000000000"
 
