@@ -195,6 +195,28 @@ func TestAWSCLI(t *testing.T) {
 		cli.fails(t, "ResourceNotFoundException", "logs", "filter-log-events", "--log-group-name", "/aws/lambda/does-not-exist")
 	})
 
+	// An SQS producer through the CLI: a queue, a message and its
+	// attributes; what Kappa does not serve fails with SQS's codes.
+	t.Run("sqs", func(t *testing.T) {
+		var q struct{ QueueUrl string }
+		cli.call(t, &q, "sqs", "create-queue", "--queue-name", "cli-q")
+		if !strings.HasSuffix(q.QueueUrl, "/000000000000/cli-q") {
+			t.Fatalf("create-queue QueueUrl %q", q.QueueUrl)
+		}
+		var sent struct{ MessageId, MD5OfMessageBody string }
+		cli.call(t, &sent, "sqs", "send-message", "--queue-url", q.QueueUrl, "--message-body", "hello")
+		if sent.MessageId == "" || sent.MD5OfMessageBody != "5d41402abc4b2a76b9719d911017c592" {
+			t.Errorf("send-message = %+v, want an id and the MD5 of hello", sent)
+		}
+		var attrs struct{ Attributes map[string]string }
+		cli.call(t, &attrs, "sqs", "get-queue-attributes", "--queue-url", q.QueueUrl, "--attribute-names", "All")
+		if attrs.Attributes["ApproximateNumberOfMessages"] != "1" || attrs.Attributes["QueueArn"] != "arn:aws:sqs:us-east-1:000000000000:cli-q" {
+			t.Errorf("get-queue-attributes = %v", attrs.Attributes)
+		}
+		cli.fails(t, "AWS.SimpleQueueService.NonExistentQueue", "sqs", "get-queue-url", "--queue-name", "no-such-queue")
+		cli.fails(t, "AWS.SimpleQueueService.UnsupportedOperation", "sqs", "receive-message", "--queue-url", q.QueueUrl)
+	})
+
 	t.Run("delete", func(t *testing.T) {
 		var del struct{ StatusCode int }
 		cli.call(t, &del, "lambda", "delete-function", "--function-name", "cli-fn")
