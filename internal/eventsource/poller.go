@@ -78,7 +78,12 @@ func (p *poller) sleep(d time.Duration) {
 func consumerName(id string) string { return "esm-" + id }
 
 func (p *poller) consumer() (jetstream.Consumer, error) {
-	return p.s.opts.JetStream.CreateOrUpdateConsumer(p.ctx, async.QueueStream(p.m.Queue), jetstream.ConsumerConfig{
+	// Not cut short by stop: a create request abandoned in flight could
+	// reach the server after the delete of a deleted mapping's consumer
+	// (which waits for this poller to end) and bring the consumer back.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), consumerCreateTimeout)
+	defer cancel()
+	return p.s.opts.JetStream.CreateOrUpdateConsumer(ctx, async.QueueStream(p.m.Queue), jetstream.ConsumerConfig{
 		Durable:     consumerName(p.m.UUID),
 		Description: "Kappa event source mapping " + p.m.UUID,
 		AckPolicy:   jetstream.AckExplicitPolicy,
@@ -94,6 +99,9 @@ func (p *poller) consumer() (jetstream.Consumer, error) {
 		MaxWaiting: 2 * MaxConcurrency,
 	})
 }
+
+// consumerCreateTimeout bounds a consumer's creation.
+const consumerCreateTimeout = 10 * time.Second
 
 // deleteConsumer removes a deleted mapping's consumer; a queue or
 // consumer already gone is fine.
