@@ -2,13 +2,15 @@ package sqsapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/kappa-run/kappa/internal/apierr"
 	"github.com/kappa-run/kappa/internal/async"
 )
 
@@ -31,7 +33,7 @@ func checkTags(tags map[string]string) error {
 // checkAttributes validates attributes a request sets. FifoQueue=false is
 // accepted (and not kept: every Kappa queue is a standard one).
 func checkAttributes(attrs map[string]string) error {
-	for _, k := range sortedKeys(attrs) {
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
 		ok, known := settable[k]
 		switch {
 		case k == "FifoQueue" && attrs[k] == "false":
@@ -75,13 +77,13 @@ func (h *Handler) createQueue(ctx context.Context, base string, in request) (any
 		return nil, err
 	}
 	attrs := kept(in.Attributes)
-	if _, err := h.opts.Queues.Get(ctx, in.QueueName); err == nil {
+	_, rec, _, err := h.load(ctx, in.QueueName)
+	if err != nil && !errors.Is(err, apierr.NotFound) {
+		return nil, err
+	}
+	if err == nil {
 		// As SQS: creating an existing queue is fine with the same
 		// attributes, refused with different ones.
-		rec, err := h.record(ctx, in.QueueName)
-		if err != nil {
-			return nil, err
-		}
 		for k, v := range attrs {
 			if current(rec, k) != v {
 				return nil, &sqsError{"QueueNameExists", "QueueAlreadyExists",
@@ -93,7 +95,7 @@ func (h *Handler) createQueue(ctx context.Context, base string, in request) (any
 	if _, err := h.opts.Queues.Create(ctx, in.QueueName); err != nil {
 		return nil, err
 	}
-	err := h.change(ctx, in.QueueName, func(rec *record) {
+	err = h.change(ctx, in.QueueName, func(rec *record) {
 		rec.Attributes, rec.Tags = attrs, in.Tags
 	})
 	if err != nil {
@@ -130,33 +132,24 @@ func (h *Handler) listQueues(ctx context.Context, base string, in request) (any,
 		QueueUrls []string `json:"QueueUrls"`
 		NextToken string   `json:"NextToken,omitempty"`
 	}{QueueUrls: []string{}}
+	last := ""
 	for _, q := range qs { // sorted by name; the token is the last name
 		if !strings.HasPrefix(q.Name, in.QueueNamePrefix) || in.NextToken != "" && q.Name <= in.NextToken {
 			continue
 		}
 		if len(out.QueueUrls) == max {
 			if in.MaxResults != nil {
-				out.NextToken = qs0(out.QueueUrls)
+				out.NextToken = last
 			}
 			break
 		}
-		out.QueueUrls = append(out.QueueUrls, h.url(base, q.Name))
+		out.QueueUrls, last = append(out.QueueUrls, h.url(base, q.Name)), q.Name
 	}
 	return out, nil
 }
 
-// qs0 is the name in the last URL of urls.
-func qs0(urls []string) string {
-	last := urls[len(urls)-1]
-	return last[strings.LastIndex(last, "/")+1:]
-}
-
 func (h *Handler) getAttributes(ctx context.Context, name string, names []string) (any, error) {
-	rec, err := h.record(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	info, err := h.opts.Queues.Get(ctx, name)
+	info, rec, _, err := h.load(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -225,13 +218,4 @@ func (h *Handler) retag(ctx context.Context, name string, edit func(map[string]s
 		return invalidParam("Too many tags: a queue has at most %d.", maxTags)
 	}
 	return err
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

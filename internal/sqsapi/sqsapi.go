@@ -224,9 +224,6 @@ func (h *Handler) do(ctx context.Context, op, base string, body []byte) (any, er
 	case "SetQueueAttributes":
 		return struct{}{}, h.setAttributes(ctx, name, in.Attributes)
 	case "SendMessage":
-		if err := h.exists(ctx, name); err != nil {
-			return nil, err
-		}
 		return h.send(ctx, name, entry{message: in.message})
 	case "SendMessageBatch":
 		return h.sendBatch(ctx, name, in.Entries)
@@ -332,11 +329,6 @@ func (h *Handler) exists(ctx context.Context, name string) error {
 	}
 	_, err := h.opts.Queues.Get(ctx, name)
 	return err
-}
-
-func (h *Handler) record(ctx context.Context, name string) (record, error) {
-	_, rec, _, err := h.load(ctx, name)
-	return rec, err
 }
 
 // load returns queue name, its record (empty when it has none, or only a
