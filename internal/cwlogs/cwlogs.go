@@ -26,6 +26,10 @@ const (
 	maxStreams = 50     // DescribeLogStreams limit
 	maxGroups  = 50     // DescribeLogGroups limit
 	maxBody    = 1 << 20
+	// FilterLogEvents takes at most maxStreamNames logStreamNames and a
+	// filterPattern of at most maxPattern characters.
+	maxStreamNames = 100
+	maxPattern     = 1024
 	// maxPage is the most message bytes one page of events holds (each
 	// event counted with eventOverhead more), as CloudWatch caps a
 	// response at 1 MB; a page always holds at least one event.
@@ -156,8 +160,19 @@ func (h *Handler) do(ctx context.Context, op string, body []byte) (any, error) {
 		"Kappa serves DescribeLogGroups, DescribeLogStreams, GetLogEvents and FilterLogEvents of the CloudWatch Logs API"}
 }
 
-// functionsOf returns the functions writing to group.
-func (h *Handler) functionsOf(ctx context.Context, group string) ([]string, error) {
+// functionsOf returns the group a request names (logGroupName, or the
+// logGroupIdentifier ARN) and the functions writing to it.
+func (h *Handler) functionsOf(ctx context.Context, name, identifier string) (string, []string, error) {
+	group := name
+	if group == "" {
+		group = strings.TrimSuffix(strings.TrimPrefix(identifier, h.groupARN("")), ":*")
+	}
+	fns, err := h.writers(ctx, group)
+	return group, fns, err
+}
+
+// writers returns the functions writing to group.
+func (h *Handler) writers(ctx context.Context, group string) ([]string, error) {
 	if group == "" {
 		return nil, invalid("1 validation error detected: Value null at 'logGroupName' failed to satisfy constraint: Member must not be null")
 	}
@@ -287,10 +302,6 @@ type logStream struct {
 }
 
 func (h *Handler) describeStreams(ctx context.Context, in describeStreamsIn) (any, error) {
-	group := in.LogGroupName
-	if group == "" {
-		group = strings.TrimSuffix(strings.TrimPrefix(in.LogGroupIdentifier, h.groupARN("")), ":*")
-	}
 	limit, err := checkLimit(in.Limit, maxStreams, maxStreams)
 	if err != nil {
 		return nil, err
@@ -303,7 +314,7 @@ func (h *Handler) describeStreams(ctx context.Context, in describeStreamsIn) (an
 	if in.OrderBy == "LastEventTime" && in.LogStreamNamePrefix != "" {
 		return nil, invalid("Cannot order by LastEventTime with a logStreamNamePrefix.")
 	}
-	fns, err := h.functionsOf(ctx, group)
+	group, fns, err := h.functionsOf(ctx, in.LogGroupName, in.LogGroupIdentifier)
 	if err != nil {
 		return nil, err
 	}

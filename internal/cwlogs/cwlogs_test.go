@@ -313,6 +313,9 @@ func TestMalformedRequests(t *testing.T) {
 		{"unknown operation", "PutLogEvents", `{}`, "UnknownOperationException"},
 		{"no group", "FilterLogEvents", `{}`, "InvalidParameterException"},
 		{"huge body", "FilterLogEvents", `{"filterPattern":"` + strings.Repeat("a", maxBody) + `"}`, "InvalidParameterException"},
+		{"101 stream names", "FilterLogEvents", `{"logGroupName":"/aws/lambda/a","logStreamNames":[` + strings.Repeat(`"s",`, 100) + `"s"]}`, "InvalidParameterException"},
+		{"a pattern over 1024 characters", "FilterLogEvents", `{"logGroupName":"/aws/lambda/a","filterPattern":"` + strings.Repeat("a ", 513) + `"}`, "InvalidParameterException"},
+		{"a group identifier of another account", "DescribeLogStreams", `{"logGroupIdentifier":"arn:aws:logs:us-east-1:111111111111:log-group:/aws/lambda/a"}`, "ResourceNotFoundException"},
 	} {
 		code, status := post(t, f.url, tt.op, tt.body)
 		if status != 400 || code != tt.code {

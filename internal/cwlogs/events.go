@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kappa-run/kappa/internal/logs"
 )
@@ -47,10 +48,6 @@ func parseToken(tok string) (forward bool, stamp int64, err error) {
 }
 
 func (h *Handler) getEvents(ctx context.Context, in getEventsIn) (any, error) {
-	group := in.LogGroupName
-	if group == "" {
-		group = strings.TrimSuffix(strings.TrimPrefix(in.LogGroupIdentifier, h.groupARN("")), ":*")
-	}
 	if in.LogStreamName == "" {
 		return nil, invalid("1 validation error detected: Value null at 'logStreamName' failed to satisfy constraint: Member must not be null")
 	}
@@ -58,7 +55,7 @@ func (h *Handler) getEvents(ctx context.Context, in getEventsIn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	fns, err := h.functionsOf(ctx, group)
+	_, fns, err := h.functionsOf(ctx, in.LogGroupName, in.LogGroupIdentifier)
 	if err != nil {
 		return nil, err
 	}
@@ -184,12 +181,14 @@ func parseFilterToken(tok string) (int64, error) {
 }
 
 func (h *Handler) filterEvents(ctx context.Context, in filterEventsIn) (any, error) {
-	group := in.LogGroupName
-	if group == "" {
-		group = strings.TrimSuffix(strings.TrimPrefix(in.LogGroupIdentifier, h.groupARN("")), ":*")
-	}
 	if len(in.LogStreamNames) > 0 && in.LogStreamNamePrefix != "" {
 		return nil, invalid("logStreamNames and logStreamNamePrefix are mutually exclusive")
+	}
+	if len(in.LogStreamNames) > maxStreamNames {
+		return nil, invalid("1 validation error detected: Value at 'logStreamNames' failed to satisfy constraint: Member must have length less than or equal to %d", maxStreamNames)
+	}
+	if utf8.RuneCountInString(in.FilterPattern) > maxPattern {
+		return nil, invalid("1 validation error detected: Value at 'filterPattern' failed to satisfy constraint: Member must have length less than or equal to %d", maxPattern)
 	}
 	limit, err := checkLimit(in.Limit, maxEvents, maxEvents)
 	if err != nil {
@@ -199,7 +198,7 @@ func (h *Handler) filterEvents(ctx context.Context, in filterEventsIn) (any, err
 	if err != nil {
 		return nil, err
 	}
-	fns, err := h.functionsOf(ctx, group)
+	_, fns, err := h.functionsOf(ctx, in.LogGroupName, in.LogGroupIdentifier)
 	if err != nil {
 		return nil, err
 	}
@@ -216,14 +215,13 @@ func (h *Handler) filterEvents(ctx context.Context, in filterEventsIn) (any, err
 			q.Since = time.Unix(0, after+1)
 		}
 	}
+	named := map[string]bool{}
+	for _, n := range in.LogStreamNames {
+		named[n] = true
+	}
 	streamOK := func(name string) bool {
-		if len(in.LogStreamNames) > 0 {
-			for _, n := range in.LogStreamNames {
-				if n == name {
-					return true
-				}
-			}
-			return false
+		if len(named) > 0 {
+			return named[name]
 		}
 		return strings.HasPrefix(name, in.LogStreamNamePrefix)
 	}
