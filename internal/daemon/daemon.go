@@ -312,10 +312,17 @@ func (d *Daemon) routes() http.Handler {
 			admin.ServeHTTP(w, r)
 		case !d.cfg.Insecure && !loopbackPeer(r):
 			refuseRemote(w)
-		case cwlogs.Owns(r):
-			d.cwlogs.ServeHTTP(w, r)
-		case sqsapi.Owns(r):
-			d.sqs.ServeHTTP(w, r)
+		case r.Method == http.MethodPost && r.Header.Get("X-Amz-Target") != "":
+			// The AWS JSON protocols (no Lambda operation is one): one
+			// header lookup on the Invoke path, none more.
+			switch {
+			case cwlogs.Owns(r):
+				d.cwlogs.ServeHTTP(w, r)
+			case sqsapi.Owns(r):
+				d.sqs.ServeHTTP(w, r)
+			default:
+				d.api.ServeHTTP(w, r)
+			}
 		case d.obs.owns(p):
 			d.obs.ServeHTTP(w, r)
 		case strings.HasPrefix(p, "/debug/pprof/") && d.cfg.Pprof:
