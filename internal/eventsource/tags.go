@@ -32,13 +32,7 @@ func (s *Service) Tags(_ context.Context, id string) (map[string]string, error) 
 // TagResource adds tags to mapping id, replacing the values of keys it
 // already has.
 func (s *Service) TagResource(ctx context.Context, id string, tags map[string]string) error {
-	if tags == nil {
-		return apierr.New(apierr.Validation, "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null")
-	}
-	if len(tags) == 0 {
-		return apierr.New(apierr.InvalidParameter, "An error occurred and the request cannot be processed.")
-	}
-	if err := function.ValidateTags(tags); err != nil {
+	if err := function.ValidateTagResource(tags); err != nil {
 		return err
 	}
 	return s.retag(ctx, id, func(t map[string]string) { maps.Copy(t, tags) })

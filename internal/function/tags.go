@@ -55,6 +55,18 @@ func ValidateTags(tags map[string]string) error {
 	return nil
 }
 
+// ValidateTagResource checks TagResource's tags, of a function or of any
+// other taggable resource: present, not empty, and each valid.
+func ValidateTagResource(tags map[string]string) error {
+	if tags == nil {
+		return apierr.New(apierr.Validation, "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null")
+	}
+	if len(tags) == 0 {
+		return apierr.New(apierr.InvalidParameter, "An error occurred and the request cannot be processed.")
+	}
+	return ValidateTags(tags)
+}
+
 // ValidateTagKeys checks UntagResource's tagKeys; nil means the parameter
 // was missing.
 func ValidateTagKeys(keys []string) error {
@@ -138,13 +150,7 @@ func (s *Service) TagResource(ctx context.Context, resource string, tags map[str
 	if err != nil {
 		return err
 	}
-	if tags == nil {
-		return apierr.New(apierr.Validation, "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null")
-	}
-	if len(tags) == 0 {
-		return apierr.New(apierr.InvalidParameter, "An error occurred and the request cannot be processed.")
-	}
-	if err := ValidateTags(tags); err != nil {
+	if err := ValidateTagResource(tags); err != nil {
 		return err
 	}
 	_, err = s.mutate(ctx, name, func(fn *Function) error {
