@@ -90,6 +90,7 @@ func (s *Store) Streams(fn string) ([]StreamInfo, error) {
 	if !ValidFunction(fn) {
 		return nil, errors.New("invalid function name")
 	}
+	s.flushFunction(fn)
 	segs, err := s.segments(fn)
 	if err != nil {
 		return nil, err

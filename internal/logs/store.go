@@ -50,8 +50,16 @@ type Options struct {
 	// (default one minute); negative disables the background pass
 	// (Prune still works).
 	PruneInterval time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// WriteDelay is how long a stream gathers lines before its writer
+	// wakes to write them (default 50 ms; negative: at once). Waking a
+	// goroutine and writing a file per line was, under load, most of what
+	// logging an invocation cost; with the delay one wake and one write
+	// carry an invocation's START, END and REPORT lines, or many
+	// invocations' when they come fast. Queries, Flush and Close write at
+	// once, and a queue past a quarter of QueueBytes does not wait.
+	WriteDelay time.Duration
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Store keeps the log streams of every function on disk, applies
@@ -107,6 +115,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.PruneInterval == 0 {
 		opts.PruneInterval = time.Minute
+	}
+	if opts.WriteDelay == 0 {
+		opts.WriteDelay = 50 * time.Millisecond
 	}
 	s := &Store{
 		opts: opts, log: opts.Logger,
@@ -169,6 +180,10 @@ func (s *Store) Stream(function, name string) (*Stream, error) {
 	}
 	if s.opts.RateLimit > 0 {
 		st.limiter = rate.NewLimiter(rate.Limit(s.opts.RateLimit), s.opts.Burst)
+	}
+	if s.opts.WriteDelay > 0 {
+		st.delay = time.AfterFunc(time.Hour, st.kick)
+		st.delay.Stop()
 	}
 	s.mu.Lock()
 	s.streams[st] = dir

@@ -183,3 +183,53 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Errorf("lines = %q", got)
 	}
 }
+
+// TestWritesGathered checks that a stream's lines wait for WriteDelay
+// before its writer writes them, and that queries, listings and a queue
+// past a quarter of its bound do not wait.
+func TestWritesGathered(t *testing.T) {
+	st := openStore(t, Options{WriteDelay: time.Hour, QueueBytes: 64 << 10})
+	s := openStream(t, st, "fn", "a")
+	c := NewCapture(s, Format{}, nil)
+	invocation(c, "r1", func() { c.Writer().Write([]byte("hello\n")) })
+	s.mu.Lock()
+	written, armed := s.written, s.armed
+	s.mu.Unlock()
+	if written != 0 || !armed {
+		t.Fatalf("after one invocation: %d records written, delay armed %v; want 0 and true", written, armed)
+	}
+
+	// A query writes what is queued first; so does a listing.
+	if got := messages(all(t, st, "fn", Query{})); len(got) != 4 || got[1] != "hello" {
+		t.Errorf("query = %q, want the invocation's 4 lines", got)
+	}
+	b := openStream(t, st, "fn", "b")
+	b.WriteLine([]byte("first line of b"))
+	infos, err := st.Streams("fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 2 {
+		t.Errorf("streams = %+v, want a and b", infos)
+	}
+
+	// A queue past a quarter of its bound does not wait for the delay.
+	full := openStream(t, st, "fn", "full")
+	line := []byte(strings.Repeat("x", 1000))
+	for range 20 {
+		full.WriteLine(line)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		full.mu.Lock()
+		n := full.written
+		full.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a queue of 20 KB (bound 64 KiB) was not written within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -49,6 +49,11 @@ type Stream struct {
 	closed  bool
 	wake    chan struct{}
 	stopped chan struct{}
+	// delay kicks the writer Options.WriteDelay after the first line
+	// queued since it last woke (armed says it is set); nil when lines
+	// are written at once.
+	delay *time.Timer
+	armed bool
 
 	// Owned by the writer goroutine.
 	prepared bool // the directory exists and seg continues its segments
@@ -93,11 +98,22 @@ func (s *Stream) push(now time.Time, request string, line []byte, platform bool)
 	s.queued += n
 	s.store.queued.Add(int64(n))
 	s.pushed++
+	switch {
+	case s.delay == nil || s.queued > s.store.opts.QueueBytes/4:
+		s.kick()
+	case !s.armed:
+		s.armed = true
+		s.delay.Reset(s.store.opts.WriteDelay)
+	}
+	return true
+}
+
+// kick wakes the writer now, if it is not awake already.
+func (s *Stream) kick() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // WriteLine appends a line written by the function, bypassing Capture
@@ -118,6 +134,10 @@ func (s *Stream) run() {
 		s.mu.Lock()
 		batch, s.queue = s.queue, batch[:0]
 		closed := s.closed
+		if s.armed {
+			s.armed = false
+			s.delay.Stop()
+		}
 		s.mu.Unlock()
 		if len(batch) > 0 {
 			s.write(batch)
@@ -141,10 +161,7 @@ func (s *Stream) run() {
 				s.closeFile()
 				return
 			}
-			select {
-			case s.wake <- struct{}{}:
-			default:
-			}
+			s.kick()
 		}
 	}
 }
@@ -235,10 +252,7 @@ func (s *Stream) Close() error {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.kick()
 	}
 	s.mu.Unlock()
 	<-s.stopped
@@ -254,6 +268,7 @@ func (s *Stream) flushUntil(deadline time.Time) {
 	s.mu.Lock()
 	target := s.pushed
 	s.mu.Unlock()
+	s.kick()
 	for {
 		s.mu.Lock()
 		done := s.written >= target
