@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kappa-run/kappa/internal/imagebuild"
@@ -147,15 +148,23 @@ func ServeEcho(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// echoServer is ServeEcho in a child process (`kappa bench echo`), so that
-// its memory and CPU are measured like the Kappa server's.
-type echoServer struct {
+// childServer is a baseline server in a child process of this binary
+// (`kappa bench echo`, `kappa bench relay`), so that its memory and CPU
+// are measured like the Kappa server's.
+type childServer struct {
 	cmd  *exec.Cmd
 	addr string
 }
 
-func startEcho(kappa string) (*echoServer, error) {
-	cmd := exec.Command(kappa, "bench", "echo", "--listen", "127.0.0.1:0")
+// startEcho runs ServeEcho in a child process.
+func startEcho(kappa string) (*childServer, error) {
+	return startChild(kappa, "bench", "echo", "--listen", "127.0.0.1:0")
+}
+
+// startChild starts bin with args and reads the address it serves from
+// the first line of its output.
+func startChild(bin string, args ...string) (*childServer, error) {
+	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -168,14 +177,28 @@ func startEcho(kappa string) (*echoServer, error) {
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("echo server: %w", err)
+		return nil, fmt.Errorf("%s: %w", strings.Join(args, " "), err)
 	}
-	return &echoServer{cmd: cmd, addr: strings.TrimSpace(line)}, nil
+	return &childServer{cmd: cmd, addr: strings.TrimSpace(line)}, nil
 }
 
-func (e *echoServer) url(path string) string { return "http://" + e.addr + path }
+func (e *childServer) url(path string) string { return "http://" + e.addr + path }
 
-func (e *echoServer) stop() {
-	e.cmd.Process.Kill()
-	e.cmd.Wait()
+func (e *childServer) pid() int { return e.cmd.Process.Pid }
+
+// stop ends the child with SIGTERM, so that the relay stops its runtimes,
+// and kills it if it has not ended within 3 s.
+func (e *childServer) stop() {
+	e.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		e.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		e.cmd.Process.Kill()
+		<-done
+	}
 }

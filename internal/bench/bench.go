@@ -164,7 +164,7 @@ type run struct {
 	srv    *server
 	report *Report
 	raw    *rawRuntime
-	echo   *echoServer
+	echo   *childServer
 	// serverArgs are the flags every server of the run gets.
 	serverArgs []string
 }

@@ -229,11 +229,45 @@ func (r *run) warm(ctx context.Context) error {
 			echo = append(echo, time.Since(start))
 		}
 	}
-	k, b := durations(kappa), durations(echo)
-	r.report.Rows = append(r.report.Rows, Row{Scenario: "warm invoke", Unit: Duration, Kappa: k,
-		Baseline: "HTTP echo round trip", Base: b, Target: "≤250µs added p50",
-		Note: "added latency over the echo round trip: p50 " + format(Duration, k.P50-b.P50) + ", p99 " + format(Duration, k.P99-b.P99)})
+	var relayed []time.Duration
+	err := r.relayed(1, func(rl *childServer) error {
+		for i := range n + 20 {
+			start := time.Now()
+			if err := post(ctx, r.srv.client, rl.url("/invoke"), noop); err != nil {
+				return err
+			}
+			if i >= 20 {
+				relayed = append(relayed, time.Since(start))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	k, b, floor := durations(kappa), durations(echo), durations(relayed)
+	added := func(x, y Stat) string {
+		return "p50 " + format(Duration, x.P50-y.P50) + ", p99 " + format(Duration, x.P99-y.P99)
+	}
+	r.report.Rows = append(r.report.Rows,
+		Row{Scenario: "warm invoke", Unit: Duration, Kappa: k,
+			Baseline: "HTTP echo round trip", Base: b, Target: "≤250µs added p50",
+			Note: "added latency over the echo round trip: " + added(k, b)},
+		Row{Scenario: "warm invoke, vs the floor", Unit: Duration, Kappa: k,
+			Baseline: "Runtime API floor", Base: floor,
+			Note: "the floor's own latency over the echo round trip: " + added(floor, b) + "; Kappa's over the floor: " + added(k, floor)})
 	return nil
+}
+
+// relayed runs measure against the Runtime API floor (ServeRelay) with
+// runtimes processes of the probe.
+func (r *run) relayed(runtimes int, measure func(rl *childServer) error) error {
+	rl, err := startRelay(r.opts.Kappa, r.opts.Probe, runtimes)
+	if err != nil {
+		return err
+	}
+	defer rl.stop()
+	return measure(rl)
 }
 
 func post(ctx context.Context, c *http.Client, url, body string) error {
@@ -282,23 +316,50 @@ func (r *run) throughput(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The Runtime API floor, with as many runtimes as clients: what the
+	// protocol and this runtime cost on this host, with no server work
+	// around them.
+	var fRate float64
+	var fCPU cpuSample
+	err = r.relayed(c, func(rl *childServer) error {
+		invoke := func() error { return post(ctx, r.srv.client, rl.url("/invoke"), noop) }
+		if _, err := burst(ctx, c, invoke); err != nil {
+			return err
+		}
+		before := cpuOf(rl.pid())
+		var err error
+		fRate, _, err = load(ctx, c, r.opts.ThroughputTime, invoke)
+		fCPU = cpuOf(rl.pid()).sub(before)
+		return err
+	})
+	if err != nil {
+		return err
+	}
 	k, b := durations(kLat), durations(bLat)
 	kN := kRate * r.opts.ThroughputTime.Seconds()
 	bN := bRate * r.opts.ThroughputTime.Seconds()
+	fN := fRate * r.opts.ThroughputTime.Seconds()
 	per := func(d time.Duration, n float64) Stat {
 		v := float64(d) / max(n, 1)
 		return Stat{P50: v, P99: v, N: 1}
 	}
+	rate := func(v float64) Stat { return Stat{P50: v, P99: v, N: 1} }
 	r.report.Rows = append(r.report.Rows,
-		Row{Scenario: fmt.Sprintf("throughput, c=%d", c), Unit: PerSecond, Kappa: Stat{P50: kRate, P99: kRate, N: 1},
-			Baseline: "HTTP echo", Base: Stat{P50: bRate, P99: bRate, N: 1}, Target: "≥10,000/s"},
+		Row{Scenario: fmt.Sprintf("throughput, c=%d", c), Unit: PerSecond, Kappa: rate(kRate),
+			Baseline: "HTTP echo", Base: rate(bRate), Target: "≥10,000/s"},
+		Row{Scenario: fmt.Sprintf("throughput, c=%d, vs the floor", c), Unit: PerSecond, Kappa: rate(kRate),
+			Baseline: "Runtime API floor", Base: rate(fRate)},
 		Row{Scenario: fmt.Sprintf("latency under load, c=%d", c), Unit: Duration, Kappa: k, Baseline: "HTTP echo", Base: b},
 		// Where the CPU of one invocation goes; the machine has
 		// NumCPU seconds of it per second, which bounds the rate.
 		Row{Scenario: "CPU per invocation: server", Unit: Duration, Kappa: per(kCPU.server, kN),
 			Baseline: "echo server and its client", Base: per(bCPU.self, bN)},
-		Row{Scenario: "CPU per invocation: function runtimes", Unit: Duration, Kappa: per(kCPU.envs, kN)},
-		Row{Scenario: "CPU per invocation: load client", Unit: Duration, Kappa: per(kCPU.self, kN)},
+		Row{Scenario: "CPU per invocation: server, vs the floor", Unit: Duration, Kappa: per(kCPU.server, kN),
+			Baseline: "the floor's relay", Base: per(fCPU.server, fN)},
+		Row{Scenario: "CPU per invocation: function runtimes", Unit: Duration, Kappa: per(kCPU.envs, kN),
+			Baseline: "the same under the floor", Base: per(fCPU.envs, fN)},
+		Row{Scenario: "CPU per invocation: load client", Unit: Duration, Kappa: per(kCPU.self, kN),
+			Baseline: "the same under the floor", Base: per(fCPU.self, fN)},
 	)
 	return nil
 }
@@ -311,9 +372,12 @@ func (a cpuSample) sub(b cpuSample) cpuSample {
 	return cpuSample{a.server - b.server, a.envs - b.envs, a.self - b.self}
 }
 
-func (r *run) cpuNow() cpuSample {
+func (r *run) cpuNow() cpuSample { return cpuOf(r.srv.pid()) }
+
+// cpuOf samples the CPU time of the server process pid, of its direct
+// children, and of this process.
+func cpuOf(pid int) cpuSample {
 	var s cpuSample
-	pid := r.srv.pid()
 	_, s.server, _ = procStat(pid)
 	s.envs, _ = childrenCPU(pid)
 	_, s.self, _ = procStat(os.Getpid())

@@ -32,9 +32,11 @@ a table: scenario, Kappa p50/p99, baseline p50/p99, ratio.
   cold        Invoke with no warm environment, vs ` + "`crun run`" + ` (and ` + "`podman run`" + `)
               of the same root filesystem
   warm        sequential warm invokes, vs a bare Go HTTP echo round trip
-  throughput  --concurrency clients for --duration, vs the echo server, and
-              the CPU one invocation costs the server, the function's
-              runtime and the load client
+              and vs the Runtime API floor: a bare relay handing each
+              request to the same runtime, run as a plain host process
+  throughput  --concurrency clients for --duration, vs the echo server and
+              the floor, and the CPU one invocation costs the server, the
+              function's runtime and the load client
   scale       --scale environments at once from zero, vs as many ` + "`crun run`" + `s
   density     --density idle environments: server RSS per environment and
               idle CPU, vs the echo server holding as many idle long polls
@@ -107,7 +109,7 @@ prebuilt static binaries. Needs root and crun or runc.`,
 	f.StringVar(&o.ProfileDir, "profile-dir", "", "save CPU profiles of the server during the cold starts here")
 	f.StringVar(&serverLog, "server-log", "", "write the server's log to this file")
 	f.StringArrayVar(&o.ServerArgs, "server-arg", nil, "extra flag for the measured server (repeatable), e.g. --server-arg=--spares=0")
-	cmd.AddCommand(newBenchEchoCmd())
+	cmd.AddCommand(newBenchEchoCmd(), newBenchRelayCmd())
 	return cmd
 }
 
@@ -130,6 +132,32 @@ func newBenchEchoCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
+	return cmd
+}
+
+// newBenchRelayCmd is the Runtime API floor (see bench.ServeRelay), run by
+// `kappa bench` in a child process.
+func newBenchRelayCmd() *cobra.Command {
+	var (
+		listen   string
+		runtimes int
+	)
+	cmd := &cobra.Command{
+		Use:    "relay -- RUNTIME [ARG...]",
+		Short:  "Serve the Runtime API floor to runtimes processes of RUNTIME (used by kappa bench)",
+		Hidden: true,
+		Args:   cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ln.Addr().String())
+			return bench.ServeRelay(cmd.Context(), ln, args, runtimes)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
+	cmd.Flags().IntVar(&runtimes, "runtimes", 1, "runtime processes to start")
 	return cmd
 }
 

@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The Runtime API floor is the least a server can do to hand invocations
+// to Lambda runtimes over the Runtime API: a relay that queues each
+// request's body as an event, gives it to whichever runtime's parked
+// `GET /next` takes it, and answers with that runtime's response. It has
+// none of what Kappa does around that exchange: no isolation (its runtimes
+// are plain processes on the host), no logs, metrics, deadlines or
+// concurrency accounting. Its warm latency and throughput, measured with
+// the same client and the same runtime as Kappa's, are what no server
+// speaking the Runtime API to that runtime on this host can beat, which
+// is how the warm and throughput scenarios separate Kappa's own cost from
+// the protocol's and the runtime's.
+
+const (
+	relayNextPath   = "/2018-06-01/runtime/invocation/next"
+	relayInvocation = "/2018-06-01/runtime/invocation/"
+	// relayMaxBody bounds an event or a response, as Lambda's 6 MB
+	// synchronous payload limit does.
+	relayMaxBody = 6 << 20
+)
+
+// relay is the state of ServeRelay: events wait in a channel for a
+// runtime's /next; calls maps the request ids handed out to the invokers
+// waiting for their response.
+type relay struct {
+	events chan *relayCall
+	seq    atomic.Uint64
+	mu     sync.Mutex
+	calls  map[string]*relayCall
+}
+
+// relayCall is one invocation: its event and where its outcome goes
+// (buffered, so a runtime never waits for the invoker).
+type relayCall struct {
+	id   string
+	body []byte
+	out  chan relayOutcome
+}
+
+type relayOutcome struct {
+	body   []byte
+	failed bool // the runtime posted to /error
+}
+
+// ServeRelay serves the Runtime API floor on ln until ctx ends: POST
+// /invoke is an invocation, and the Runtime API's /next, /response and
+// /error are served at the same address to runtimes processes of argv,
+// which it starts with AWS_LAMBDA_RUNTIME_API set to ln's address and
+// their output discarded. They are its children, so their CPU is its
+// children's. It returns once the server and the runtimes have stopped.
+func ServeRelay(ctx context.Context, ln net.Listener, argv []string, runtimes int) error {
+	if len(argv) == 0 || runtimes < 1 {
+		return errors.New("relay: a runtime command and at least one runtime are required")
+	}
+	rl := &relay{events: make(chan *relayCall), calls: map[string]*relayCall{}}
+	srv := &http.Server{Handler: rl}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var procs []*exec.Cmd
+	for range runtimes {
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Env = []string{
+			"PATH=/usr/local/bin:/usr/bin:/bin",
+			"AWS_LAMBDA_RUNTIME_API=" + ln.Addr().String(),
+			"AWS_LAMBDA_FUNCTION_NAME=relay",
+			"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769",
+		}
+		if err := cmd.Start(); err != nil {
+			cancel()
+			for _, p := range procs {
+				p.Wait()
+			}
+			return err
+		}
+		procs = append(procs, cmd)
+	}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	cancel()
+	for _, p := range procs {
+		p.Wait()
+	}
+	return err
+}
+
+func (rl *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	switch {
+	case r.Method == http.MethodPost && path == "/invoke":
+		rl.invoke(w, r)
+	case r.Method == http.MethodGet && path == relayNextPath:
+		rl.next(w, r)
+	case r.Method == http.MethodPost && strings.HasPrefix(path, relayInvocation):
+		id, kind, _ := strings.Cut(strings.TrimPrefix(path, relayInvocation), "/")
+		if kind != "response" && kind != "error" {
+			http.NotFound(w, r)
+			return
+		}
+		rl.finish(w, r, id, kind == "error")
+	case r.Method == http.MethodPost && path == "/2018-06-01/runtime/init/error":
+		// A runtime that cannot start leaves the relay one short; the
+		// others still serve, and a relay with none left never answers,
+		// which the benchmark's context bounds.
+		accepted(w)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// invoke queues the request's body as an event and answers with the
+// runtime's response; a function error is answered 200 with
+// X-Amz-Function-Error, as Invoke does.
+func (rl *relay) invoke(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, relayMaxBody))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	}
+	c := &relayCall{id: strconv.FormatUint(rl.seq.Add(1), 10), body: body, out: make(chan relayOutcome, 1)}
+	rl.mu.Lock()
+	rl.calls[c.id] = c
+	rl.mu.Unlock()
+	defer func() {
+		rl.mu.Lock()
+		delete(rl.calls, c.id)
+		rl.mu.Unlock()
+	}()
+	select {
+	case rl.events <- c:
+	case <-r.Context().Done():
+		return
+	}
+	select {
+	case o := <-c.out:
+		if o.failed {
+			w.Header().Set("X-Amz-Function-Error", "Unhandled")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(o.body)))
+		w.Write(o.body)
+	case <-r.Context().Done():
+	}
+}
+
+// next parks until an event is queued and hands it to the runtime with
+// the headers every runtime client reads.
+func (rl *relay) next(w http.ResponseWriter, r *http.Request) {
+	var c *relayCall
+	select {
+	case c = <-rl.events:
+	case <-r.Context().Done():
+		return
+	}
+	h := w.Header()
+	h.Set("Lambda-Runtime-Aws-Request-Id", c.id)
+	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10))
+	h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:000000000000:function:relay")
+	h.Set("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0")
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(c.body)))
+	if _, err := w.Write(c.body); err != nil {
+		// The runtime went away with the event: the invoker fails.
+		c.out <- relayOutcome{body: []byte(`{"errorMessage":"event not delivered"}`), failed: true}
+	}
+}
+
+// finish passes a runtime's response (or error) to the invoker waiting
+// for request id.
+func (rl *relay) finish(w http.ResponseWriter, r *http.Request, id string, failed bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, relayMaxBody))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	}
+	rl.mu.Lock()
+	c := rl.calls[id]
+	delete(rl.calls, id)
+	rl.mu.Unlock()
+	if c == nil {
+		http.Error(w, `{"errorMessage":"unknown request id","errorType":"InvalidRequestID"}`, http.StatusBadRequest)
+		return
+	}
+	c.out <- relayOutcome{body: body, failed: failed}
+	accepted(w)
+}
+
+func accepted(w http.ResponseWriter) {
+	const ok = `{"status":"OK"}`
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(ok)))
+	w.WriteHeader(http.StatusAccepted)
+	io.WriteString(w, ok)
+}
+
+// startRelay runs ServeRelay with runtimes processes of probe in a child
+// process (`kappa bench relay`), like the echo server, so that its CPU
+// and its runtimes' are measured apart from the load client's.
+func startRelay(kappa, probe string, runtimes int) (*childServer, error) {
+	return startChild(kappa, "bench", "relay", "--listen", "127.0.0.1:0", "--runtimes", strconv.Itoa(runtimes), "--", probe)
+}
