@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/kappa-run/kappa/internal/leakcheck"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kappa-run/kappa/internal/leakcheck"
 
 	"github.com/google/uuid"
 

@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/kappa-run/kappa/internal/leakcheck"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kappa-run/kappa/internal/leakcheck"
 )
 
 // TestMain fails the package when goroutines outlive the tests.
