@@ -24,7 +24,8 @@ import (
 // the same client and the same runtime as Kappa's, are what no server
 // speaking the Runtime API to that runtime on this host can beat, which
 // is how the warm and throughput scenarios separate Kappa's own cost from
-// the protocol's and the runtime's.
+// the protocol's and the runtime's. In its cold mode every invocation
+// starts a runtime process of its own: the floor of a cold start.
 
 const (
 	relayNextPath   = "/2018-06-01/runtime/invocation/next"
@@ -34,14 +35,36 @@ const (
 	relayMaxBody = 6 << 20
 )
 
-// relay is the state of ServeRelay: events wait in a channel for a
-// runtime's /next; calls maps the request ids handed out to the invokers
-// waiting for their response.
+// RelayOptions configure ServeRelay.
+type RelayOptions struct {
+	// Argv is the runtime's command line.
+	Argv []string
+	// Runtimes is how many runtime processes serve invocations (at least
+	// one), unless Cold is set.
+	Runtimes int
+	// Cold gives every invocation a runtime process of its own, started
+	// for it with a Runtime API listener of its own and killed once it
+	// has answered: a process start of the same runtime with no isolation
+	// around it.
+	Cold bool
+}
+
+// relay is the state of ServeRelay: events wait for a runtime's /next;
+// calls maps the request ids handed out to the invokers waiting for their
+// response. A cold invocation has a relay of its own.
 type relay struct {
+	ctx    context.Context // its end kills the runtimes
+	opts   RelayOptions
 	events chan *relayCall
 	seq    atomic.Uint64
 	mu     sync.Mutex
 	calls  map[string]*relayCall
+	// procs counts the goroutines that reap and kill runtimes.
+	procs *sync.WaitGroup
+}
+
+func newRelay(ctx context.Context, opts RelayOptions, procs *sync.WaitGroup) *relay {
+	return &relay{ctx: ctx, opts: opts, events: make(chan *relayCall), calls: map[string]*relayCall{}, procs: procs}
 }
 
 // relayCall is one invocation: its event and where its outcome goes
@@ -59,37 +82,28 @@ type relayOutcome struct {
 
 // ServeRelay serves the Runtime API floor on ln until ctx ends: POST
 // /invoke is an invocation, and the Runtime API's /next, /response and
-// /error are served at the same address to runtimes processes of argv,
-// which it starts with AWS_LAMBDA_RUNTIME_API set to ln's address and
-// their output discarded. They are its children, so their CPU is its
-// children's. It returns once the server and the runtimes have stopped.
-func ServeRelay(ctx context.Context, ln net.Listener, argv []string, runtimes int) error {
-	if len(argv) == 0 || runtimes < 1 {
+// /error are served to the runtimes, processes of opts.Argv started with
+// AWS_LAMBDA_RUNTIME_API set to ln's address (a cold invocation's own
+// listener's) and their output discarded. They are its children, so their
+// CPU is its children's. It returns once the server has stopped and every
+// runtime is reaped.
+func ServeRelay(ctx context.Context, ln net.Listener, opts RelayOptions) error {
+	if len(opts.Argv) == 0 || opts.Runtimes < 1 && !opts.Cold {
 		return errors.New("relay: a runtime command and at least one runtime are required")
 	}
-	rl := &relay{events: make(chan *relayCall), calls: map[string]*relayCall{}}
-	srv := &http.Server{Handler: rl}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var procs []*exec.Cmd
-	for range runtimes {
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Env = []string{
-			"PATH=/usr/local/bin:/usr/bin:/bin",
-			"AWS_LAMBDA_RUNTIME_API=" + ln.Addr().String(),
-			"AWS_LAMBDA_FUNCTION_NAME=relay",
-			"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769",
-		}
-		if err := cmd.Start(); err != nil {
-			cancel()
-			for _, p := range procs {
-				p.Wait()
+	var procs sync.WaitGroup
+	defer procs.Wait()
+	rl := newRelay(ctx, opts, &procs)
+	if !opts.Cold {
+		for range opts.Runtimes {
+			if err := rl.start(ln.Addr().String(), nil); err != nil {
+				return err
 			}
-			return err
 		}
-		procs = append(procs, cmd)
 	}
+	srv := &http.Server{Handler: rl}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
@@ -98,11 +112,41 @@ func ServeRelay(ctx context.Context, ln net.Listener, argv []string, runtimes in
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	cancel()
-	for _, p := range procs {
-		p.Wait()
-	}
 	return err
+}
+
+// start starts a runtime process of the Runtime API at addr; it is
+// killed when the relay's context ends or kill is closed.
+func (rl *relay) start(addr string, kill <-chan struct{}) error {
+	cmd := exec.Command(rl.opts.Argv[0], rl.opts.Argv[1:]...)
+	cmd.Env = []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"AWS_LAMBDA_RUNTIME_API=" + addr,
+		"AWS_LAMBDA_FUNCTION_NAME=relay",
+		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769",
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	rl.procs.Add(2)
+	go func() {
+		defer rl.procs.Done()
+		cmd.Wait()
+		close(exited)
+	}()
+	go func() {
+		defer rl.procs.Done()
+		select {
+		case <-rl.ctx.Done():
+		case <-kill:
+		case <-exited:
+			return
+		}
+		cmd.Process.Kill()
+	}()
+	return nil
 }
 
 func (rl *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -138,6 +182,38 @@ func (rl *relay) invoke(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 		return
 	}
+	if rl.opts.Cold {
+		rl.invokeCold(w, r, body)
+		return
+	}
+	rl.relay(w, r, body)
+}
+
+// invokeCold relays body to a runtime started for it, on a listener of
+// its own, and kills that runtime once it has answered.
+func (rl *relay) invokeCold(w http.ResponseWriter, r *http.Request, body []byte) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	one := newRelay(rl.ctx, rl.opts, rl.procs)
+	srv := &http.Server{Handler: one}
+	go srv.Serve(ln)
+	kill := make(chan struct{})
+	defer func() {
+		close(kill)
+		srv.Close()
+	}()
+	if err := rl.start(ln.Addr().String(), kill); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	one.relay(w, r, body)
+}
+
+// relay passes body to a runtime and answers with its outcome.
+func (rl *relay) relay(w http.ResponseWriter, r *http.Request, body []byte) {
 	c := &relayCall{id: strconv.FormatUint(rl.seq.Add(1), 10), body: body, out: make(chan relayOutcome, 1)}
 	rl.mu.Lock()
 	rl.calls[c.id] = c
@@ -214,9 +290,13 @@ func accepted(w http.ResponseWriter) {
 	io.WriteString(w, ok)
 }
 
-// startRelay runs ServeRelay with runtimes processes of probe in a child
-// process (`kappa bench relay`), like the echo server, so that its CPU
-// and its runtimes' are measured apart from the load client's.
-func startRelay(kappa, probe string, runtimes int) (*childServer, error) {
-	return startChild(kappa, "bench", "relay", "--listen", "127.0.0.1:0", "--runtimes", strconv.Itoa(runtimes), "--", probe)
+// startRelay runs ServeRelay with runtimes of probe in a child process
+// (`kappa bench relay`), like the echo server, so that its CPU and its
+// runtimes' are measured apart from the load client's.
+func startRelay(kappa, probe string, opts RelayOptions) (*childServer, error) {
+	args := []string{"bench", "relay", "--listen", "127.0.0.1:0", "--runtimes", strconv.Itoa(opts.Runtimes)}
+	if opts.Cold {
+		args = append(args, "--cold")
+	}
+	return startChild(kappa, append(append(args, "--", probe), opts.Argv...)...)
 }

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 			if ev.Fail {
 				return nil, errors.New("failed on purpose")
 			}
-			return map[string]int{"n": ev.N}, nil
+			return map[string]int{"n": ev.N, "pid": os.Getpid()}, nil
 		})
 		return
 	}
@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // startTestRelay runs ServeRelay with runtimes copies of this test binary
 // as aws-lambda-go runtimes, until the test ends.
-func startTestRelay(t *testing.T, runtimes int) string {
+func startTestRelay(t *testing.T, opts RelayOptions) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -52,7 +52,8 @@ func startTestRelay(t *testing.T, runtimes int) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeRelay(ctx, ln, []string{os.Args[0], relayRuntimeArg}, runtimes)
+		opts.Argv = []string{os.Args[0], relayRuntimeArg}
+		done <- ServeRelay(ctx, ln, opts)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -86,7 +87,7 @@ func relayPost(t *testing.T, url string, body []byte) (*http.Response, []byte) {
 // runtime and its response back to the right caller, concurrently, and
 // passes function errors on as Invoke does.
 func TestRelayInvokes(t *testing.T) {
-	url := startTestRelay(t, 3)
+	url := startTestRelay(t, RelayOptions{Runtimes: 3})
 	var wg sync.WaitGroup
 	for i := range 30 {
 		wg.Add(1)
@@ -115,7 +116,7 @@ func TestRelayInvokes(t *testing.T) {
 // TestRelayRefusesBadRequests checks the relay's answers to requests no
 // runtime or caller should send.
 func TestRelayRefusesBadRequests(t *testing.T) {
-	url := startTestRelay(t, 1)
+	url := startTestRelay(t, RelayOptions{Runtimes: 1})
 	tests := []struct {
 		name   string
 		method string
@@ -150,7 +151,7 @@ func TestRelayRefusesBadRequests(t *testing.T) {
 		})
 	}
 	// The relay still serves after them.
-	if resp, body := relayPost(t, url+"/invoke", []byte(`{"n":7}`)); resp.StatusCode != 200 || string(body) != `{"n":7}` {
+	if resp, body := relayPost(t, url+"/invoke", []byte(`{"n":7}`)); resp.StatusCode != 200 || !bytes.HasPrefix(body, []byte(`{"n":7,`)) {
 		t.Errorf("invoke after bad requests: HTTP %d %s", resp.StatusCode, body)
 	}
 }
@@ -161,10 +162,62 @@ func TestServeRelayNeedsRuntimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if err := ServeRelay(context.Background(), ln, nil, 1); err == nil {
+	if err := ServeRelay(context.Background(), ln, RelayOptions{Runtimes: 1}); err == nil {
 		t.Error("no command: want an error")
 	}
-	if err := ServeRelay(context.Background(), ln, []string{"/bin/true"}, 0); err == nil {
+	if err := ServeRelay(context.Background(), ln, RelayOptions{Argv: []string{"/bin/true"}}); err == nil {
 		t.Error("no runtimes: want an error")
+	}
+}
+
+// TestRelayCold checks that a cold relay runs every invocation, one after
+// another or at once, in a runtime process of its own, and kills each
+// once it has answered.
+func TestRelayCold(t *testing.T) {
+	url := startTestRelay(t, RelayOptions{Cold: true})
+	invoke := func(n int) int {
+		resp, err := http.Post(url+"/invoke", "application/json", strings.NewReader(fmt.Sprintf(`{"n":%d}`, n)))
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		defer resp.Body.Close()
+		var out map[string]int
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 || out["n"] != n {
+			t.Errorf("invocation %d: HTTP %d, %v, err %v", n, resp.StatusCode, out, err)
+		}
+		return out["pid"]
+	}
+	pids := map[int]bool{}
+	for i := range 3 {
+		pids[invoke(i)] = true
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pid := invoke(10 + i)
+			mu.Lock()
+			pids[pid] = true
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(pids) != 8 || pids[0] {
+		t.Fatalf("8 invocations ran in the processes %v, want 8 of their own", pids)
+	}
+	for pid := range pids {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("runtime %d still runs 10s after its invocation", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }

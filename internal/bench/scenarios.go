@@ -103,12 +103,18 @@ func (r *run) cold(ctx context.Context) error {
 		}
 		raw = append(raw, d)
 	}
+	floor, err := r.coldFloor(ctx, n)
+	if err != nil {
+		return err
+	}
 	rawName := r.raw.name + " run (Go no-op)"
 	r.report.Rows = append(r.report.Rows,
 		Row{Scenario: "cold start, recent version", Unit: Duration, Kappa: durations(recent), Baseline: rawName, Base: durations(raw),
 			Target: "≤10ms p50, ≤25ms p99"},
 		Row{Scenario: "cold start, after an update", Unit: Duration, Kappa: durations(fresh), Baseline: rawName, Base: durations(raw)},
 		Row{Scenario: "cold start, first invocation", Unit: Duration, Kappa: durations(first), Baseline: rawName, Base: durations(raw)},
+		Row{Scenario: "cold start, vs the floor", Unit: Duration, Kappa: durations(recent), Baseline: "Runtime API floor, cold", Base: floor,
+			Note: "the floor starts a process of the same runtime on the host, with no isolation, for each invocation"},
 	)
 	p, err := newPodman(ctx, r.work, r.rootfs)
 	if err != nil {
@@ -163,6 +169,34 @@ func (r *run) afterExit(ctx context.Context, fn string, n int, sameEnv bool) ([]
 		prev = env
 	}
 	return out, nil
+}
+
+// coldFloor measures n cold starts of the Runtime API floor: each
+// invocation starts the probe as a plain host process and relays the event
+// to it. Every sample must come from a process of its own.
+func (r *run) coldFloor(ctx context.Context, n int) (Stat, error) {
+	r.progress("cold start: baseline Runtime API floor")
+	var out []time.Duration
+	err := r.relayed(RelayOptions{Cold: true}, func(rl *childServer) error {
+		seen := map[string]bool{}
+		for i := range n + 1 {
+			start := time.Now()
+			body, err := postBody(ctx, r.srv.client, rl.url("/invoke"), noop)
+			if err != nil {
+				return err
+			}
+			d := time.Since(start)
+			if env := envOf(body); env == "" || seen[env] {
+				return fmt.Errorf("floor cold start %d ran in runtime %q, not a new one", i, env)
+			}
+			seen[envOf(body)] = true
+			if i > 0 { // the first warms the relay up
+				out = append(out, d)
+			}
+		}
+		return nil
+	})
+	return durations(out), err
 }
 
 // startProfile takes CPU profiles of the server, in slices of two seconds
@@ -230,7 +264,7 @@ func (r *run) warm(ctx context.Context) error {
 		}
 	}
 	var relayed []time.Duration
-	err := r.relayed(1, func(rl *childServer) error {
+	err := r.relayed(RelayOptions{Runtimes: 1}, func(rl *childServer) error {
 		for i := range n + 20 {
 			start := time.Now()
 			if err := post(ctx, r.srv.client, rl.url("/invoke"), noop); err != nil {
@@ -260,9 +294,9 @@ func (r *run) warm(ctx context.Context) error {
 }
 
 // relayed runs measure against the Runtime API floor (ServeRelay) with
-// runtimes processes of the probe.
-func (r *run) relayed(runtimes int, measure func(rl *childServer) error) error {
-	rl, err := startRelay(r.opts.Kappa, r.opts.Probe, runtimes)
+// runtimes of the probe.
+func (r *run) relayed(opts RelayOptions, measure func(rl *childServer) error) error {
+	rl, err := startRelay(r.opts.Kappa, r.opts.Probe, opts)
 	if err != nil {
 		return err
 	}
@@ -285,6 +319,24 @@ func post(ctx context.Context, c *http.Client, url, body string) error {
 		return fmt.Errorf("POST %s: HTTP %d", url, resp.StatusCode)
 	}
 	return nil
+}
+
+// postBody is post returning the response's body.
+func postBody(ctx context.Context, c *http.Client, url, body string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("POST %s: HTTP %d: %.200s", url, resp.StatusCode, b)
+	}
+	return b, err
 }
 
 // throughput runs Concurrency clients invoking a no-op for ThroughputTime,
@@ -321,7 +373,7 @@ func (r *run) throughput(ctx context.Context) error {
 	// around them.
 	var fRate float64
 	var fCPU cpuSample
-	err = r.relayed(c, func(rl *childServer) error {
+	err = r.relayed(RelayOptions{Runtimes: c}, func(rl *childServer) error {
 		invoke := func() error { return post(ctx, r.srv.client, rl.url("/invoke"), noop) }
 		if _, err := burst(ctx, c, invoke); err != nil {
 			return err

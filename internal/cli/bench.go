@@ -139,12 +139,12 @@ func newBenchEchoCmd() *cobra.Command {
 // `kappa bench` in a child process.
 func newBenchRelayCmd() *cobra.Command {
 	var (
-		listen   string
-		runtimes int
+		listen string
+		opts   bench.RelayOptions
 	)
 	cmd := &cobra.Command{
 		Use:    "relay -- RUNTIME [ARG...]",
-		Short:  "Serve the Runtime API floor to runtimes processes of RUNTIME (used by kappa bench)",
+		Short:  "Serve the Runtime API floor to processes of RUNTIME (used by kappa bench)",
 		Hidden: true,
 		Args:   cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -153,11 +153,13 @@ func newBenchRelayCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), ln.Addr().String())
-			return bench.ServeRelay(cmd.Context(), ln, args, runtimes)
+			opts.Argv = args
+			return bench.ServeRelay(cmd.Context(), ln, opts)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
-	cmd.Flags().IntVar(&runtimes, "runtimes", 1, "runtime processes to start")
+	cmd.Flags().IntVar(&opts.Runtimes, "runtimes", 1, "runtime processes to start")
+	cmd.Flags().BoolVar(&opts.Cold, "cold", false, "start a runtime for every invocation instead, and kill it after")
 	return cmd
 }
 
