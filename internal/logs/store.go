@@ -223,17 +223,28 @@ func (s *Store) forget(st *Stream) {
 // flushFunction waits (up to a short bound) until the open streams of fn
 // have written what was queued, so a query sees lines just logged.
 func (s *Store) flushFunction(fn string) {
+	s.flushOpen(func(st *Stream) bool { return st.function == fn })
+}
+
+// flushOpen has every open stream that match selects write what it has
+// queued, all at once, and waits (up to a short bound) until they have.
+func (s *Store) flushOpen(match func(*Stream) bool) {
 	s.mu.Lock()
 	var open []*Stream
 	for st := range s.streams {
-		if st.function == fn {
+		if match(st) {
 			open = append(open, st)
 		}
 	}
 	s.mu.Unlock()
+	targets := make([]uint64, len(open))
+	for i, st := range open {
+		targets[i] = st.target()
+		st.kick()
+	}
 	deadline := time.Now().Add(200 * time.Millisecond)
-	for _, st := range open {
-		st.flushUntil(deadline)
+	for i, st := range open {
+		st.waitWritten(targets[i], deadline)
 	}
 }
 
@@ -295,6 +306,8 @@ func (s *Store) segments(fn string) ([]segment, error) {
 
 // Functions lists the functions that have stored logs.
 func (s *Store) Functions() ([]string, error) {
+	// A new stream's directory is made by its writer.
+	s.flushOpen(func(*Stream) bool { return true })
 	ents, err := os.ReadDir(s.opts.Dir)
 	if err != nil {
 		return nil, err

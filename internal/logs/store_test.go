@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -211,6 +212,13 @@ func TestWritesGathered(t *testing.T) {
 	}
 	if len(infos) != 2 {
 		t.Errorf("streams = %+v, want a and b", infos)
+	}
+	// The function list too: a function's directory is made by the
+	// writer of its first stream.
+	other := openStream(t, st, "other", "s")
+	other.WriteLine([]byte("first line of other"))
+	if fns, err := st.Functions(); err != nil || !slices.Contains(fns, "other") {
+		t.Errorf("Functions() = %q, %v; want it to hold other", fns, err)
 	}
 
 	// A queue past a quarter of its bound does not wait for the delay.

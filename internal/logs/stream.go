@@ -46,9 +46,12 @@ type Stream struct {
 	queued  int
 	pushed  uint64 // records queued so far
 	written uint64 // records written so far
-	closed  bool
-	wake    chan struct{}
-	stopped chan struct{}
+	// progress, made by a waiter in waitWritten, is closed (and dropped)
+	// when the writer has written its next batch.
+	progress chan struct{}
+	closed   bool
+	wake     chan struct{}
+	stopped  chan struct{}
 	// delay kicks the writer Options.WriteDelay after the first line
 	// queued since it last woke (armed says it is set); nil when lines
 	// are written at once.
@@ -150,6 +153,10 @@ func (s *Stream) run() {
 			s.queued -= n
 			s.store.queued.Add(-int64(n))
 			s.written += uint64(len(batch))
+			if s.progress != nil {
+				close(s.progress)
+				s.progress = nil
+			}
 			s.mu.Unlock()
 			clear(batch)
 		}
@@ -265,21 +272,43 @@ func (s *Stream) Flush() { s.flushUntil(time.Time{}) }
 
 // flushUntil is Flush giving up at deadline (zero: never).
 func (s *Stream) flushUntil(deadline time.Time) {
-	s.mu.Lock()
-	target := s.pushed
-	s.mu.Unlock()
 	s.kick()
+	s.waitWritten(s.target(), deadline)
+}
+
+// target is the count of records written once everything queued now is.
+func (s *Stream) target() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pushed
+}
+
+// waitWritten waits until target records are written, the stream has
+// stopped, or deadline (zero: never) has passed.
+func (s *Stream) waitWritten(target uint64, deadline time.Time) {
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
 		s.mu.Lock()
-		done := s.written >= target
-		s.mu.Unlock()
-		if done || !deadline.IsZero() && time.Now().After(deadline) {
+		if s.written >= target {
+			s.mu.Unlock()
 			return
 		}
+		if s.progress == nil {
+			s.progress = make(chan struct{})
+		}
+		progress := s.progress
+		s.mu.Unlock()
 		select {
+		case <-progress:
 		case <-s.stopped:
 			return
-		case <-time.After(time.Millisecond):
+		case <-expired:
+			return
 		}
 	}
 }
