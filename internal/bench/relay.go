@@ -59,11 +59,37 @@ type relay struct {
 	seq    atomic.Uint64
 	mu     sync.Mutex
 	calls  map[string]*relayCall
-	// procs counts the goroutines that reap and kill runtimes.
-	procs *sync.WaitGroup
+	procs  *reaper
 }
 
-func newRelay(ctx context.Context, opts RelayOptions, procs *sync.WaitGroup) *relay {
+// reaper counts the goroutines that reap and kill runtimes; once closed
+// it starts no more, so that nothing is added after its Wait.
+type reaper struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// add counts n more goroutines, or reports false once closed.
+func (p *reaper) add(n int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(n)
+	return true
+}
+
+// closeAndWait refuses further adds and waits for the counted goroutines.
+func (p *reaper) closeAndWait() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func newRelay(ctx context.Context, opts RelayOptions, procs *reaper) *relay {
 	return &relay{ctx: ctx, opts: opts, events: make(chan *relayCall), calls: map[string]*relayCall{}, procs: procs}
 }
 
@@ -92,10 +118,12 @@ func ServeRelay(ctx context.Context, ln net.Listener, opts RelayOptions) error {
 		return errors.New("relay: a runtime command and at least one runtime are required")
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var procs sync.WaitGroup
-	defer procs.Wait()
-	rl := newRelay(ctx, opts, &procs)
+	procs := &reaper{}
+	defer func() {
+		cancel() // kills the runtimes
+		procs.closeAndWait()
+	}()
+	rl := newRelay(ctx, opts, procs)
 	if !opts.Cold {
 		for range opts.Runtimes {
 			if err := rl.start(ln.Addr().String(), nil); err != nil {
@@ -126,18 +154,21 @@ func (rl *relay) start(addr string, kill <-chan struct{}) error {
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769",
 	}
+	if !rl.procs.add(2) {
+		return errors.New("relay: stopping")
+	}
 	if err := cmd.Start(); err != nil {
+		rl.procs.wg.Add(-2)
 		return err
 	}
 	exited := make(chan struct{})
-	rl.procs.Add(2)
 	go func() {
-		defer rl.procs.Done()
+		defer rl.procs.wg.Done()
 		cmd.Wait()
 		close(exited)
 	}()
 	go func() {
-		defer rl.procs.Done()
+		defer rl.procs.wg.Done()
 		select {
 		case <-rl.ctx.Done():
 		case <-kill:
@@ -210,6 +241,8 @@ func (rl *relay) invokeCold(w http.ResponseWriter, r *http.Request, body []byte)
 		return
 	}
 	one.relay(w, r, body)
+	// The answer goes out before the runtime is killed, off the path.
+	http.NewResponseController(w).Flush()
 }
 
 // relay passes body to a runtime and answers with its outcome.

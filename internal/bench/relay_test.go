@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -219,5 +220,32 @@ func TestRelayCold(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// TestServeRelayStopsRuntimesOnError checks that a relay whose listener
+// fails returns its error and kills the runtimes it started rather than
+// waiting on them.
+func TestServeRelayStopsRuntimesOnError(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("needs sleep(1)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeRelay(context.Background(), ln, RelayOptions{Argv: []string{sleep, "60"}, Runtimes: 2})
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("ServeRelay on a closed listener returned no error")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ServeRelay on a closed listener still waits for its runtimes after 20s")
 	}
 }

@@ -180,6 +180,9 @@ func (r *run) coldFloor(ctx context.Context, n int) (Stat, error) {
 	err := r.relayed(RelayOptions{Cold: true}, func(rl *childServer) error {
 		seen := map[string]bool{}
 		for i := range n + 1 {
+			// The same pause as before each of Kappa's samples (see
+			// afterExit): an idle machine, caches gone cold alike.
+			time.Sleep(250 * time.Millisecond)
 			start := time.Now()
 			body, err := postBody(ctx, r.srv.client, rl.url("/invoke"), noop)
 			if err != nil {

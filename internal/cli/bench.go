@@ -30,7 +30,8 @@ function and run each scenario next to its baseline on this host, then print
 a table: scenario, Kappa p50/p99, baseline p50/p99, ratio.
 
   cold        Invoke with no warm environment, vs ` + "`crun run`" + ` (and ` + "`podman run`" + `)
-              of the same root filesystem
+              of the same root filesystem, and vs the Runtime API floor
+              starting a fresh host process of the runtime per invocation
   warm        sequential warm invokes, vs a bare Go HTTP echo round trip
               and vs the Runtime API floor: a bare relay handing each
               request to the same runtime, run as a plain host process
