@@ -26,6 +26,8 @@ import (
 //	hang-init  never call /next
 //	sleep      sleep the payload's number of milliseconds, then answer
 //	slow-init  sleep INIT_MS milliseconds before the first /next, then as sleep
+//	late-init-output as echo, but init's output line reaches the log only
+//	           when WaitOutput asks for it, or 100 ms later
 type fakeRuntime struct {
 	created atomic.Int64
 	mu      sync.Mutex
@@ -79,6 +81,23 @@ type fakeSandbox struct {
 	exit     sandbox.ExitStatus
 	frozen   atomic.Bool
 	thaws    atomic.Int64
+	// late is init's output still on its way (mode late-init-output): as
+	// if the pipe's reader had not taken it yet; WaitOutput delivers it,
+	// or a timer a while later.
+	lateMu sync.Mutex
+	late   []byte
+}
+
+// WaitOutput delivers the output still on its way (sandbox.OutputWaiter).
+func (s *fakeSandbox) WaitOutput(context.Context) { s.deliverLate() }
+
+func (s *fakeSandbox) deliverLate() {
+	s.lateMu.Lock()
+	defer s.lateMu.Unlock()
+	if s.late != nil {
+		s.spec.Stdout.Write(s.late)
+		s.late = nil
+	}
 }
 
 func (s *fakeSandbox) ID() string                       { return s.spec.ID }
@@ -142,7 +161,14 @@ func (s *fakeSandbox) loop() {
 		req, _ := http.NewRequestWithContext(ctx, "POST", url, body)
 		return client.Do(req)
 	}
-	fmt.Fprintln(s.spec.Stdout, "fake init")
+	if s.mode() == "late-init-output" {
+		s.lateMu.Lock()
+		s.late = []byte("fake init\n")
+		s.lateMu.Unlock()
+		time.AfterFunc(100*time.Millisecond, s.deliverLate)
+	} else {
+		fmt.Fprintln(s.spec.Stdout, "fake init")
+	}
 	switch s.mode() {
 	case "init-error":
 		if r, err := post(base+"init/error", strings.NewReader(`{"errorMessage":"boom","errorType":"InitBoom"}`)); err == nil {

@@ -821,6 +821,8 @@ func (inv *Invoker) run(ctx context.Context, e *env, req Request, cold bool) (_ 
 	c := req.Config
 	if !cold {
 		e.capture.Begin()
+	} else {
+		settleInitOutput(ctx, e)
 	}
 	e.capture.Line(fmt.Appendf(nil, "START RequestId: %s Version: %s", req.RequestID, c.Version))
 	e.api.Telemetry().Platform(runtimeapi.PlatformStart{RequestID: req.RequestID, Version: c.Version})
@@ -1094,6 +1096,25 @@ func (inv *Invoker) settleLogs(e *env) {
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
+}
+
+// initOutputWait bounds how long a cold start waits for its init's output.
+const initOutputWait = 5 * time.Millisecond
+
+// settleInitOutput lets what the runtime wrote during its init (before its
+// first /next) reach the log before the START line, so that it stays
+// init's, unattributed, as in Lambda. The runtime wrote it before asking
+// for the event, but the pipes' reader may not have taken it yet; it is
+// usually there already, and nothing is waited for when the pipes are
+// empty.
+func settleInitOutput(ctx context.Context, e *env) {
+	w, ok := sandbox.As[sandbox.OutputWaiter](e.sb)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, initOutputWait)
+	defer cancel()
+	w.WaitOutput(ctx)
 }
 
 // reportLine formats Lambda's REPORT line (tab separated, trailing tab).

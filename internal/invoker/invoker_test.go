@@ -12,6 +12,7 @@ import (
 
 	"github.com/kappa-run/kappa/internal/apierr"
 	"github.com/kappa-run/kappa/internal/function"
+	"github.com/kappa-run/kappa/internal/logs"
 )
 
 // clock is a settable test clock.
@@ -452,4 +453,36 @@ func TestRetireKeepsCurrent(t *testing.T) {
 	}
 	inv.Retire("f", nil) // the function is gone
 	waitUntil(t, func() bool { return rt.count() == 0 })
+}
+
+// TestInitOutputStaysInit checks that what a runtime writes during its
+// init is logged before the START line and attributed to no request, even
+// when the pipe's reader has not taken it yet as the runtime asks for its
+// first event.
+func TestInitOutputStaysInit(t *testing.T) {
+	store, err := logs.Open(logs.Options{Dir: t.TempDir(), PruneInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	inv, _, _ := newTestInvoker(t, func(o *Options) { o.Logs = store })
+	c := cfg("initlog", "late-init-output")
+	req := request(c, "{}")
+	if _, err := inv.Invoke(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	var evs []logs.Event
+	if err := store.Query(context.Background(), "initlog", logs.Query{}, func(e logs.Event) error {
+		evs = append(evs, e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) < 2 || evs[0].Message != "fake init" || evs[0].RequestID != "" ||
+		!strings.HasPrefix(evs[1].Message, "START RequestId: "+req.RequestID) {
+		for _, e := range evs {
+			t.Logf("%q request %q", e.Message, e.RequestID)
+		}
+		t.Fatal("want init's line first, attributed to no request, then START")
+	}
 }

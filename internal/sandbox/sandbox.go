@@ -83,6 +83,13 @@ type OutputPender interface {
 	OutputPending() int
 }
 
+// OutputWaiter is implemented by sandboxes that can wait until the
+// output their processes have written so far has reached the spec's
+// writers.
+type OutputWaiter interface {
+	WaitOutput(ctx context.Context)
+}
+
 // Wrapper is implemented by sandboxes that wrap another (to count or
 // observe it) without offering its optional interfaces themselves.
 type Wrapper interface {

@@ -89,11 +89,16 @@ type Sandbox struct {
 
 	mu sync.Mutex // guards the fields below
 	// outR are the read ends of the output pipes while they are read.
-	outR   []*os.File
-	exited bool
-	execed bool // the init process had executed Spec.Args[0] when it exited
-	exit   sandbox.ExitStatus
-	stats  sandbox.Stats
+	outR []*os.File
+	// outHeld counts bytes read from the pipes and not yet written to
+	// the spec's writers; outMoved, made by a waiter in WaitOutput, is
+	// closed (and dropped) when a chunk has been written.
+	outHeld  int
+	outMoved chan struct{}
+	exited   bool
+	execed   bool // the init process had executed Spec.Args[0] when it exited
+	exit     sandbox.ExitStatus
+	stats    sandbox.Stats
 }
 
 var _ sandbox.Sandbox = (*Sandbox)(nil)
@@ -331,12 +336,18 @@ func readPIDFile(path string) (int, error) {
 	return pid, nil
 }
 
-// OutputPending returns how many bytes the environment's output pipes hold
-// unread (FIONREAD), 0 once they are closed.
+// OutputPending returns how many bytes of the environment's output are
+// not yet written to the spec's writers: what its output pipes hold unread
+// (FIONREAD) and what was read from them and is being written. 0 once the
+// pipes are closed.
 func (s *Sandbox) OutputPending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
+	return s.outputPendingLocked()
+}
+
+func (s *Sandbox) outputPendingLocked() int {
+	n := s.outHeld
 	for _, f := range s.outR {
 		// Through SyscallConn: Fd would make the pipe blocking, and a
 		// blocked read is not interrupted by Close.
@@ -351,6 +362,29 @@ func (s *Sandbox) OutputPending() int {
 		})
 	}
 	return n
+}
+
+// WaitOutput waits until everything the environment's processes have
+// written to their output so far has reached the spec's writers (see
+// OutputPending), or ctx ends.
+func (s *Sandbox) WaitOutput(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		if s.outputPendingLocked() == 0 {
+			s.mu.Unlock()
+			return
+		}
+		if s.outMoved == nil {
+			s.outMoved = make(chan struct{})
+		}
+		moved := s.outMoved
+		s.mu.Unlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // watch copies the container's output, reaps its init process, records how
@@ -372,12 +406,25 @@ func (s *Sandbox) watch(stdoutR, stderrR *os.File) {
 			for {
 				n, err := p.r.Read(buf)
 				if n > 0 {
+					// Between Read's return and this count the bytes are
+					// in neither FIONREAD nor outHeld: a window of a few
+					// instructions that OutputPending cannot see.
+					s.mu.Lock()
+					s.outHeld += n
+					s.mu.Unlock()
 					outMu.Lock()
 					_, werr := p.w.Write(buf[:n])
 					outMu.Unlock()
 					if werr != nil {
 						p.w = io.Discard
 					}
+					s.mu.Lock()
+					s.outHeld -= n
+					if s.outMoved != nil {
+						close(s.outMoved)
+						s.outMoved = nil
+					}
+					s.mu.Unlock()
 				}
 				if err != nil {
 					return
