@@ -272,8 +272,9 @@ func (s *Stream) Flush() { s.flushUntil(time.Time{}) }
 
 // flushUntil is Flush giving up at deadline (zero: never).
 func (s *Stream) flushUntil(deadline time.Time) {
+	target := s.target() // before the kick: the batch it wakes holds all of it
 	s.kick()
-	s.waitWritten(s.target(), deadline)
+	s.waitWritten(target, deadline)
 }
 
 // target is the count of records written once everything queued now is.
