@@ -329,7 +329,7 @@ func (h *Handler) describeStreams(ctx context.Context, in describeStreamsIn) (an
 				continue
 			}
 			all = append(all, logStream{LogStreamName: st.Name, Arn: h.groupARN(group) + ":log-stream:" + st.Name,
-				CreationTime: ms(st.LastWrite), LastEventTimestamp: ms(st.LastWrite),
+				CreationTime: ms(st.FirstWrite), FirstEventTimestamp: ms(st.FirstWrite), LastEventTimestamp: ms(st.LastWrite),
 				LastIngestionTime: ms(st.LastWrite), StoredBytes: st.Bytes})
 		}
 	}

@@ -146,6 +146,22 @@ func TestDescribe(t *testing.T) {
 	if !slices.Equal(names, []string{s1, s2}) {
 		t.Errorf("streams of a %v", names)
 	}
+	// A stream was created with its first event and last written with
+	// its last.
+	evs, err := f.client.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String("/aws/lambda/a"),
+		LogStreamName: aws.String(s1), StartFromHead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs.Events) != 2 || len(streams.LogStreams) != 2 {
+		t.Fatalf("%d events in %s, %d streams", len(evs.Events), s1, len(streams.LogStreams))
+	}
+	firstEv, lastEv := aws.ToInt64(evs.Events[0].Timestamp), aws.ToInt64(evs.Events[1].Timestamp)
+	if st := streams.LogStreams[0]; aws.ToInt64(st.CreationTime) != firstEv || aws.ToInt64(st.FirstEventTimestamp) != firstEv ||
+		aws.ToInt64(st.LastEventTimestamp) < lastEv || firstEv >= lastEv {
+		t.Errorf("stream %s: creationTime %d, firstEventTimestamp %d, lastEventTimestamp %d; its events at %d and %d",
+			s1, aws.ToInt64(st.CreationTime), aws.ToInt64(st.FirstEventTimestamp), aws.ToInt64(st.LastEventTimestamp), firstEv, lastEv)
+	}
 	newest, err := f.client.DescribeLogStreams(ctx, &cloudwatchlogs.DescribeLogStreamsInput{LogGroupName: aws.String("/aws/lambda/a"),
 		OrderBy: types.OrderByLastEventTime, Descending: aws.Bool(true), Limit: aws.Int32(1)})
 	if err != nil || len(newest.LogStreams) != 1 || aws.ToString(newest.LogStreams[0].LogStreamName) != s2 || newest.NextToken == nil {

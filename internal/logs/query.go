@@ -6,6 +6,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -79,10 +80,14 @@ func newEvent(stream string, r record) Event {
 
 // StreamInfo describes one stored stream.
 type StreamInfo struct {
-	Name      string    `json:"name"`
-	LastWrite time.Time `json:"lastEventTime"`
-	Bytes     int64     `json:"storedBytes"`
-	Open      bool      `json:"open"`
+	Name string `json:"name"`
+	// FirstWrite is the time of the stream's first stored line (of its
+	// oldest segment retention has left), LastWrite when it was last
+	// written.
+	FirstWrite time.Time `json:"firstEventTime"`
+	LastWrite  time.Time `json:"lastEventTime"`
+	Bytes      int64     `json:"storedBytes"`
+	Open       bool      `json:"open"`
 }
 
 // Streams lists a function's stored streams, most recently written first.
@@ -97,6 +102,7 @@ func (s *Store) Streams(fn string) ([]StreamInfo, error) {
 	}
 	root := filepath.Join(s.opts.Dir, fn)
 	by := map[string]*StreamInfo{}
+	first := map[string]string{} // stream → its oldest segment (segments lists them in order)
 	for _, sg := range segs {
 		rel, err := filepath.Rel(root, filepath.Dir(sg.path))
 		if err != nil {
@@ -107,6 +113,7 @@ func (s *Store) Streams(fn string) ([]StreamInfo, error) {
 		if si == nil {
 			si = &StreamInfo{Name: name}
 			by[name] = si
+			first[name] = sg.path
 		}
 		si.Bytes += sg.size
 		if sg.mod.After(si.LastWrite) {
@@ -115,11 +122,45 @@ func (s *Store) Streams(fn string) ([]StreamInfo, error) {
 		si.Open = si.Open || sg.active
 	}
 	out := make([]StreamInfo, 0, len(by))
-	for _, si := range by {
+	for name, si := range by {
+		si.FirstWrite = si.LastWrite
+		if n, ok := s.firstStamp(first[name]); ok {
+			si.FirstWrite = time.Unix(0, n)
+		}
 		out = append(out, *si)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].LastWrite.After(out[j].LastWrite) })
 	return out, nil
+}
+
+// firstStamp returns the time stamp (Unix nanoseconds) of the first
+// record of the segment at path; false when it cannot be read.
+func (s *Store) firstStamp(path string) (int64, bool) {
+	s.mu.Lock()
+	n, ok := s.firsts[path]
+	s.mu.Unlock()
+	if ok {
+		return n, true
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	// A record starts with its stamp in decimal and a tab.
+	var buf [24]byte
+	m, _ := io.ReadFull(f, buf[:])
+	stamp, _, found := bytes.Cut(buf[:m], []byte{'\t'})
+	if !found {
+		return 0, false
+	}
+	if n, err = strconv.ParseInt(string(stamp), 10, 64); err != nil || n <= 0 {
+		return 0, false
+	}
+	s.mu.Lock()
+	s.firsts[path] = n
+	s.mu.Unlock()
+	return n, true
 }
 
 // streamReader reads one stream's segments in order.

@@ -76,6 +76,9 @@ type Store struct {
 	streams map[*Stream]string // open streams and their directories
 	subs    map[string]map[*subscriber]struct{}
 	closed  bool // followers closed
+	// firsts caches the time stamp of each segment's first record (a
+	// segment's first record never changes), by path, for Streams.
+	firsts  map[string]int64
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	pruneMu sync.Mutex
@@ -122,7 +125,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		opts: opts, log: opts.Logger,
 		active: map[string]bool{}, streams: map[*Stream]string{},
-		subs: map[string]map[*subscriber]struct{}{}, stop: make(chan struct{}),
+		subs: map[string]map[*subscriber]struct{}{}, firsts: map[string]int64{}, stop: make(chan struct{}),
 	}
 	if opts.PruneInterval > 0 && (opts.MaxAge > 0 || opts.MaxBytes > 0) {
 		s.wg.Add(1)
@@ -381,6 +384,9 @@ func (s *Store) prune(fn string, full bool) error {
 		if err := os.Remove(sg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+		s.mu.Lock()
+		delete(s.firsts, sg.path)
+		s.mu.Unlock()
 		total -= sg.size
 	}
 	if full {

@@ -241,3 +241,40 @@ func TestWritesGathered(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestStreamFirstWrite checks that Streams reports when a stream's first
+// stored line was written, and that it follows retention: once the oldest
+// segment is gone, the first line of the next one.
+func TestStreamFirstWrite(t *testing.T) {
+	clock := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	st := openStore(t, Options{SegmentBytes: 150, WriteDelay: -1, Now: func() time.Time { return clock }})
+	s := openStream(t, st, "fn", "s")
+	first := clock
+	for i := range 6 {
+		s.WriteLine([]byte(fmt.Sprintf("line %d %s", i, strings.Repeat("x", 60))))
+		s.Flush()
+		clock = clock.Add(time.Second)
+	}
+	infos, err := st.Streams("fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 1 || !infos[0].FirstWrite.Equal(first) {
+		t.Fatalf("streams = %+v, want one first written at %v", infos, first)
+	}
+	segs, err := filepath.Glob(filepath.Join(st.opts.Dir, "fn", "s", "*.log"))
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("segments %v (%v), want several", segs, err)
+	}
+	if err := os.Remove(segs[0]); err != nil {
+		t.Fatal(err)
+	}
+	infos, err = st.Streams("fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := all(t, st, "fn", Query{})
+	if len(infos) != 1 || len(evs) == 0 || !infos[0].FirstWrite.Equal(evs[0].Time) || !infos[0].FirstWrite.After(first) {
+		t.Errorf("after the oldest segment went: first write %v, want the first remaining line's %v", infos[0].FirstWrite, evs)
+	}
+}
