@@ -10,7 +10,10 @@
 //
 // The protocol is AWS JSON 1.0 (X-Amz-Target AmazonSQS.<Operation>), which
 // the current SDKs and the aws CLI speak. A queue URL is
-// http://<the address the request came to>/<account>/<queue>.
+// http://<the address the request came to>/<account>/<queue>. As in SQS,
+// the name of a queue DeleteQueue deleted is free again 60 seconds later
+// (QueueDeletedRecently until then; the server remembers this in memory,
+// so a restart frees it early).
 //
 // What differs from SQS, by design:
 //   - Messages are consumed by event source mappings (and read, without

@@ -92,6 +92,10 @@ func (h *Handler) createQueue(ctx context.Context, base string, in request) (any
 		}
 		return map[string]string{"QueueUrl": h.url(base, in.QueueName)}, nil
 	}
+	if h.deletedRecently(in.QueueName) {
+		return nil, &sqsError{"QueueDeletedRecently", "AWS.SimpleQueueService.QueueDeletedRecently",
+			"You must wait 60 seconds after deleting a queue before you can create another with the same name."}
+	}
 	if _, err := h.opts.Queues.Create(ctx, in.QueueName); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/kappa-run/kappa/internal/apierr"
 	"github.com/kappa-run/kappa/internal/async"
@@ -81,13 +83,24 @@ type Options struct {
 	Region  string
 	Account string
 	Logger  *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Handler serves the SQS operations.
 type Handler struct {
 	opts Options
 	log  *slog.Logger
+
+	mu sync.Mutex
+	// deleted holds when DeleteQueue deleted each queue, for
+	// deletedRecently; in memory, so a restart forgets it.
+	deleted map[string]time.Time
 }
+
+// reuseWait is how long SQS refuses to create a queue of the name of one
+// DeleteQueue deleted.
+const reuseWait = 60 * time.Second
 
 // New returns a Handler.
 func New(opts Options) *Handler {
@@ -95,7 +108,32 @@ func New(opts Options) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{opts: opts, log: log}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Handler{opts: opts, log: log, deleted: map[string]time.Time{}}
+}
+
+// queueDeleted notes that DeleteQueue deleted name now.
+func (h *Handler) queueDeleted(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.opts.Now()
+	for n, at := range h.deleted {
+		if now.Sub(at) >= reuseWait {
+			delete(h.deleted, n)
+		}
+	}
+	h.deleted[name] = now
+}
+
+// deletedRecently reports whether DeleteQueue deleted name less than
+// reuseWait ago: SQS refuses to create a queue of that name until then.
+func (h *Handler) deletedRecently(name string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	at, ok := h.deleted[name]
+	return ok && h.opts.Now().Sub(at) < reuseWait
 }
 
 // Owns reports whether r is an SQS request.
@@ -213,6 +251,7 @@ func (h *Handler) do(ctx context.Context, op, base string, body []byte) (any, er
 		if err := h.opts.Queues.Delete(ctx, name); err != nil {
 			return nil, err
 		}
+		h.queueDeleted(name)
 		return struct{}{}, h.opts.Bucket.Delete(ctx, name)
 	case "PurgeQueue":
 		if err := h.opts.Queues.Purge(ctx, name); err != nil {

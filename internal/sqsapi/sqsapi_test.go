@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +37,11 @@ type fixture struct {
 	queues *async.Queues
 	client *sqs.Client
 	url    string
+	clock  *atomic.Int64 // the handler's clock, in Unix nanoseconds
 }
+
+// advance moves the handler's clock on by d.
+func (f *fixture) advance(d time.Duration) { f.clock.Add(int64(d)) }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
@@ -51,11 +56,14 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	queues := async.NewQueues(st.JetStream(), "us-east-1", account)
-	srv := httptest.NewServer(New(Options{Queues: queues, Bucket: bucket, Region: "us-east-1", Account: account}))
+	clock := &atomic.Int64{}
+	clock.Store(time.Now().UnixNano())
+	srv := httptest.NewServer(New(Options{Queues: queues, Bucket: bucket, Region: "us-east-1", Account: account,
+		Now: func() time.Time { return time.Unix(0, clock.Load()) }}))
 	t.Cleanup(srv.Close)
 	c := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")})
-	return &fixture{queues: queues, client: c, url: srv.URL}
+	return &fixture{queues: queues, client: c, url: srv.URL, clock: clock}
 }
 
 func code(err error) string {
@@ -195,6 +203,16 @@ func TestQueueManagement(t *testing.T) {
 	var gone *types.QueueDoesNotExist
 	if !errors.As(err, &gone) || code(err) != "AWS.SimpleQueueService.NonExistentQueue" {
 		t.Errorf("GetQueueUrl after DeleteQueue: %v", err)
+	}
+	// As SQS: its name is free again only 60 seconds later.
+	again := &sqs.CreateQueueInput{QueueName: aws.String("jobs")}
+	var recently *types.QueueDeletedRecently
+	if _, err := f.client.CreateQueue(ctx, again); !errors.As(err, &recently) || code(err) != "AWS.SimpleQueueService.QueueDeletedRecently" {
+		t.Errorf("CreateQueue right after DeleteQueue: %v, want QueueDeletedRecently", err)
+	}
+	f.advance(61 * time.Second)
+	if _, err := f.client.CreateQueue(ctx, again); err != nil {
+		t.Errorf("CreateQueue 61 s after DeleteQueue: %v", err)
 	}
 }
 
