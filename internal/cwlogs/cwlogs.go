@@ -1,6 +1,7 @@
 package cwlogs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -122,7 +123,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // do runs operation op on its JSON body.
 func (h *Handler) do(ctx context.Context, op string, body []byte) (any, error) {
 	decode := func(v any) error {
-		if len(strings.TrimSpace(string(body))) == 0 {
+		if len(bytes.TrimSpace(body)) == 0 {
 			body = []byte("{}")
 		}
 		if err := json.Unmarshal(body, v); err != nil {

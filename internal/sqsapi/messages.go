@@ -118,13 +118,14 @@ type failed struct {
 	Message     string `json:"Message"`
 }
 
-func (h *Handler) sendBatch(ctx context.Context, name string, entries []entry) (any, error) {
-	if len(entries) == 0 {
+func (h *Handler) sendBatch(ctx context.Context, name string, list capped[entry]) (any, error) {
+	entries := list.items
+	if list.n == 0 {
 		return nil, &sqsError{"EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest", "There should be at least one SendMessageBatchRequestEntry in the request."}
 	}
-	if len(entries) > maxBatch {
+	if list.n > maxBatch {
 		return nil, &sqsError{"TooManyEntriesInBatchRequest", "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
-			fmt.Sprintf("Maximum number of entries per request are %d. You have sent %d.", maxBatch, len(entries))}
+			fmt.Sprintf("Maximum number of entries per request are %d. You have sent %d.", maxBatch, list.n)}
 	}
 	total := 0
 	seen := map[string]bool{}

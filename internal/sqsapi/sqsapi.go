@@ -1,6 +1,7 @@
 package sqsapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,7 +215,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // do runs operation op; base is the URL queue URLs start with.
 func (h *Handler) do(ctx context.Context, op, base string, body []byte) (any, error) {
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}
 	if !rawBodyOK(body) {
@@ -275,11 +277,14 @@ func (h *Handler) do(ctx context.Context, op, base string, body []byte) (any, er
 		}
 		return struct{}{}, h.retag(ctx, name, func(t map[string]string) { maps.Copy(t, in.Tags) })
 	case "UntagQueue":
-		if len(in.TagKeys) == 0 {
+		if in.TagKeys.n == 0 {
 			return nil, missing("TagKeys")
 		}
+		if in.TagKeys.n > maxListItems {
+			return nil, invalidParam("TagKeys holds %d keys; at most %d are taken.", in.TagKeys.n, maxListItems)
+		}
 		return struct{}{}, h.retag(ctx, name, func(t map[string]string) {
-			for _, k := range in.TagKeys {
+			for _, k := range in.TagKeys.items {
 				delete(t, k)
 			}
 		})
@@ -302,8 +307,8 @@ type request struct {
 	Attributes      map[string]string `json:"Attributes"`
 	AttributeNames  []string          `json:"AttributeNames"`
 	Tags            map[string]string `json:"tags"`
-	TagKeys         []string          `json:"TagKeys"`
-	Entries         []entry           `json:"Entries"`
+	TagKeys         capped[string]    `json:"TagKeys"`
+	Entries         capped[entry]     `json:"Entries"`
 	// SendMessage's members.
 	message
 }
@@ -323,6 +328,77 @@ func (r *request) UnmarshalJSON(b []byte) error {
 		r.Tags = p.TagsUpper
 	}
 	return nil
+}
+
+// maxListItems is how many elements a request's list keeps (see capped):
+// more than any operation takes (10 batch entries; a queue has at most 50
+// tags to remove).
+const maxListItems = 1000
+
+// capped is a JSON array of which only the first maxListItems elements are
+// decoded; n counts them all. A 4 MiB request can hold a million empty
+// batch entries or tag keys, which decoded in full took hundreds of MB.
+type capped[T any] struct {
+	items []T
+	n     int
+}
+
+func (c *capped[T]) UnmarshalJSON(b []byte) error {
+	*c = capped[T]{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		return nil // null
+	}
+	if tok != json.Delim('[') {
+		return &json.UnmarshalTypeError{Value: "non-array", Type: reflect.TypeFor[[]T]()}
+	}
+	for ; dec.More(); c.n++ {
+		if len(c.items) == maxListItems {
+			// The rest is only counted: b is valid JSON (json.Unmarshal
+			// checked it before calling), so each comma outside strings
+			// and nested values starts one more element.
+			c.n += topLevelCommas(b[dec.InputOffset():])
+			return nil
+		}
+		var v T
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		c.items = append(c.items, v)
+	}
+	return nil
+}
+
+// topLevelCommas counts the commas of valid JSON text b that stand outside
+// strings and outside the arrays and objects b opens.
+func topLevelCommas(b []byte) int {
+	n, depth, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+		case c == ']' || c == '}':
+			depth--
+		case c == ',' && depth == 0:
+			n++
+		}
+	}
+	return n
 }
 
 // message is what SendMessage and each SendMessageBatch entry send.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -517,4 +518,77 @@ func FuzzRequests(f *testing.F) {
 			t.Fatalf("%s %q = %d %s", ops[int(op)%len(ops)], body, resp.StatusCode, e.Type)
 		}
 	})
+}
+
+// TestHugeListsAreCapped: a request whose 4 MiB hold a million batch
+// entries or tag keys is answered from its count, without decoding them all
+// (which took hundreds of MB).
+func TestHugeListsAreCapped(t *testing.T) {
+	const n = 1_000_000
+	body := []byte(`{"Entries":[` + strings.Repeat(`{},`, n-1) + `{}],"TagKeys":[` + strings.Repeat(`"",`, n-1) + `""]}`)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var in request
+	if err := json.Unmarshal(body, &in); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if in.Entries.n != n || len(in.Entries.items) != maxListItems || in.TagKeys.n != n || len(in.TagKeys.items) != maxListItems {
+		t.Fatalf("entries %d (%d kept), tag keys %d (%d kept)", in.Entries.n, len(in.Entries.items), in.TagKeys.n, len(in.TagKeys.items))
+	}
+	// The input is 7 MB; each list's decoder copies its part once.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Errorf("decoding allocated %d MB", alloc>>20)
+	}
+
+	f := newFixture(t)
+	ctx := context.Background()
+	created, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("huge")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := `{"QueueUrl":"` + aws.ToString(created.QueueUrl) + `","Entries":[` + strings.Repeat(`{},`, 600_000) + `{}]}`
+	if typ, status := rawPost(t, f.url, "SendMessageBatch", batch); typ != "com.amazonaws.sqs#TooManyEntriesInBatchRequest" || status != 400 {
+		t.Errorf("SendMessageBatch of 600,001 entries: %s %d", typ, status)
+	}
+	untag := `{"QueueUrl":"` + aws.ToString(created.QueueUrl) + `","TagKeys":[` + strings.Repeat(`"",`, 600_000) + `""]}`
+	if typ, status := rawPost(t, f.url, "UntagQueue", untag); typ != "com.amazonaws.sqs#InvalidParameterValue" || status != 400 {
+		t.Errorf("UntagQueue of 600,001 keys: %s %d", typ, status)
+	}
+}
+
+// TestCappedCountsTheRest: the elements past the cap are counted right
+// whatever they hold: commas and brackets in strings, escaped quotes,
+// nested values.
+func TestCappedCountsTheRest(t *testing.T) {
+	kept := strings.Repeat(`{"Id":"x"},`, maxListItems)
+	tests := []struct {
+		name string
+		rest []string
+	}{
+		{"none", nil},
+		{"plain", []string{`{}`, `{"Id":"y"}`}},
+		{"commas and brackets in strings", []string{`{"Id":"a,]}[{,"}`, `{"MessageBody":"\",\\"}`}},
+		{"nested", []string{`{"MessageAttributes":{"a":[1,2,{"b":","}]}}`, `[1,[2,3]]`, `"s,t"`, `7`, `null`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := strings.TrimSuffix(kept, ",")
+			if len(tc.rest) > 0 {
+				body += "," + strings.Join(tc.rest, " , ")
+			}
+			var c capped[entry]
+			if err := json.Unmarshal([]byte("["+body+"]"), &c); err != nil {
+				t.Fatal(err)
+			}
+			if want := maxListItems + len(tc.rest); c.n != want || len(c.items) != maxListItems || c.items[0].ID != "x" {
+				t.Errorf("n = %d (want %d), %d kept", c.n, want, len(c.items))
+			}
+		})
+	}
+	var c capped[entry]
+	if err := json.Unmarshal([]byte(`{"Id":"x"}`), &c); err == nil {
+		t.Error("an object where an array belongs decoded without an error")
+	}
 }
