@@ -1069,31 +1069,21 @@ func (inv *Invoker) stream(e *env, req Request, cold bool, start time.Time, resp
 }
 
 // settleLogs waits briefly for output the runtime wrote just before
-// answering to arrive through the pipe, so the tail includes it.
+// answering to arrive through the pipe, so the tail includes it. Only
+// invocations that asked for a tail pay this.
 //
 // The runtime writes its output before it answers, so those bytes are in
-// the pipe by now but may not have been read. Where the sandbox tells how
-// many bytes its output pipes hold, wait until they are empty (the reader
-// may be slow to be scheduled on a loaded host) and then for a moment of
-// quiet (a read in progress reaching the capture); elsewhere give the
-// reader a moment and wait for 2 ms of quiet. 20 ms at most, 200 ms when
-// bytes are known to be waiting. Only invocations that asked for a tail
-// pay this.
+// the pipe by now but may not have reached the capture. Where the sandbox
+// can wait for them (sandbox.OutputWaiter), wait, 200 ms at most (the
+// reader may be slow to be scheduled on a loaded host); elsewhere give the
+// reader a moment and wait for 2 ms of quiet, 20 ms at most.
 func (inv *Invoker) settleLogs(e *env) {
-	pending, known := sandbox.As[sandbox.OutputPender](e.sb)
-	start := time.Now()
-	if !known {
-		time.Sleep(2 * time.Millisecond)
+	if waitOutput(context.Background(), e, 200*time.Millisecond) {
+		return
 	}
-	for {
-		waiting := known && pending.OutputPending() > 0
-		since := time.Since(start)
-		if !waiting && time.Since(e.capture.LastWrite()) > 2*time.Millisecond && since >= 200*time.Microsecond {
-			return
-		}
-		if since > 200*time.Millisecond || !waiting && since > 20*time.Millisecond {
-			return
-		}
+	start := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	for time.Since(e.capture.LastWrite()) <= 2*time.Millisecond && time.Since(start) <= 20*time.Millisecond {
 		time.Sleep(200 * time.Microsecond)
 	}
 }
@@ -1108,13 +1098,21 @@ const initOutputWait = 5 * time.Millisecond
 // usually there already, and nothing is waited for when the pipes are
 // empty.
 func settleInitOutput(ctx context.Context, e *env) {
+	waitOutput(ctx, e, initOutputWait)
+}
+
+// waitOutput waits, up to max, until the output e's processes have
+// written so far has reached its capture; false when the sandbox cannot
+// tell (it is no sandbox.OutputWaiter).
+func waitOutput(ctx context.Context, e *env, max time.Duration) bool {
 	w, ok := sandbox.As[sandbox.OutputWaiter](e.sb)
 	if !ok {
-		return
+		return false
 	}
-	ctx, cancel := context.WithTimeout(ctx, initOutputWait)
+	ctx, cancel := context.WithTimeout(ctx, max)
 	defer cancel()
 	w.WaitOutput(ctx)
+	return true
 }
 
 // reportLine formats Lambda's REPORT line (tab separated, trailing tab).

@@ -76,13 +76,6 @@ type Describer interface {
 	Describe() string
 }
 
-// OutputPender is implemented by sandboxes that can tell how many bytes of
-// the process's output are written but not yet read (a log tail waits for
-// them).
-type OutputPender interface {
-	OutputPending() int
-}
-
 // OutputWaiter is implemented by sandboxes that can wait until the
 // output their processes have written so far has reached the spec's
 // writers.

@@ -39,7 +39,7 @@ var _ sandbox.Snapshotter = (*Runtime)(nil)
 var (
 	_ sandbox.Checkpointer = (*Sandbox)(nil)
 	_ sandbox.Describer    = (*Sandbox)(nil)
-	_ sandbox.OutputPender = (*Sandbox)(nil)
+	_ sandbox.OutputWaiter = (*Sandbox)(nil)
 )
 
 // Snapshots reports whether this host can checkpoint and restore
