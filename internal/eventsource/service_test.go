@@ -725,3 +725,35 @@ func TestSettleWriteRetried(t *testing.T) {
 		t.Errorf("update after the retried settle: %v", err)
 	}
 }
+
+// TestUpdateWaitsForTheBatch: a mapping updated while a batch runs starts
+// its new poller only once that batch is over, so it never runs a second
+// batch beside the first.
+func TestUpdateWaitsForTheBatch(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	g := h.gate()
+	if _, err := h.queues.Create(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := h.svc.Create(ctx, Input{Function: ptr("f"), EventSourceArn: queueARN("u"), BatchSize: ptr(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.send(t, "u", "1", "2")
+	waitFor(t, "the first batch", func() bool { return g.running() == 1 })
+	if _, err := h.svc.Update(ctx, m.UUID, Input{BatchSize: ptr(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.svc.Get(ctx, m.UUID); got.State != StateUpdating {
+		t.Errorf("state %s while the batch runs, want Updating", got.State)
+	}
+	// Give a new poller that did not wait the time to start a batch.
+	time.Sleep(200 * time.Millisecond)
+	close(g.release)
+	waitFor(t, "both messages", func() bool { return len(h.inv.received()) == 2 })
+	h.waitState(t, m.UUID, StateEnabled)
+	if peak := g.peak(); peak != 1 {
+		t.Errorf("%d batches at once across an update, want 1", peak)
+	}
+}
