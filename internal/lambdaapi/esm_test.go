@@ -161,6 +161,7 @@ func TestEventSourceMappingTags(t *testing.T) {
 		{"list after untag", "GET", path, "", 200, "", `{"Tags":{}}`},
 		{"function tags untouched", "GET", "/2017-03-31/tags/" + url.PathEscape(fArn), "", 200, "", `{"Tags":{"team":"a"}}`},
 		{"unknown mapping", "GET", path[:len(path)-1] + "2", "", 404, "ResourceNotFoundException", ""},
+		{"control character in the uuid", "GET", "/2017-03-31/tags/" + url.PathEscape("arn:aws:lambda:us-east-1:000000000000:event-source-mapping:"+id+"\n"), "", 404, "ResourceNotFoundException", ""},
 		{"hostile uuid", "POST", "/2017-03-31/tags/" + url.PathEscape("arn:aws:lambda:us-east-1:000000000000:event-source-mapping:../../x"), `{"Tags":{"a":"b"}}`, 404, "ResourceNotFoundException", ""},
 		{"other region", "GET", "/2017-03-31/tags/" + url.PathEscape("arn:aws:lambda:eu-west-1:000000000000:event-source-mapping:"+id), "", 404, "ResourceNotFoundException", ""},
 		{"other account", "GET", "/2017-03-31/tags/" + url.PathEscape("arn:aws:lambda:us-east-1:111111111111:event-source-mapping:"+id), "", 404, "ResourceNotFoundException", ""},

@@ -46,7 +46,8 @@ func parseTagKeys(q url.Values) ([]string, error) {
 }
 
 // esmARNRE matches an event source mapping's ARN: region, account, UUID.
-var esmARNRE = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):([0-9]{12}):event-source-mapping:(.*)$`)
+// (?s): whatever follows, line breaks too, is the mapping's to refuse.
+var esmARNRE = regexp.MustCompile(`(?s)^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):([0-9]{12}):event-source-mapping:(.*)$`)
 
 // tagged returns who keeps the tags of resource and what it calls it: the
 // event source mappings for a mapping's ARN (Lambda tags mappings as well
