@@ -468,6 +468,33 @@ func (h *Handler) load(ctx context.Context, name string) (async.QueueInfo, recor
 	return info, rec, e.Revision, nil
 }
 
+// claim stores want as queue name's first record, unless the queue has
+// one already (another CreateQueue of the name stored it in between). It
+// returns the record the queue has and whether that is want.
+func (h *Handler) claim(ctx context.Context, name string, want record) (record, bool, error) {
+	for range 100 {
+		info, rec, rev, err := h.load(ctx, name)
+		if err != nil {
+			return record{}, false, err
+		}
+		if rec.Created != 0 {
+			return rec, false, nil
+		}
+		want.Created = info.Created.UnixNano()
+		b, _ := json.Marshal(want)
+		if rev == 0 {
+			_, err = h.opts.Bucket.Create(ctx, name, b)
+		} else { // a record left by an earlier queue of the name
+			_, err = h.opts.Bucket.Update(ctx, name, b, rev)
+		}
+		if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrRevision) {
+			continue
+		}
+		return want, err == nil, err
+	}
+	return record{}, false, fmt.Errorf("queue %s: its record kept changing under its creation", name)
+}
+
 // change applies edit to queue name's record and stores it, again when
 // another change was stored in between (Terraform sets a queue's policies
 // and tags in parallel).

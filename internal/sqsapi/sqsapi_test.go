@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -483,6 +484,50 @@ func TestConcurrentChanges(t *testing.T) {
 	in := &sqs.CreateQueueInput{QueueName: aws.String("re"), Attributes: map[string]string{"FifoQueue": "false"}}
 	if _, err := f.client.CreateQueue(ctx, in); err != nil {
 		t.Errorf("CreateQueue with FifoQueue=false of an existing queue: %v", err)
+	}
+}
+
+// TestConcurrentCreates: of CreateQueues of one new name with different
+// attributes at once, one wins and the others are refused, as if they had
+// come after it; the queue has the winner's attributes.
+func TestConcurrentCreates(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const n = 6
+	for round := range 4 {
+		name := fmt.Sprintf("race-%d", round)
+		type result struct {
+			timeout string
+			err     error
+		}
+		results := make(chan result, n)
+		for i := range n {
+			go func() {
+				v := strconv.Itoa(30 + i)
+				_, err := f.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name),
+					Attributes: map[string]string{"VisibilityTimeout": v}})
+				results <- result{v, err}
+			}()
+		}
+		var won []string
+		for range n {
+			r := <-results
+			switch {
+			case r.err == nil:
+				won = append(won, r.timeout)
+			case code(r.err) != "QueueNameExists" && code(r.err) != "QueueAlreadyExists":
+				t.Errorf("%s: CreateQueue: %v", name, r.err)
+			}
+		}
+		attrs, err := f.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(f.url + "/" + account + "/" + name),
+			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(won) != 1 || attrs.Attributes["VisibilityTimeout"] != won[0] {
+			t.Errorf("%s: CreateQueues that succeeded with VisibilityTimeout %v; the queue has %s; want exactly one, the queue's",
+				name, won, attrs.Attributes["VisibilityTimeout"])
+		}
 	}
 }
 
