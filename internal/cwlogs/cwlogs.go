@@ -275,6 +275,12 @@ func (h *Handler) describeGroups(ctx context.Context, in describeGroupsIn) (any,
 			}
 			for _, st := range sts {
 				lg.StoredBytes += st.Bytes
+				// A function's log group comes into being with its first
+				// line, as in Lambda: the oldest stream's first event (which
+				// moves on as retention drops old segments).
+				if t := ms(st.FirstWrite); t > 0 && (lg.CreationTime == 0 || t < lg.CreationTime) {
+					lg.CreationTime = t
+				}
 			}
 		}
 		out.LogGroups = append(out.LogGroups, lg)

@@ -157,6 +157,10 @@ func TestDescribe(t *testing.T) {
 		t.Fatalf("%d events in %s, %d streams", len(evs.Events), s1, len(streams.LogStreams))
 	}
 	firstEv, lastEv := aws.ToInt64(evs.Events[0].Timestamp), aws.ToInt64(evs.Events[1].Timestamp)
+	// The group came into being with its first line: s1's first.
+	if got := aws.ToInt64(groups.LogGroups[0].CreationTime); got != firstEv {
+		t.Errorf("group a created at %d, want its first event's time %d", got, firstEv)
+	}
 	if st := streams.LogStreams[0]; aws.ToInt64(st.CreationTime) != firstEv || aws.ToInt64(st.FirstEventTimestamp) != firstEv ||
 		aws.ToInt64(st.LastEventTimestamp) < lastEv || firstEv >= lastEv {
 		t.Errorf("stream %s: creationTime %d, firstEventTimestamp %d, lastEventTimestamp %d; its events at %d and %d",
