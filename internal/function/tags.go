@@ -103,7 +103,7 @@ func hasControl(s string) bool {
 }
 
 func tooManyTags() error {
-	return apierr.New(apierr.InvalidParameter, "Number of tags exceeds function tag limit.")
+	return apierr.New(apierr.InvalidParameter, "Number of tags exceeds resource tag limit.")
 }
 
 // tagTarget returns the function a tagging operation's resource names: an

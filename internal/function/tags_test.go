@@ -123,7 +123,7 @@ func TestTagOperations(t *testing.T) {
 		{"unknown function untag", func() error { return s.UntagResource(ctx, helloARN+"2", []string{"a"}) }, apierr.NotFound, ""},
 		{"nil tags", func() error { return s.TagResource(ctx, helloARN, nil) }, apierr.Validation, "Value null at 'tags'"},
 		{"no tags", func() error { return s.TagResource(ctx, helloARN, map[string]string{}) }, apierr.InvalidParameter, ""},
-		{"over the limit with existing", func() error { return s.TagResource(ctx, helloARN, many) }, apierr.InvalidParameter, "exceeds function tag limit"},
+		{"over the limit with existing", func() error { return s.TagResource(ctx, helloARN, many) }, apierr.InvalidParameter, "exceeds resource tag limit"},
 		{"aws prefix", func() error { return s.TagResource(ctx, helloARN, map[string]string{"aws:x": "y"}) }, apierr.InvalidParameter, "reserved"},
 		{"nil tag keys", func() error { return s.UntagResource(ctx, helloARN, nil) }, apierr.Validation, "Value null at 'tagKeys'"},
 		{"empty tag key", func() error { return s.UntagResource(ctx, helloARN, []string{""}) }, apierr.Validation, "at 'tagKeys'"},
