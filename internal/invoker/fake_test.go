@@ -28,6 +28,8 @@ import (
 //	slow-init  sleep INIT_MS milliseconds before the first /next, then as sleep
 //	late-init-output as echo, but init's output line reaches the log only
 //	           when WaitOutput asks for it, or 100 ms later
+//	keepalive  as echo, over one kept-alive connection as real runtimes
+//	           do (the other modes open one per request)
 type fakeRuntime struct {
 	created atomic.Int64
 	mu      sync.Mutex
@@ -141,7 +143,7 @@ func (s *fakeSandbox) exitWith(code int) {
 // loop is the fake runtime process.
 func (s *fakeSandbox) loop() {
 	base := "http://" + s.ln.Addr().String() + "/2018-06-01/runtime/"
-	tr := &http.Transport{DisableKeepAlives: true}
+	tr := &http.Transport{DisableKeepAlives: s.mode() != "keepalive"}
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -228,6 +230,7 @@ func (s *fakeSandbox) loop() {
 			s.exitWith(4)
 			return
 		}
+		io.Copy(io.Discard, r.Body) // so that a kept-alive connection serves again
 		r.Body.Close()
 		if s.mode() == "exit-after" {
 			s.exitWith(1)

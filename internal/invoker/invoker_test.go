@@ -24,7 +24,7 @@ type clock struct {
 func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-func newTestInvoker(t *testing.T, mutate ...func(*Options)) (*Invoker, *fakeRuntime, *fakeImages) {
+func newTestInvoker(t testing.TB, mutate ...func(*Options)) (*Invoker, *fakeRuntime, *fakeImages) {
 	t.Helper()
 	rt, imgs := newFakeRuntime(), &fakeImages{}
 	opts := Options{Runtime: rt, Images: imgs, Region: "us-east-1", Account: "000000000000", MaxEnvironments: 8, InitTimeout: 2 * time.Second}
