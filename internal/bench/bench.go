@@ -65,7 +65,7 @@ type Options struct {
 	// ProfileDir, when set, receives CPU profiles of the server taken
 	// during the cold-start samples (cold-recent.pprof.N,
 	// cold-update.pprof.N, cold-first.pprof.N) and the throughput run
-	// (throughput.pprof.N).
+	// (throughput.pprof.N, of an extra run before the measured ones).
 	ProfileDir string
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer

@@ -50,12 +50,50 @@ func (r *run) cold(ctx context.Context) error {
 	if _, err := r.srv.invoke(ctx, fn, noop); err != nil {
 		return err
 	}
-	stopProfile := r.startProfile(ctx, "cold-recent.pprof", time.Duration(n)*400*time.Millisecond)
-	recent, err := r.afterExit(ctx, fn, n, false)
+	// The recent-version samples alternate with the baselines' (`<runtime>
+	// run` and the Runtime API floor), so that all three see the same
+	// machine: its speed drifts over minutes.
+	r.progress("cold start: recent version, %s run and the Runtime API floor, alternating", r.raw.name)
+	if _, err := r.raw.run(ctx); err != nil { // warm-up, not counted
+		return err
+	}
+	rl, err := startRelay(r.opts.Kappa, r.opts.Probe, RelayOptions{Cold: true})
 	if err != nil {
 		return err
 	}
+	defer rl.stop()
+	var recent, raw, floorD []time.Duration
+	prev, seen := "", map[string]bool{}
+	if _, err := r.floorSample(ctx, rl, seen); err != nil { // warms the relay up
+		return err
+	}
+	stopProfile := r.startProfile(ctx, "cold-recent.pprof", time.Duration(n)*900*time.Millisecond)
+	for i := range n {
+		for _, t := range rotate(3, i) {
+			var d time.Duration
+			var err error
+			switch t {
+			case 0:
+				if d, err = r.coldSample(ctx, fn, &prev, false); err == nil {
+					recent = append(recent, d)
+				}
+			case 1:
+				if d, err = r.raw.run(ctx); err == nil {
+					raw = append(raw, d)
+				}
+			case 2:
+				if d, err = r.floorSample(ctx, rl, seen); err == nil {
+					floorD = append(floorD, d)
+				}
+			}
+			if err != nil {
+				stopProfile()
+				return err
+			}
+		}
+	}
 	stopProfile()
+	floor := durations(floorD)
 
 	stopProfile = r.startProfile(ctx, "cold-update.pprof", time.Duration(n)*400*time.Millisecond)
 	var fresh []time.Duration
@@ -91,22 +129,6 @@ func (r *run) cold(ctx context.Context) error {
 	}
 	stopProfile()
 
-	r.progress("cold start: baseline %s run", r.raw.name)
-	if _, err := r.raw.run(ctx); err != nil { // warm-up, not counted
-		return err
-	}
-	var raw []time.Duration
-	for range n {
-		d, err := r.raw.run(ctx)
-		if err != nil {
-			return err
-		}
-		raw = append(raw, d)
-	}
-	floor, err := r.coldFloor(ctx, n)
-	if err != nil {
-		return err
-	}
 	rawName := r.raw.name + " run (Go no-op)"
 	r.report.Rows = append(r.report.Rows,
 		Row{Scenario: "cold start, recent version", Unit: Duration, Kappa: durations(recent), Baseline: rawName, Base: durations(raw),
@@ -140,66 +162,67 @@ func (r *run) cold(ctx context.Context) error {
 	return nil
 }
 
-// afterExit measures n cold starts of fn, each following an invocation
-// that made the runtime exit (its environment is discarded), as a function
-// in use sees one. A sample answered by the previous sample's environment
-// is an error, unless sameEnv allows it (environments restored from one
-// snapshot all report the identity drawn at its init).
+// afterExit measures n cold starts of fn (see coldSample).
 func (r *run) afterExit(ctx context.Context, fn string, n int, sameEnv bool) ([]time.Duration, error) {
 	var out []time.Duration
 	prev := ""
 	for range n {
-		// Untimed: the runtime exits mid-invocation, so the environment
-		// is discarded. Then give background work a moment, as real
-		// traffic would.
-		if _, err := r.srv.invoke(ctx, fn, `{"op":"exit"}`); !errors.Is(err, errFunction) {
-			return nil, fmt.Errorf("reset invocation: want a function error, got %v", err)
-		}
-		time.Sleep(250 * time.Millisecond)
-		start := time.Now()
-		body, err := r.srv.invoke(ctx, fn, noop)
+		d, err := r.coldSample(ctx, fn, &prev, sameEnv)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, time.Since(start))
-		env := envOf(body)
-		if env == prev && !sameEnv {
-			return nil, fmt.Errorf("cold sample ran in the previous environment %s", env)
-		}
-		prev = env
+		out = append(out, d)
 	}
 	return out, nil
 }
 
-// coldFloor measures n cold starts of the Runtime API floor: each
-// invocation starts the probe as a plain host process and relays the event
-// to it. Every sample must come from a process of its own.
-func (r *run) coldFloor(ctx context.Context, n int) (Stat, error) {
-	r.progress("cold start: baseline Runtime API floor")
-	var out []time.Duration
-	err := r.relayed(RelayOptions{Cold: true}, func(rl *childServer) error {
-		seen := map[string]bool{}
-		for i := range n + 1 {
-			// The same pause as before each of Kappa's samples (see
-			// afterExit): an idle machine, caches gone cold alike.
-			time.Sleep(250 * time.Millisecond)
-			start := time.Now()
-			body, err := postBody(ctx, r.srv.client, rl.url("/invoke"), noop)
-			if err != nil {
-				return err
-			}
-			d := time.Since(start)
-			if env := envOf(body); env == "" || seen[env] {
-				return fmt.Errorf("floor cold start %d ran in runtime %q, not a new one", i, env)
-			}
-			seen[envOf(body)] = true
-			if i > 0 { // the first warms the relay up
-				out = append(out, d)
-			}
-		}
-		return nil
-	})
-	return durations(out), err
+// coldSample measures one cold start of fn, following an invocation that
+// made the runtime exit (its environment is discarded), as a function in
+// use sees one. A sample answered by the environment of the one before
+// (*prev) is an error, unless sameEnv allows it (environments restored
+// from one snapshot all report the identity drawn at its init).
+func (r *run) coldSample(ctx context.Context, fn string, prev *string, sameEnv bool) (time.Duration, error) {
+	// Untimed: the runtime exits mid-invocation, so the environment is
+	// discarded. Then give background work a moment, as real traffic
+	// would.
+	if _, err := r.srv.invoke(ctx, fn, `{"op":"exit"}`); !errors.Is(err, errFunction) {
+		return 0, fmt.Errorf("reset invocation: want a function error, got %v", err)
+	}
+	time.Sleep(250 * time.Millisecond)
+	start := time.Now()
+	body, err := r.srv.invoke(ctx, fn, noop)
+	if err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	env := envOf(body)
+	if env == *prev && !sameEnv {
+		return 0, fmt.Errorf("cold sample ran in the previous environment %s", env)
+	}
+	*prev = env
+	return d, nil
+}
+
+// floorSample measures one cold start of the Runtime API floor rl (run
+// with Cold): the invocation starts the probe as a plain host process and
+// relays the event to it. The sample must come from a process of its own
+// (seen records them).
+func (r *run) floorSample(ctx context.Context, rl *childServer, seen map[string]bool) (time.Duration, error) {
+	// The same pause as before each of Kappa's samples (see coldSample):
+	// an idle machine, caches gone cold alike.
+	time.Sleep(250 * time.Millisecond)
+	start := time.Now()
+	body, err := postBody(ctx, r.srv.client, rl.url("/invoke"), noop)
+	if err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	env := envOf(body)
+	if env == "" || seen[env] {
+		return 0, fmt.Errorf("floor cold start ran in runtime %q, not a new one", env)
+	}
+	seen[env] = true
+	return d, nil
 }
 
 // startProfile takes CPU profiles of the server, in slices of two seconds
@@ -234,54 +257,63 @@ func (r *run) startProfile(ctx context.Context, name string, d time.Duration) fu
 	}
 }
 
+// rounds is how many times the warm and throughput scenarios alternate
+// between Kappa and its baselines. This VM's speed drifts by a third over
+// minutes; interleaved, every target sees the same drift.
+const rounds = 5
+
+// rotate returns the order of n targets in round i: each goes first in
+// turn, so that none always follows the same one.
+func rotate(n, i int) []int {
+	order := make([]int, n)
+	for j := range order {
+		order[j] = (i + j) % n
+	}
+	return order
+}
+
 // warm measures sequential invocations of a warm environment next to a
-// round trip to the bare echo server, with the same client.
+// round trip to the bare echo server and an invocation through the
+// Runtime API floor, with the same client, alternating between the three
+// in rounds.
 func (r *run) warm(ctx context.Context) error {
 	const fn = "bench-warm"
 	n := r.opts.WarmSamples
-	r.progress("warm invoke: %d samples", n)
+	r.progress("warm invoke: %d samples, in %d rounds", n, rounds)
 	if err := r.deploy(ctx, fn, 1769); err != nil {
 		return err
 	}
-	for range 20 {
-		if _, err := r.srv.invoke(ctx, fn, noop); err != nil {
-			return err
-		}
-	}
-	var kappa []time.Duration
-	for range n {
-		start := time.Now()
-		if _, err := r.srv.invoke(ctx, fn, noop); err != nil {
-			return err
-		}
-		kappa = append(kappa, time.Since(start))
-	}
-	var echo []time.Duration
-	for i := range n + 20 {
-		start := time.Now()
-		if err := post(ctx, r.srv.client, r.echo.url("/"), noop); err != nil {
-			return err
-		}
-		if i >= 20 {
-			echo = append(echo, time.Since(start))
-		}
-	}
-	var relayed []time.Duration
-	err := r.relayed(RelayOptions{Runtimes: 1}, func(rl *childServer) error {
-		for i := range n + 20 {
-			start := time.Now()
-			if err := post(ctx, r.srv.client, rl.url("/invoke"), noop); err != nil {
-				return err
-			}
-			if i >= 20 {
-				relayed = append(relayed, time.Since(start))
-			}
-		}
-		return nil
-	})
+	rl, err := startRelay(r.opts.Kappa, r.opts.Probe, RelayOptions{Runtimes: 1})
 	if err != nil {
 		return err
 	}
+	defer rl.stop()
+	targets := []func() error{
+		func() error { _, err := r.srv.invoke(ctx, fn, noop); return err },
+		func() error { return post(ctx, r.srv.client, r.echo.url("/"), noop) },
+		func() error { return post(ctx, r.srv.client, rl.url("/invoke"), noop) },
+	}
+	samples := make([][]time.Duration, len(targets))
+	for _, f := range targets {
+		for range 20 { // warm-up, not counted
+			if err := f(); err != nil {
+				return err
+			}
+		}
+	}
+	per := max(1, n/rounds)
+	for i := range rounds {
+		for _, t := range rotate(len(targets), i) {
+			for range per {
+				start := time.Now()
+				if err := targets[t](); err != nil {
+					return err
+				}
+				samples[t] = append(samples[t], time.Since(start))
+			}
+		}
+	}
+	kappa, echo, relayed := samples[0], samples[1], samples[2]
 	k, b, floor := durations(kappa), durations(echo), durations(relayed)
 	added := func(x, y Stat) string {
 		return "p50 " + format(Duration, x.P50-y.P50) + ", p99 " + format(Duration, x.P99-y.P99)
@@ -294,17 +326,6 @@ func (r *run) warm(ctx context.Context) error {
 			Baseline: "Runtime API floor", Base: floor,
 			Note: "the floor's own latency over the echo round trip: " + added(floor, b) + "; Kappa's over the floor: " + added(k, floor)})
 	return nil
-}
-
-// relayed runs measure against the Runtime API floor (ServeRelay) with
-// runtimes of the probe.
-func (r *run) relayed(opts RelayOptions, measure func(rl *childServer) error) error {
-	rl, err := startRelay(r.opts.Kappa, r.opts.Probe, opts)
-	if err != nil {
-		return err
-	}
-	defer rl.stop()
-	return measure(rl)
 }
 
 func post(ctx context.Context, c *http.Client, url, body string) error {
@@ -343,57 +364,73 @@ func postBody(ctx context.Context, c *http.Client, url, body string) ([]byte, er
 }
 
 // throughput runs Concurrency clients invoking a no-op for ThroughputTime,
-// then the same clients against the echo server.
+// and the same clients for as long against the echo server and against the
+// Runtime API floor, alternating between the three in rounds.
 func (r *run) throughput(ctx context.Context) error {
 	const fn = "bench-throughput"
 	c := r.opts.Concurrency
-	r.progress("throughput: %d clients for %s", c, r.opts.ThroughputTime)
+	r.progress("throughput: %d clients for %s each, in %d rounds", c, r.opts.ThroughputTime, rounds)
 	if err := r.deploy(ctx, fn, 1769); err != nil {
-		return err
-	}
-	// Start the environments first: throughput is a warm measure.
-	for range 3 {
-		if _, err := burst(ctx, c, func() error { _, err := r.srv.invoke(ctx, fn, noop); return err }); err != nil {
-			return err
-		}
-	}
-	stopProfile := r.startProfile(ctx, "throughput.pprof", r.opts.ThroughputTime)
-	before := r.cpuNow()
-	kRate, kLat, err := load(ctx, c, r.opts.ThroughputTime, func() error { _, err := r.srv.invoke(ctx, fn, noop); return err })
-	kCPU := r.cpuNow().sub(before)
-	stopProfile()
-	if err != nil {
-		return err
-	}
-	before = r.cpuNow()
-	bRate, bLat, err := load(ctx, c, r.opts.ThroughputTime, func() error { return post(ctx, r.srv.client, r.echo.url("/"), noop) })
-	bCPU := r.cpuNow().sub(before)
-	if err != nil {
 		return err
 	}
 	// The Runtime API floor, with as many runtimes as clients: what the
 	// protocol and this runtime cost on this host, with no server work
 	// around them.
-	var fRate float64
-	var fCPU cpuSample
-	err = r.relayed(RelayOptions{Runtimes: c}, func(rl *childServer) error {
-		invoke := func() error { return post(ctx, r.srv.client, rl.url("/invoke"), noop) }
-		if _, err := burst(ctx, c, invoke); err != nil {
-			return err
-		}
-		before := cpuOf(rl.pid())
-		var err error
-		fRate, _, err = load(ctx, c, r.opts.ThroughputTime, invoke)
-		fCPU = cpuOf(rl.pid()).sub(before)
-		return err
-	})
+	rl, err := startRelay(r.opts.Kappa, r.opts.Probe, RelayOptions{Runtimes: c})
 	if err != nil {
 		return err
 	}
+	defer rl.stop()
+	type target struct {
+		call func() error
+		cpu  func() cpuSample
+		n    float64
+		lat  []time.Duration
+		used cpuSample
+	}
+	ts := []*target{
+		{call: func() error { _, err := r.srv.invoke(ctx, fn, noop); return err }, cpu: r.cpuNow},
+		{call: func() error { return post(ctx, r.srv.client, r.echo.url("/"), noop) }, cpu: r.cpuNow},
+		{call: func() error { return post(ctx, r.srv.client, rl.url("/invoke"), noop) }, cpu: func() cpuSample { return cpuOf(rl.pid()) }},
+	}
+	// Start the environments first: throughput is a warm measure.
+	for _, t := range ts {
+		for range 3 {
+			if _, err := burst(ctx, c, t.call); err != nil {
+				return err
+			}
+		}
+	}
+	if r.opts.ProfileDir != "" {
+		// Profiled apart, before the measured rounds, which a profile
+		// would slow.
+		stopProfile := r.startProfile(ctx, "throughput.pprof", r.opts.ThroughputTime)
+		_, _, err := load(ctx, c, r.opts.ThroughputTime, ts[0].call)
+		stopProfile()
+		if err != nil {
+			return err
+		}
+	}
+	seg := r.opts.ThroughputTime / rounds
+	for i := range rounds {
+		for _, j := range rotate(len(ts), i) {
+			t := ts[j]
+			before := t.cpu()
+			rate, lat, err := load(ctx, c, seg, t.call)
+			t.used = t.used.add(t.cpu().sub(before))
+			if err != nil {
+				return err
+			}
+			t.n += rate * seg.Seconds()
+			t.lat = append(t.lat, lat...)
+		}
+	}
+	span := (seg * rounds).Seconds()
+	kRate, bRate, fRate := ts[0].n/span, ts[1].n/span, ts[2].n/span
+	kLat, bLat := ts[0].lat, ts[1].lat
+	kCPU, bCPU, fCPU := ts[0].used, ts[1].used, ts[2].used
 	k, b := durations(kLat), durations(bLat)
-	kN := kRate * r.opts.ThroughputTime.Seconds()
-	bN := bRate * r.opts.ThroughputTime.Seconds()
-	fN := fRate * r.opts.ThroughputTime.Seconds()
+	kN, bN, fN := ts[0].n, ts[1].n, ts[2].n
 	per := func(d time.Duration, n float64) Stat {
 		v := float64(d) / max(n, 1)
 		return Stat{P50: v, P99: v, N: 1}
@@ -425,6 +462,10 @@ type cpuSample struct{ server, envs, self time.Duration }
 
 func (a cpuSample) sub(b cpuSample) cpuSample {
 	return cpuSample{a.server - b.server, a.envs - b.envs, a.self - b.self}
+}
+
+func (a cpuSample) add(b cpuSample) cpuSample {
+	return cpuSample{a.server + b.server, a.envs + b.envs, a.self + b.self}
 }
 
 func (r *run) cpuNow() cpuSample { return cpuOf(r.srv.pid()) }
