@@ -77,58 +77,41 @@ func (h *Handler) createQueue(ctx context.Context, base string, in request) (any
 		return nil, err
 	}
 	attrs := kept(in.Attributes)
+	h.creating.Lock()
+	defer h.creating.Unlock()
 	_, rec, _, err := h.load(ctx, in.QueueName)
-	made := errors.Is(err, apierr.NotFound)
-	switch {
-	case err != nil && !made:
+	if err != nil && !errors.Is(err, apierr.NotFound) {
 		return nil, err
-	case err == nil && rec.Created != 0:
-		if err := sameAttributes(rec, attrs); err != nil {
-			return nil, err
-		}
-		return map[string]string{"QueueUrl": h.url(base, in.QueueName)}, nil
-	case made:
-		if h.deletedRecently(in.QueueName) {
-			return nil, &sqsError{"QueueDeletedRecently", "AWS.SimpleQueueService.QueueDeletedRecently",
-				"You must wait 60 seconds after deleting a queue before you can create another with the same name."}
-		}
-		if _, err := h.opts.Queues.Create(ctx, in.QueueName); err != nil {
-			return nil, err
-		}
 	}
-	// The queue has no record yet: this CreateQueue made it, or another
-	// one did and has not stored its record yet, or Kappa's own API made
-	// it (the first CreateQueue then gives it its attributes and tags).
-	// Whichever stores its record first wins; the others are judged
-	// against it, as if they had come after.
-	rec, mine, err := h.claim(ctx, in.QueueName, record{Attributes: attrs, Tags: in.Tags})
-	if err != nil {
-		if made {
-			// No queue without its attributes: a retry starts afresh.
-			if derr := h.opts.Queues.Delete(ctx, in.QueueName); derr != nil {
-				h.log.Warn("sqs api: removing a queue whose attributes were not stored", "queue", in.QueueName, "err", derr)
+	if err == nil {
+		// As SQS: creating an existing queue is fine with the same
+		// attributes, refused with different ones.
+		for k, v := range attrs {
+			if current(rec, k) != v {
+				return nil, &sqsError{"QueueNameExists", "QueueAlreadyExists",
+					"A queue already exists with the same name and a different value for attribute " + k}
 			}
 		}
+		return map[string]string{"QueueUrl": h.url(base, in.QueueName)}, nil
+	}
+	if h.deletedRecently(in.QueueName) {
+		return nil, &sqsError{"QueueDeletedRecently", "AWS.SimpleQueueService.QueueDeletedRecently",
+			"You must wait 60 seconds after deleting a queue before you can create another with the same name."}
+	}
+	if _, err := h.opts.Queues.Create(ctx, in.QueueName); err != nil {
 		return nil, err
 	}
-	if !mine {
-		if err := sameAttributes(rec, attrs); err != nil {
-			return nil, err
+	err = h.change(ctx, in.QueueName, func(rec *record) {
+		rec.Attributes, rec.Tags = attrs, in.Tags
+	})
+	if err != nil {
+		// No queue without its attributes: a retry starts afresh.
+		if derr := h.opts.Queues.Delete(ctx, in.QueueName); derr != nil {
+			h.log.Warn("sqs api: removing a queue whose attributes were not stored", "queue", in.QueueName, "err", derr)
 		}
+		return nil, err
 	}
 	return map[string]string{"QueueUrl": h.url(base, in.QueueName)}, nil
-}
-
-// sameAttributes answers, as SQS does, a CreateQueue of a queue that
-// exists: fine with the same attributes, refused with different ones.
-func sameAttributes(rec record, attrs map[string]string) error {
-	for k, v := range attrs {
-		if current(rec, k) != v {
-			return &sqsError{"QueueNameExists", "QueueAlreadyExists",
-				"A queue already exists with the same name and a different value for attribute " + k}
-		}
-	}
-	return nil
 }
 
 // current is an attribute's value: as set, or SQS's default.

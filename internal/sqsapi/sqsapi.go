@@ -98,6 +98,13 @@ type Handler struct {
 	// deleted holds when DeleteQueue deleted each queue, for
 	// deletedRecently; in memory, so a restart forgets it.
 	deleted map[string]time.Time
+
+	// creating serialises CreateQueue, so that of two at once for one
+	// name with different attributes the second sees the first's queue
+	// and is refused, as in SQS, instead of both succeeding with the
+	// last one's attributes. It is this server's: servers sharing one
+	// store do not serialise each other's.
+	creating sync.Mutex
 }
 
 // reuseWait is how long SQS refuses to create a queue of the name of one
@@ -466,33 +473,6 @@ func (h *Handler) load(ctx context.Context, name string) (async.QueueInfo, recor
 		rec = record{}
 	}
 	return info, rec, e.Revision, nil
-}
-
-// claim stores want as queue name's first record, unless the queue has
-// one already (another CreateQueue of the name stored it in between). It
-// returns the record the queue has and whether that is want.
-func (h *Handler) claim(ctx context.Context, name string, want record) (record, bool, error) {
-	for range 100 {
-		info, rec, rev, err := h.load(ctx, name)
-		if err != nil {
-			return record{}, false, err
-		}
-		if rec.Created != 0 {
-			return rec, false, nil
-		}
-		want.Created = info.Created.UnixNano()
-		b, _ := json.Marshal(want)
-		if rev == 0 {
-			_, err = h.opts.Bucket.Create(ctx, name, b)
-		} else { // a record left by an earlier queue of the name
-			_, err = h.opts.Bucket.Update(ctx, name, b, rev)
-		}
-		if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrRevision) {
-			continue
-		}
-		return want, err == nil, err
-	}
-	return record{}, false, fmt.Errorf("queue %s: its record kept changing under its creation", name)
 }
 
 // change applies edit to queue name's record and stores it, again when
