@@ -291,8 +291,24 @@ func (rl *relay) next(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.Itoa(len(c.body)))
 	if _, err := w.Write(c.body); err != nil {
 		// The runtime went away with the event: the invoker fails.
-		c.out <- relayOutcome{body: []byte(`{"errorMessage":"event not delivered"}`), failed: true}
+		rl.deliver(c.id, relayOutcome{body: []byte(`{"errorMessage":"event not delivered"}`), failed: true})
 	}
+}
+
+// deliver passes the outcome of request id to its invoker, if the call
+// is still waiting for one: whoever takes the call out of calls delivers,
+// once, so a second answer (a runtime's after a failed delivery, or a
+// runtime's guess of another's id) never blocks on the full channel.
+func (rl *relay) deliver(id string, o relayOutcome) bool {
+	rl.mu.Lock()
+	c := rl.calls[id]
+	delete(rl.calls, id)
+	rl.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.out <- o
+	return true
 }
 
 // finish passes a runtime's response (or error) to the invoker waiting
@@ -303,15 +319,10 @@ func (rl *relay) finish(w http.ResponseWriter, r *http.Request, id string, faile
 		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 		return
 	}
-	rl.mu.Lock()
-	c := rl.calls[id]
-	delete(rl.calls, id)
-	rl.mu.Unlock()
-	if c == nil {
+	if !rl.deliver(id, relayOutcome{body: body, failed: failed}) {
 		http.Error(w, `{"errorMessage":"unknown request id","errorType":"InvalidRequestID"}`, http.StatusBadRequest)
 		return
 	}
-	c.out <- relayOutcome{body: body, failed: failed}
 	accepted(w)
 }
 
