@@ -268,13 +268,10 @@ func (s *Stream) Close() error {
 }
 
 // Flush waits until every line queued before the call is written.
-func (s *Stream) Flush() { s.flushUntil(time.Time{}) }
-
-// flushUntil is Flush giving up at deadline (zero: never).
-func (s *Stream) flushUntil(deadline time.Time) {
+func (s *Stream) Flush() {
 	target := s.target() // before the kick: the batch it wakes holds all of it
 	s.kick()
-	s.waitWritten(target, deadline)
+	s.waitWritten(target, time.Time{})
 }
 
 // target is the count of records written once everything queued now is.
