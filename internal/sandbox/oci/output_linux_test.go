@@ -62,7 +62,10 @@ func TestWaitOutput(t *testing.T) {
 		t.Fatal("OutputPending = 0 while a line read from the pipe is being written")
 	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	sb.WaitOutput(short) // returns when its context ends
+	sb.WaitOutput(short)
+	if short.Err() == nil {
+		t.Fatal("WaitOutput returned with output pending and its context live")
+	}
 	cancel()
 	if n := sb.OutputPending(); n == 0 {
 		t.Fatal("OutputPending = 0 before the writer was released")
@@ -73,6 +76,12 @@ func TestWaitOutput(t *testing.T) {
 		sb.WaitOutput(ctx)
 		close(done)
 	}()
+	// Until the writer is released, the waiter waits.
+	select {
+	case <-done:
+		t.Fatal("WaitOutput returned before the pending output was written")
+	case <-time.After(50 * time.Millisecond):
+	}
 	close(gate.release)
 	released = true
 	select {
