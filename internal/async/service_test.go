@@ -12,13 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kappa-run/kappa/internal/leakcheck"
-
 	"github.com/google/uuid"
 
 	"github.com/kappa-run/kappa/internal/apierr"
 	"github.com/kappa-run/kappa/internal/function"
 	"github.com/kappa-run/kappa/internal/invoker"
+	"github.com/kappa-run/kappa/internal/leakcheck"
 	"github.com/kappa-run/kappa/internal/store/jetstream"
 )
 
