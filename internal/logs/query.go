@@ -82,8 +82,7 @@ func newEvent(stream string, r record) Event {
 type StreamInfo struct {
 	Name string `json:"name"`
 	// FirstWrite is the time of the stream's first stored line (of its
-	// oldest segment retention has left), LastWrite when it was last
-	// written.
+	// oldest segment retention has left), LastWrite of its last.
 	FirstWrite time.Time `json:"firstEventTime"`
 	LastWrite  time.Time `json:"lastEventTime"`
 	Bytes      int64     `json:"storedBytes"`
@@ -102,7 +101,8 @@ func (s *Store) Streams(fn string) ([]StreamInfo, error) {
 	}
 	root := filepath.Join(s.opts.Dir, fn)
 	by := map[string]*StreamInfo{}
-	first := map[string]string{} // stream → its oldest segment (segments lists them in order)
+	// A stream's oldest and newest segments (segments lists them in order).
+	first, last := map[string]segment{}, map[string]segment{}
 	for _, sg := range segs {
 		rel, err := filepath.Rel(root, filepath.Dir(sg.path))
 		if err != nil {
@@ -113,8 +113,9 @@ func (s *Store) Streams(fn string) ([]StreamInfo, error) {
 		if si == nil {
 			si = &StreamInfo{Name: name}
 			by[name] = si
-			first[name] = sg.path
+			first[name] = sg
 		}
+		last[name] = sg
 		si.Bytes += sg.size
 		if sg.mod.After(si.LastWrite) {
 			si.LastWrite = sg.mod
@@ -123,8 +124,14 @@ func (s *Store) Streams(fn string) ([]StreamInfo, error) {
 	}
 	out := make([]StreamInfo, 0, len(by))
 	for name, si := range by {
+		// The files' modification times stand in for the records' stamps
+		// where those cannot be read; they can lag the stamps by a clock
+		// tick.
+		if n, ok := s.lastStamp(last[name]); ok {
+			si.LastWrite = time.Unix(0, n)
+		}
 		si.FirstWrite = si.LastWrite
-		if n, ok := s.firstStamp(first[name]); ok {
+		if n, ok := s.firstStamp(first[name].path); ok {
 			si.FirstWrite = time.Unix(0, n)
 		}
 		out = append(out, *si)
@@ -159,6 +166,73 @@ func (s *Store) firstStamp(path string) (int64, bool) {
 	}
 	s.mu.Lock()
 	s.firsts[path] = n
+	s.mu.Unlock()
+	return n, true
+}
+
+// maxRecordBytes bounds how far back lastStamp looks for a record's start:
+// a record holds a line of at most 256 KB and its header.
+const maxRecordBytes = 512 << 10
+
+// lastStamp returns the time stamp (Unix nanoseconds) of the last complete
+// record of segment sg; false when it cannot be read. It is cached for the
+// segment's size.
+func (s *Store) lastStamp(sg segment) (int64, bool) {
+	s.mu.Lock()
+	c, ok := s.lasts[sg.path]
+	s.mu.Unlock()
+	if ok && c.size == sg.size {
+		return c.nanos, true
+	}
+	f, err := os.Open(sg.path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	// Records end with a line break; one being written may lack it.
+	// Find the last line break, then the one before it (or the file's
+	// start): the record between them is the last complete one.
+	ends, start := 0, int64(-1)
+	var end int64 = -1
+	buf := make([]byte, 4096)
+	for off := sg.size; off > 0 && start < 0 && sg.size-off < maxRecordBytes; {
+		n := min(off, int64(len(buf)))
+		off -= n
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return 0, false
+		}
+		for i := n - 1; i >= 0; i-- {
+			if buf[i] != '\n' {
+				continue
+			}
+			if ends++; ends == 1 {
+				end = off + i
+			} else {
+				start = off + i + 1
+				break
+			}
+		}
+		if off == 0 && end >= 0 && start < 0 {
+			start = 0
+		}
+	}
+	if start < 0 || end < start {
+		return 0, false
+	}
+	hdr := make([]byte, min(24, end-start))
+	if _, err := f.ReadAt(hdr, start); err != nil {
+		return 0, false
+	}
+	stamp, _, found := bytes.Cut(hdr, []byte{'\t'})
+	if !found {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(stamp), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	s.mu.Lock()
+	s.lasts[sg.path] = sizedStamp{sg.size, n}
 	s.mu.Unlock()
 	return n, true
 }

@@ -78,7 +78,10 @@ type Store struct {
 	closed  bool // followers closed
 	// firsts caches the time stamp of each segment's first record (a
 	// segment's first record never changes), by path, for Streams.
-	firsts  map[string]int64
+	firsts map[string]int64
+	// lasts caches the time stamp of each segment's last record, for the
+	// size it was read at.
+	lasts   map[string]sizedStamp
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	pruneMu sync.Mutex
@@ -125,7 +128,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		opts: opts, log: opts.Logger,
 		active: map[string]bool{}, streams: map[*Stream]string{},
-		subs: map[string]map[*subscriber]struct{}{}, firsts: map[string]int64{}, stop: make(chan struct{}),
+		subs: map[string]map[*subscriber]struct{}{}, firsts: map[string]int64{}, lasts: map[string]sizedStamp{}, stop: make(chan struct{}),
 	}
 	if opts.PruneInterval > 0 && (opts.MaxAge > 0 || opts.MaxBytes > 0) {
 		s.wg.Add(1)
@@ -268,6 +271,10 @@ func (s *Store) janitor() {
 }
 
 // segment is one stored segment file.
+// sizedStamp is a segment's last record's stamp, read when the segment
+// had size bytes.
+type sizedStamp struct{ size, nanos int64 }
+
 type segment struct {
 	path   string
 	size   int64
@@ -386,6 +393,7 @@ func (s *Store) prune(fn string, full bool) error {
 		}
 		s.mu.Lock()
 		delete(s.firsts, sg.path)
+		delete(s.lasts, sg.path)
 		s.mu.Unlock()
 		total -= sg.size
 	}

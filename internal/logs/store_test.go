@@ -259,8 +259,9 @@ func TestStreamFirstWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(infos) != 1 || !infos[0].FirstWrite.Equal(first) {
-		t.Fatalf("streams = %+v, want one first written at %v", infos, first)
+	last := clock.Add(-time.Second) // the sixth line's
+	if len(infos) != 1 || !infos[0].FirstWrite.Equal(first) || !infos[0].LastWrite.Equal(last) {
+		t.Fatalf("streams = %+v, want one first written at %v, last at %v (the lines' stamps, not the files')", infos, first, last)
 	}
 	segs, err := filepath.Glob(filepath.Join(st.opts.Dir, "fn", "s", "*.log"))
 	if err != nil || len(segs) < 3 {
@@ -276,5 +277,19 @@ func TestStreamFirstWrite(t *testing.T) {
 	evs := all(t, st, "fn", Query{})
 	if len(infos) != 1 || len(evs) == 0 || !infos[0].FirstWrite.Equal(evs[0].Time) || !infos[0].FirstWrite.After(first) {
 		t.Errorf("after the oldest segment went: first write %v, want the first remaining line's %v", infos[0].FirstWrite, evs)
+	}
+
+	// A record being written (no line break yet) does not count.
+	newest := segs[len(segs)-1]
+	f, err := os.OpenFile(newest, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("99999999999999999\tf\t-\tpartial"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if infos, err = st.Streams("fn"); err != nil || len(infos) != 1 || !infos[0].LastWrite.Equal(last) {
+		t.Errorf("with a partial record at the end: %+v, %v; want the last write at %v", infos, err, last)
 	}
 }
